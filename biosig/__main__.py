@@ -1,0 +1,5 @@
+"""``python -m biosig`` (and ``torchrun … -m biosig``)."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,80 @@
+"""The ``biosig`` command line: one module per command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+import click
+
+from .. import __version__
+from ..errors import BiosigError
+from .demo import demo
+from .evaluate import evaluate
+from .plugins import plugins
+from .predict import predict
+from .train import train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="biosig")
+def cli() -> None:
+    """Train and run a multi-scale CNN + Transformer classifier on 1-D signals."""
+
+
+for command in (train, predict, evaluate, plugins, demo):
+    cli.add_command(command)
+
+
+def _setup_messages() -> None:
+    """Warnings and log lines as single ``warning: …`` lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("biosig")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if os.environ.get("BIOSIG_VERBOSE") else logging.WARNING)
+    logger.propagate = False
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(logging.INFO, "info")
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one ``error:`` line and a non-zero exit code."""
+    _setup_messages()
+    try:
+        cli.main(args=argv, prog_name="biosig", standalone_mode=False)
+    except BiosigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if os.environ.get("BIOSIG_DEBUG"):
+            raise
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc} "
+            "(set BIOSIG_DEBUG=1 to see the traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""What the commands share: option values merged from flags, pipeline files and plugin
+defaults, and locating models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import BiosigError
+from ..pipeline import load_pipeline
+
+RUNS = Path("runs")
+
+
+class Options:
+    """Option values with precedence: command-line flag, then pipeline file, then default."""
+
+    def __init__(self, ctx: click.Context, pipeline: Path | None) -> None:
+        self._ctx = ctx
+        allowed = {p.name for p in ctx.command.params if p.name != "pipeline"}
+        self._pipeline = load_pipeline(pipeline, allowed) if pipeline else {}
+
+    def get(self, name: str, fallback: Any = None) -> Any:
+        source = self._ctx.get_parameter_source(name)
+        value = self._ctx.params.get(name)
+        if source not in (click.core.ParameterSource.DEFAULT, None):
+            return value
+        if name in self._pipeline:
+            return self._pipeline[name]
+        return value if value not in (None, ()) else fallback
+
+
+def as_list(value: Any) -> list[str]:
+    """A flag given several times, a TOML list, or a comma-separated string, as a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def latest_model(plugin_name: str) -> Path:
+    """``runs/<plugin>/latest``, the model ``biosig predict`` uses when none is given."""
+    path = RUNS / plugin_name / "latest"
+    if not path.exists():
+        raise BiosigError(
+            f"no --model given and {path} does not exist: train one first "
+            f"(biosig train --plugin {plugin_name} …) or pass --model"
+        )
+    return path
+
+
+def require_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise BiosigError(f"{path}: {what} not found")
+    return path
+
+
+device_option = click.option(
+    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+)
+batch_option = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Windows per batch."
+)

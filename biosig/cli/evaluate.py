@@ -1,0 +1,94 @@
+"""``biosig evaluate``: score a trained model against labelled recordings."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..checkpoint import load_checkpoint
+from ..device import resolve_device
+from ..errors import BiosigError
+from ..examples import build_examples
+from ..metrics import classification_report, format_report
+from ..plugin import iter_recordings
+from ..registry import get_plugin
+from ..train import predict_store
+from .common import batch_option, device_option, require_file
+
+log = logging.getLogger("biosig")
+
+
+def run_evaluation(
+    model_path: Path,
+    plugin_name: str | None,
+    inputs: Sequence[str],
+    labels: str | Path,
+    hop: int | None = None,
+    batch_size: int = 256,
+    device_name: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """Metrics of the model at ``model_path`` on the labelled windows of ``inputs``.
+
+    Windows do not overlap unless ``hop`` says so, so that no sample is counted twice.
+    """
+    device = resolve_device(device_name)
+    model, meta = load_checkpoint(model_path, device)
+    plugin = get_plugin(plugin_name or meta["plugin"]["name"])
+    labels_path = require_file(labels, "labels file")
+    if not inputs:
+        raise BiosigError("no --input given")
+    recordings = list(iter_recordings(plugin, plugin.find(inputs)))
+    intervals = plugin.labels(labels_path, recordings)
+    classes = list(meta["classes"])
+    unknown = sorted({iv.label for iv in intervals} - set(classes))
+    if unknown:
+        log.warning(
+            "%s: classes %s are unknown to the model and left out", labels_path, ", ".join(unknown)
+        )
+        intervals = [iv for iv in intervals if iv.label in classes]
+    if not intervals:
+        raise BiosigError(
+            f"{labels_path}: no label is one of the model's classes ({', '.join(classes)})"
+        )
+    window = int(meta["window"])
+    store = build_examples(
+        plugin, recordings, intervals, classes, window, hop or window, progress=progress
+    )
+    probs = predict_store(
+        model, store, np.arange(len(store)), meta["normalization"], device, batch_size
+    )
+    return classification_report(store.y, probs.argmax(1), classes)
+
+
+@click.command()
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path), required=True, help="Model directory."
+)
+@click.option("--plugin", help="Plugin that reads the inputs [default: the model's].")
+@click.option(
+    "--input", "inputs", multiple=True, required=True, help="File, directory or glob; repeatable."
+)
+@click.option("--labels", required=True, help="Labels file.")
+@click.option("--hop", type=click.IntRange(min=1), help="Hop between windows [default: window].")
+@batch_option
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+def evaluate(
+    model_path: Path,
+    plugin: str | None,
+    inputs: tuple[str, ...],
+    labels: str,
+    hop: int | None,
+    batch_size: int | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Accuracy, balanced accuracy, macro-F1, per-class scores and the confusion matrix."""
+    report = run_evaluation(model_path, plugin, inputs, labels, hop, batch_size or 256, device)
+    click.echo(json.dumps(report) if as_json else format_report(report))

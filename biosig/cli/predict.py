@@ -1,0 +1,110 @@
+"""``biosig predict``: stream recordings through a trained model and write per-window and
+per-recording tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from ..checkpoint import load_checkpoint
+from ..device import resolve_device
+from ..errors import BiosigError
+from ..output import FORMATS, prediction_tables, recording_row, window_rows
+from ..plugin import iter_recordings
+from ..registry import get_plugin
+from ..stream import predict_recordings
+from .common import batch_option, device_option, latest_model
+
+log = logging.getLogger("biosig")
+
+
+def run_prediction(
+    plugin_name: str | None,
+    inputs: Sequence[str],
+    model_path: Path | None = None,
+    out: Path | None = None,
+    fmt: str = "tsv",
+    batch_size: int = 256,
+    hop: int | None = None,
+    device_name: str = "auto",
+    echo=click.echo,
+) -> int:
+    """Predict every recording of ``inputs``; returns the number of recordings."""
+    if model_path is None:
+        if not plugin_name:
+            raise BiosigError("give --plugin or --model")
+        model_path = latest_model(plugin_name)
+    device = resolve_device(device_name)
+    model, meta = load_checkpoint(model_path, device)
+    trained_with = meta["plugin"]["name"]
+    plugin_name = plugin_name or trained_with
+    if plugin_name != trained_with:
+        log.warning(
+            "model %s was trained with plugin %r, reading with %r",
+            model_path,
+            trained_with,
+            plugin_name,
+        )
+    plugin = get_plugin(plugin_name)
+    if not inputs:
+        raise BiosigError("no input files given")
+    files = plugin.find(inputs)
+    classes = meta["classes"]
+    count = 0
+    with prediction_tables(out, classes, fmt) as (windows, recordings):
+        for pred in predict_recordings(
+            model,
+            meta,
+            plugin,
+            iter_recordings(plugin, files),
+            device,
+            batch_size=batch_size,
+            hop=hop,
+        ):
+            if windows is not None:
+                for row in window_rows(pred, classes):
+                    windows.write(row)
+            recordings.write(recording_row(pred, classes))
+            count += 1
+        if count == 0:
+            raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
+    if out is not None:
+        echo(f"{count} recordings predicted; tables written to {out}", err=True)
+    return count
+
+
+@click.command()
+@click.argument("inputs", nargs=-1)
+@click.option("--plugin", help="Plugin that reads the inputs [default: the model's].")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    help="Model directory [default: runs/<plugin>/latest].",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Directory for windows and recordings tables [default: recordings to stdout].",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="tsv", show_default=True)
+@batch_option
+@click.option(
+    "--hop", type=click.IntRange(min=1), help="Hop between windows [default: the model's]."
+)
+@device_option
+def predict(
+    inputs: tuple[str, ...],
+    plugin: str | None,
+    model_path: Path | None,
+    out: Path | None,
+    fmt: str,
+    batch_size: int | None,
+    hop: int | None,
+    device: str,
+) -> None:
+    """Classify every window of every recording in INPUTS."""
+    run_prediction(plugin, inputs, model_path, out, fmt, batch_size or 256, hop, device)

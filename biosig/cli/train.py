@@ -1,0 +1,260 @@
+"""``biosig train``: labelled recordings in, a checkpoint directory out."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..atomic import point_link
+from ..augment import build_augmentation
+from ..device import resolve_device
+from ..errors import BiosigError
+from ..examples import build_examples, check_classes
+from ..model import PRESETS, SignalClassifier, model_config
+from ..normalize import dataset_statistics
+from ..plugin import NORMALIZATIONS, iter_recordings
+from ..registry import get_plugin
+from ..split import split_by_group
+from ..train import TrainConfig, fit, seed_everything
+from .common import RUNS, Options, as_list, batch_option, device_option, require_file
+
+DEFAULTS = TrainConfig()
+
+
+@dataclasses.dataclass
+class TrainRequest:
+    """Everything one training run needs; the CLI and ``biosig demo`` both build one."""
+
+    plugin: str
+    inputs: list[str]
+    labels: str
+    out: Path | None = None
+    preset: str = "tiny"
+    window: int | None = None
+    hop: int | None = None
+    normalization: str | None = None
+    val_fraction: float = 0.2
+    device: str = "auto"
+    config: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) -> Path:
+    """Train a model as ``request`` says; returns the run directory."""
+    plugin = get_plugin(request.plugin)
+    if not request.inputs:
+        raise BiosigError("no --input given")
+    labels_path = require_file(request.labels, "labels file")
+    if request.preset not in PRESETS:
+        raise BiosigError(f"--preset {request.preset}: choose from {', '.join(PRESETS)}")
+    window = int(request.window or plugin.defaults.window)
+    hop = int(request.hop or plugin.defaults.hop)
+    if window <= 0 or hop <= 0:
+        raise BiosigError(f"--window and --hop must be positive (got {window} and {hop})")
+    normalization = request.normalization or plugin.defaults.normalization
+    if normalization not in NORMALIZATIONS:
+        raise BiosigError(
+            f"--normalization {normalization}: choose from {', '.join(NORMALIZATIONS)}"
+        )
+    device = resolve_device(request.device)
+    try:
+        build_augmentation(request.config.augment)
+    except ValueError as exc:
+        raise BiosigError(f"--augment: {exc}") from None
+
+    files = plugin.find(request.inputs)
+    recordings = list(iter_recordings(plugin, files))
+    if not recordings:
+        raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
+    intervals = plugin.labels(labels_path, recordings)
+    classes = check_classes(intervals, labels_path)
+    store = build_examples(
+        plugin,
+        recordings,
+        intervals,
+        classes,
+        window,
+        hop,
+        store_dir=request.out,
+        progress=progress,
+    )
+    train_idx, val_idx = split_by_group(
+        store.groups, store.y, request.val_fraction, request.config.seed
+    )
+    norm_spec: dict[str, Any] = {"mode": normalization}
+    if normalization == "dataset":
+        norm_spec = dataset_statistics(store.x, store.lengths, train_idx)
+
+    seed_everything(request.config.seed)
+    model = SignalClassifier(model_config(request.preset, store.n_channels, len(classes)))
+    run_dir = Path(request.out) if request.out else RUNS / plugin.name / _timestamp()
+    labelled = {r.id for r in recordings} & set(store.recording_ids)
+    first = next(r for r in recordings if r.id in labelled)
+    meta = {
+        "model": dataclasses.asdict(model.config),
+        "preset": request.preset,
+        "classes": classes,
+        "plugin": {"name": plugin.name, "version": plugin.version},
+        "window": window,
+        "hop": hop,
+        "sample_rate": plugin.preprocessor(first.fs, len(first.channels)).fs_out,
+        "channels": list(first.channels),
+        "normalization": norm_spec,
+        "preprocessing": dataclasses.asdict(plugin.defaults),
+        "training": {
+            **dataclasses.asdict(request.config),
+            "inputs": [str(i) for i in request.inputs],
+            "labels": str(labels_path),
+            "val_fraction": request.val_fraction,
+            "n_train_windows": int(len(train_idx)),
+            "n_val_windows": int(len(val_idx)),
+            "n_recordings": len(labelled),
+            "device": str(device),
+        },
+        "provenance": {
+            "biosig_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+        },
+    }
+    echo(
+        f"training {request.preset} model ({sum(p.numel() for p in model.parameters()):,} "
+        f"parameters) on {len(train_idx)} windows, validating on {len(val_idx)} "
+        f"({len(labelled)} recordings, classes: {', '.join(classes)}) on {device}"
+    )
+    result = fit(
+        model,
+        store,
+        train_idx,
+        val_idx,
+        request.config,
+        norm_spec,
+        device,
+        run_dir,
+        meta,
+        progress=progress,
+        echo=echo,
+    )
+    if request.out is None:
+        point_link(RUNS / plugin.name / "latest", run_dir)
+    best = result.best_metrics
+    echo(
+        f"best epoch {result.best_epoch}: val accuracy {best['accuracy']:.4f}, "
+        f"macro-F1 {best['macro_f1']:.4f} (majority rate {best['majority_rate']:.4f})"
+    )
+    echo(f"model written to {run_dir}")
+    return run_dir
+
+
+def _timestamp() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@click.command()
+@click.option("--plugin", help="Plugin that reads the inputs (see `biosig plugins list`).")
+@click.option("--input", "input", multiple=True, help="File, directory or glob; repeatable.")
+@click.option("--labels", help="Labels file, in a format the plugin reads.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run directory [default: runs/<plugin>/<timestamp>].",
+)
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="tiny", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True)
+@batch_option
+@click.option(
+    "--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Peak learning rate."
+)
+@click.option(
+    "--window", type=click.IntRange(min=1), help="Window length in samples at the model rate."
+)
+@click.option("--hop", type=click.IntRange(min=1), help="Hop between training windows.")
+@device_option
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option(
+    "--pipeline",
+    type=click.Path(path_type=Path),
+    help="TOML file with any of these options; flags override it.",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=DEFAULTS.label_smoothing,
+    show_default=True,
+)
+@click.option(
+    "--loss", type=click.Choice(["ce", "focal"]), default=DEFAULTS.loss, show_default=True
+)
+@click.option(
+    "--class-weights/--no-class-weights",
+    default=DEFAULTS.class_weights,
+    show_default=True,
+    help="Weight classes inversely to their frequency.",
+)
+@click.option(
+    "--augment",
+    default=",".join(DEFAULTS.augment),
+    show_default=True,
+    help="Comma-separated augmentations (time_warp, noise; 'name:strength'), or 'none'.",
+)
+@click.option(
+    "--normalization",
+    type=click.Choice(NORMALIZATIONS),
+    help="Window scaling [default: the plugin's].",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.patience,
+    show_default=True,
+    help="Epochs without a better validation macro-F1 before stopping.",
+)
+@click.pass_context
+def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
+    """Train a classifier on labelled recordings."""
+    opts = Options(ctx, pipeline)
+    plugin = opts.get("plugin")
+    if not plugin:
+        raise BiosigError("--plugin is required (see `biosig plugins list`)")
+    labels = opts.get("labels")
+    if not labels:
+        raise BiosigError("--labels is required")
+    augment = as_list(opts.get("augment"))
+    config = TrainConfig(
+        epochs=opts.get("epochs"),
+        batch_size=opts.get("batch_size", DEFAULTS.batch_size),
+        lr=opts.get("lr"),
+        label_smoothing=opts.get("label_smoothing"),
+        loss=opts.get("loss"),
+        class_weights=opts.get("class_weights"),
+        augment=[] if augment in ([], ["none"]) else augment,
+        patience=opts.get("patience"),
+        seed=opts.get("seed"),
+    )
+    out = opts.get("out")
+    run_training(
+        TrainRequest(
+            plugin=plugin,
+            inputs=as_list(opts.get("input")),
+            labels=labels,
+            out=Path(out) if out else None,
+            preset=opts.get("preset"),
+            window=opts.get("window"),
+            hop=opts.get("hop"),
+            normalization=opts.get("normalization"),
+            val_fraction=opts.get("val_fraction"),
+            device=opts.get("device"),
+            config=config,
+        )
+    )

@@ -1,0 +1,191 @@
+"""Labelled windows, read and preprocessed once into a float32 store.
+
+Labelled intervals become window start positions by index arithmetic; each labelled
+recording is then streamed once through the same plugin path that prediction uses, and its
+windows land in a ``[N, C, W]`` array (in memory when small, a memory-mapped file when not)
+so that epochs never re-read or re-filter files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .errors import BiosigError
+from .plugin import LabelledInterval, Plugin, Recording
+from .windows import model_length, stream_windows, to_model, to_original, window_starts
+
+log = logging.getLogger("biosig")
+
+#: Stores larger than this are memory-mapped files rather than arrays in RAM.
+IN_MEMORY_LIMIT_BYTES = 2 << 30
+
+
+@dataclass
+class ExampleStore:
+    """Windows with their labels and provenance, aligned on the first axis."""
+
+    x: np.ndarray  # [N, C, W] float32, zero past lengths[i]
+    lengths: np.ndarray  # [N] valid samples per window
+    y: np.ndarray  # [N] class index
+    groups: np.ndarray  # [N] group key (str) for leakage-safe splits
+    recording_ids: np.ndarray  # [N] str
+    starts: np.ndarray  # [N] start in original samples
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.x.shape[1])
+
+
+def sort_classes(labels: set[str]) -> list[str]:
+    """Class names in a stable order: numerically when all are integers."""
+    try:
+        return sorted(labels, key=int)
+    except ValueError:
+        return sorted(labels)
+
+
+def check_classes(intervals: Sequence[LabelledInterval], source: Path) -> list[str]:
+    """The classes of ``intervals``; fewer than two is an error naming the labels file."""
+    classes = sort_classes({iv.label for iv in intervals})
+    if len(classes) < 2:
+        raise BiosigError(
+            f"{source}: labels hold one class ({classes[0]!r}); a classifier needs at least two"
+        )
+    return classes
+
+
+def plan_starts(
+    intervals: Sequence[LabelledInterval],
+    n_model: int,
+    window: int,
+    hop: int,
+    recording: Recording,
+    fs_out: float,
+) -> tuple[np.ndarray, list[str]]:
+    """Window starts (model-rate samples) and labels for one recording's intervals.
+
+    An interval at least one window long is tiled with the hop; a shorter one (an event)
+    gets one window centred on it, moved inside the recording where it would overhang.
+    """
+    starts: list[np.ndarray] = []
+    labels: list[str] = []
+    last_start = max(n_model - window, 0)
+    for iv in intervals:
+        a, b = to_model(np.array([iv.start, iv.stop]), recording, fs_out)
+        a, b = max(int(a), 0), min(int(b), n_model)
+        if b <= a:
+            continue
+        if b - a >= window:
+            s = a + window_starts(b - a, window, hop)
+        else:
+            s = np.array([min(max((a + b) // 2 - window // 2, 0), last_start)], dtype=np.int64)
+        starts.append(s)
+        labels.extend([iv.label] * len(s))
+    if not starts:
+        return np.zeros(0, dtype=np.int64), []
+    return np.concatenate(starts), labels
+
+
+def build_examples(
+    plugin: Plugin,
+    recordings: Sequence[Recording],
+    intervals: Sequence[LabelledInterval],
+    classes: Sequence[str],
+    window: int,
+    hop: int,
+    store_dir: Path | None = None,
+    progress: bool = True,
+) -> ExampleStore:
+    """Read every labelled window of ``recordings`` once into an :class:`ExampleStore`."""
+    by_recording: dict[str, list[LabelledInterval]] = defaultdict(list)
+    for iv in intervals:
+        by_recording[iv.recording_id].append(iv)
+    class_index = {c: i for i, c in enumerate(classes)}
+
+    plans = []
+    n_channels: int | None = None
+    first_id = ""
+    for rec in recordings:
+        if rec.id not in by_recording:
+            continue
+        if n_channels is None:
+            n_channels, first_id = len(rec.channels), rec.id
+        elif len(rec.channels) != n_channels:
+            raise BiosigError(
+                f"{_where(rec)}: has {len(rec.channels)} channels but recording {first_id} "
+                f"has {n_channels}; one model takes one channel layout"
+            )
+        preprocess = plugin.preprocessor(rec.fs, len(rec.channels))
+        starts, labels = plan_starts(
+            by_recording[rec.id],
+            model_length(rec, preprocess.fs_out),
+            window,
+            hop,
+            rec,
+            preprocess.fs_out,
+        )
+        if len(starts):
+            plans.append((rec, preprocess, starts, labels))
+    total = sum(len(p[2]) for p in plans)
+    if total == 0 or n_channels is None:
+        raise BiosigError("no labelled window could be cut from the inputs")
+
+    x = _allocate((total, n_channels, window), store_dir)
+    lengths = np.zeros(total, dtype=np.int64)
+    y = np.zeros(total, dtype=np.int64)
+    groups = np.empty(total, dtype=object)
+    rec_ids = np.empty(total, dtype=object)
+    starts_orig = np.zeros(total, dtype=np.int64)
+    offset = 0
+    bar = tqdm(total=total, desc="reading windows", unit="win", disable=not progress, leave=False)
+    for rec, preprocess, starts, labels in plans:
+        k = len(starts)
+        sl = slice(offset, offset + k)
+        y[sl] = [class_index[label] for label in labels]
+        groups[sl] = plugin.group(rec)
+        rec_ids[sl] = rec.id
+        starts_orig[sl] = to_original(starts, rec, preprocess.fs_out)
+        for block in stream_windows(rec, preprocess, starts, window):
+            x[offset + block.index] = block.data
+            lengths[offset + block.index] = block.lengths
+            bar.update(len(block.index))
+        offset += k
+    bar.close()
+    return ExampleStore(
+        x, lengths, y, groups.astype(str), rec_ids.astype(str), starts_orig, list(classes)
+    )
+
+
+def _allocate(shape: tuple[int, int, int], store_dir: Path | None) -> np.ndarray:
+    nbytes = int(np.prod(shape)) * 4
+    if nbytes <= IN_MEMORY_LIMIT_BYTES:
+        return np.zeros(shape, dtype=np.float32)
+    directory = Path(store_dir) if store_dir else Path(tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".windows-", suffix=".npy")
+    os.close(fd)
+    log.info("window store of %.1f GiB memory-mapped at %s", nbytes / 2**30, name)
+    store = np.lib.format.open_memmap(name, mode="w+", dtype=np.float32, shape=shape)
+    # The mapping keeps the data alive; unlinking now means no multi-GB file outlives us.
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return store
+
+
+def _where(rec: Recording) -> str:
+    source = getattr(rec, "source", None)
+    return f"{source} (recording {rec.id})" if source else f"recording {rec.id}"

@@ -1,0 +1,76 @@
+"""Classification metrics, from scikit-learn, in one report shape for training and
+evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over all classes (a class absent from both counts as 0, not skipped)."""
+    return float(
+        f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0)
+    )
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict:
+    """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1, the confusion
+    matrix (rows true, columns predicted) and the majority-class rate to compare against."""
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    counts = np.bincount(y_true, minlength=len(classes))
+    majority = int(np.argmax(counts))
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": macro_f1(y_true, y_pred, len(classes)),
+        "majority_class": classes[majority],
+        "majority_rate": float(counts[majority] / max(len(y_true), 1)),
+        "classes": list(classes),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(classes)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def format_report(report: dict) -> str:
+    """A human-readable rendering of :func:`classification_report`."""
+    lines = [
+        f"windows            {report['n']}",
+        f"accuracy           {report['accuracy']:.4f}",
+        f"balanced accuracy  {report['balanced_accuracy']:.4f}",
+        f"macro F1           {report['macro_f1']:.4f}",
+        f"majority rate      {report['majority_rate']:.4f}  ({report['majority_class']})",
+        "",
+        f"{'class':<20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
+    ]
+    for name, row in report["per_class"].items():
+        lines.append(
+            f"{name:<20}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+            f"{row['f1']:>10.4f}{row['support']:>10d}"
+        )
+    width = max(len(c) for c in report["classes"]) + 2
+    lines += ["", "confusion (rows true, columns predicted)"]
+    lines.append(" " * width + "".join(f"{c:>{width}}" for c in report["classes"]))
+    for name, row in zip(report["classes"], report["confusion"], strict=True):
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>{width}d}" for v in row))
+    return "\n".join(lines)

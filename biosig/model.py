@@ -1,0 +1,400 @@
+"""The biosig classifier: a multi-scale CNN front end followed by a Transformer.
+
+Signal ``[B, C, T]`` -> stem conv -> 4 CNN stages (stride-2 downsampling at the entry of
+every stage but the first; residual blocks of dilated convs with squeeze-excitation) ->
+1x1 projection to ``model_dim`` -> pre-norm Transformer blocks (RMSNorm, rotary attention,
+SwiGLU) -> final RMSNorm -> attention pooling -> linear head.
+
+Variable-length batches are exact: each item's valid length is carried through every
+downsampling, padded positions are forced back to zero after every CNN layer (so each
+conv sees the same zeros its own padding would give an unpadded item), and the
+squeeze-excitation, attention and pooling only ever look at valid positions. In eval mode an
+item padded inside a batch gives the logits it gives alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from biosig.layers import (
+    AttentionPool,
+    RMSNorm,
+    RotaryEmbedding,
+    SqueezeExcite1d,
+    SwiGLU,
+    downsample_lengths,
+    lengths_to_mask,
+)
+
+# Every stage after the first halves the time axis with a kernel-3, padding-1 conv.
+_DOWNSAMPLE_STRIDE = 2
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a :class:`SignalClassifier`; stored as JSON in checkpoints.
+
+    ``ffn_hidden=None`` picks the SwiGLU width from ``model_dim`` (8/3 of it, rounded up to a
+    multiple of 32). Lists (as JSON gives them back) become tuples, so
+    ``ModelConfig(**json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg``.
+    """
+
+    in_channels: int = 1
+    n_classes: int = 2
+    stem_kernel: int = 15
+    stage_channels: tuple[int, ...] = (32, 64, 128, 256)
+    blocks_per_stage: int = 1
+    kernel_size: int = 7
+    dilations: tuple[int, ...] = (1, 2, 4)
+    se_reduction: int = 4
+    model_dim: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    ffn_hidden: int | None = None
+    pool_heads: int = 4
+    dropout: float = 0.1
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        self.stage_channels = tuple(self.stage_channels)
+        self.dilations = tuple(self.dilations)
+        if self.ffn_hidden is None:
+            self.ffn_hidden = 32 * math.ceil(self.model_dim * 8 / 3 / 32)
+        self._validate()
+
+    def _validate(self) -> None:
+        def fail(message: str) -> None:
+            raise ValueError(f"invalid model config: {message}")
+
+        positive = {
+            "in_channels": self.in_channels,
+            "n_classes": self.n_classes,
+            "blocks_per_stage": self.blocks_per_stage,
+            "se_reduction": self.se_reduction,
+            "model_dim": self.model_dim,
+            "n_heads": self.n_heads,
+            "ffn_hidden": self.ffn_hidden,
+            "pool_heads": self.pool_heads,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.n_layers, int) or self.n_layers < 0:
+            fail(f"n_layers must be a non-negative integer, got {self.n_layers!r}")
+        for name in ("stem_kernel", "kernel_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1 or value % 2 == 0:
+                fail(f"{name} must be a positive odd integer ('same' padding), got {value!r}")
+        if not self.stage_channels or any(
+            not isinstance(c, int) or c < 1 for c in self.stage_channels
+        ):
+            fail(f"stage_channels must be non-empty positive integers, got {self.stage_channels}")
+        if not self.dilations or any(not isinstance(d, int) or d < 1 for d in self.dilations):
+            fail(f"dilations must be non-empty positive integers, got {self.dilations}")
+        if self.model_dim % self.n_heads:
+            fail(f"model_dim {self.model_dim} is not divisible by n_heads {self.n_heads}")
+        if (self.model_dim // self.n_heads) % 2:
+            fail(f"model_dim / n_heads = {self.model_dim // self.n_heads} must be even (rotary)")
+        if self.model_dim % self.pool_heads:
+            fail(f"model_dim {self.model_dim} is not divisible by pool_heads {self.pool_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            fail(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.rope_base > 1.0:
+            fail(f"rope_base must be > 1, got {self.rope_base!r}")
+
+
+#: Named sizes. ``small`` matches the ~2.4 M parameters of the published reference.
+PRESETS: dict[str, dict] = {
+    "tiny": {
+        "stage_channels": (16, 32, 64, 64),
+        "blocks_per_stage": 1,
+        "kernel_size": 5,
+        "model_dim": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "pool_heads": 4,
+    },
+    "small": {
+        "stage_channels": (32, 64, 128, 256),
+        "blocks_per_stage": 1,
+        "kernel_size": 7,
+        "model_dim": 128,
+        "n_layers": 2,
+        "n_heads": 4,
+        "pool_heads": 4,
+    },
+    "base": {
+        "stage_channels": (48, 96, 192, 384),
+        "blocks_per_stage": 2,
+        "kernel_size": 7,
+        "model_dim": 256,
+        "n_layers": 4,
+        "n_heads": 8,
+        "pool_heads": 8,
+    },
+}
+
+
+def model_config(preset: str, in_channels: int, n_classes: int, **overrides) -> ModelConfig:
+    """The config of a named preset for this many input channels and classes.
+
+    ``overrides`` replace single fields (e.g. ``dropout=0.2``); unknown presets or fields
+    raise ``ValueError``.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ValueError(f"unknown model config field(s) {', '.join(unknown)}; known: {known}")
+    values = {**PRESETS[preset], **overrides, "in_channels": in_channels, "n_classes": n_classes}
+    return ModelConfig(**values)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _zero_padding(x: Tensor, mask: Tensor | None) -> Tensor:
+    # where(), not a product, so that NaN/inf in the caller's padding cannot survive.
+    return x if mask is None else torch.where(mask, x, 0.0)
+
+
+class ConvNormAct(nn.Module):
+    """Conv1d ("same" padding for stride 1) -> BatchNorm -> optional GELU -> re-zero padding."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        act: bool = True,
+    ) -> None:
+        super().__init__()
+        padding = dilation * (kernel_size - 1) // 2
+        # No conv bias: BatchNorm's shift makes it redundant.
+        self.conv = nn.Conv1d(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, bias=False
+        )
+        self.norm = nn.BatchNorm1d(out_channels)
+        self.act = nn.GELU() if act else nn.Identity()
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """``mask`` is the ``[B, 1, T_out]`` validity mask at this layer's output rate."""
+        return _zero_padding(self.act(self.norm(self.conv(x))), mask)
+
+
+class ResidualBlock(nn.Module):
+    """One conv per dilation (1, 2, 4 by default), squeeze-excitation, residual, GELU.
+
+    Chaining the dilations inside a block grows the receptive field by
+    ``(kernel_size - 1) * sum(dilations)`` steps per block at no extra cost.
+    """
+
+    def __init__(
+        self, channels: int, kernel_size: int, dilations: tuple[int, ...], se_reduction: int
+    ) -> None:
+        super().__init__()
+        last = len(dilations) - 1
+        self.convs = nn.ModuleList(
+            ConvNormAct(channels, channels, kernel_size, dilation=d, act=i < last)
+            for i, d in enumerate(dilations)
+        )
+        self.se = SqueezeExcite1d(channels, se_reduction)
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        h = x
+        for conv in self.convs:
+            h = conv(h, mask)
+        h = self.se(h, mask)
+        return _zero_padding(self.act(x + h), mask)
+
+
+class Stage(nn.Module):
+    """Optional stride-2 downsampling conv, then residual blocks at one width."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, downsample: bool, config: ModelConfig
+    ) -> None:
+        super().__init__()
+        self.downsample = (
+            ConvNormAct(in_channels, out_channels, 3, stride=_DOWNSAMPLE_STRIDE)
+            if downsample
+            else None
+        )
+        self.blocks = nn.ModuleList(
+            ResidualBlock(out_channels, config.kernel_size, config.dilations, config.se_reduction)
+            for _ in range(config.blocks_per_stage)
+        )
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with rotary embedding applied per head to q and k."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float, rope_base: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = dim // n_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.out = nn.Linear(dim, dim, bias=False)
+        self.out_dropout = nn.Dropout(dropout)
+        self.rotary = RotaryEmbedding(self.head_dim, rope_base)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None) -> Tensor:
+        """``x: [B, T, dim]``; ``key_mask: [B, 1, 1, T]`` bool (``True`` = attend) or ``None``."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.rotary(q, k)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=key_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_dropout(self.out(y.transpose(1, 2).reshape(b, t, d)))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: ``x + attn(norm(x))``, then ``x + swiglu(norm(x))``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        dim = config.model_dim
+        assert config.ffn_hidden is not None  # resolved by ModelConfig.__post_init__
+        self.attn_norm = RMSNorm(dim)
+        self.attn = SelfAttention(dim, config.n_heads, config.dropout, config.rope_base)
+        self.ffn_norm = RMSNorm(dim)
+        self.ffn = SwiGLU(dim, config.ffn_hidden, config.dropout)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), key_mask)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class SignalClassifier(nn.Module):
+    """CNN + Transformer classifier for ``[B, C, T]`` signals of any length and channel count.
+
+    ``forward(x, lengths)`` gives logits ``[B, n_classes]``; ``encode`` gives the token
+    sequence before pooling, for reuse by self-supervised pretraining.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        channels = config.stage_channels
+        self.stem = ConvNormAct(config.in_channels, channels[0], config.stem_kernel)
+        self.stages = nn.ModuleList(
+            Stage(channels[max(i - 1, 0)], c, downsample=i > 0, config=config)
+            for i, c in enumerate(channels)
+        )
+        self.proj = nn.Conv1d(channels[-1], config.model_dim, kernel_size=1)
+        self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.model_dim)
+        self.pool = AttentionPool(config.model_dim, config.pool_heads)
+        self.head_dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.model_dim, config.n_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Convs keep PyTorch's Kaiming-uniform default (they feed BatchNorm); Transformer
+        # linears follow GPT-2: N(0, 0.02), with residual outputs scaled down by depth so
+        # the residual stream's variance does not grow with n_layers.
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        residual_std = 0.02 / math.sqrt(2 * max(self.config.n_layers, 1))
+        for block in self.blocks:
+            nn.init.trunc_normal_(block.attn.out.weight, std=residual_std)
+            nn.init.trunc_normal_(block.ffn.w2.weight, std=residual_std)
+
+    @property
+    def downsample_factor(self) -> int:
+        """Input samples per output token (8 with 4 stages)."""
+        return _DOWNSAMPLE_STRIDE ** (len(self.config.stage_channels) - 1)
+
+    def token_lengths(self, lengths: Tensor | int) -> Tensor | int:
+        """Valid token count for inputs of ``lengths`` samples (tensor or int)."""
+        for _ in range(len(self.config.stage_channels) - 1):
+            lengths = downsample_lengths(lengths, _DOWNSAMPLE_STRIDE)
+        return lengths
+
+    @staticmethod
+    def _check_lengths(lengths: Tensor | None, x: Tensor) -> Tensor | None:
+        """Validate ``lengths``; ``None`` when nothing is padded (enables fused attention)."""
+        if lengths is None:
+            return None
+        t = x.shape[-1]
+        lengths = torch.as_tensor(lengths, device=x.device).long()
+        if lengths.shape != (x.shape[0],):
+            raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+        lo, hi = torch.stack((lengths.min(), lengths.max())).tolist()  # one host sync
+        if lo < 1 or hi > t:
+            raise ValueError(f"lengths must be in [1, {t}], got min {lo} and max {hi}")
+        return None if lo == t else lengths
+
+    def encode(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Backbone without pooling: ``x: [B, C, T]`` -> tokens ``[B, T', model_dim]``.
+
+        Returns the tokens after the final norm (padded tokens zeroed) and the valid token
+        count of each item, ``T' = ceil(T / downsample_factor)``.
+        """
+        if x.dim() != 3 or x.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"expected input [batch, {self.config.in_channels}, time], got {tuple(x.shape)}"
+            )
+        lengths = self._check_lengths(lengths, x)
+        mask = None if lengths is None else lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1)
+
+        x = self.stem(_zero_padding(x, mask), mask)
+        for stage in self.stages:
+            if stage.downsample is not None:
+                t_out = downsample_lengths(x.shape[-1], _DOWNSAMPLE_STRIDE)
+                if lengths is not None:
+                    lengths = downsample_lengths(lengths, _DOWNSAMPLE_STRIDE)
+                    mask = lengths_to_mask(lengths, t_out).unsqueeze(1)
+                x = stage.downsample(x, mask)
+            for block in stage.blocks:
+                x = block(x, mask)
+
+        tokens = self.proj(x).transpose(1, 2)  # [B, T', model_dim]
+        key_mask = None if mask is None else mask.unsqueeze(1)  # [B, 1, 1, T']
+        for block in self.blocks:
+            tokens = block(tokens, key_mask)
+        tokens = self.norm(tokens)
+
+        if lengths is None:
+            token_lengths = torch.full(
+                (tokens.shape[0],), tokens.shape[1], dtype=torch.long, device=tokens.device
+            )
+        else:
+            token_lengths = lengths
+            tokens = _zero_padding(tokens, mask.transpose(1, 2))
+        return tokens, token_lengths
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits ``[B, n_classes]`` for ``x: [B, C, T]``.
+
+        ``lengths[b]`` is the number of valid leading samples of item ``b`` (``None``: all
+        ``T``). With ``return_attention`` also returns the pooling weights
+        ``[B, pool_heads, T']``, one weight per token of ``downsample_factor`` samples.
+        """
+        tokens, token_lengths = self.encode(x, lengths)
+        token_mask = None
+        if lengths is not None:
+            token_mask = lengths_to_mask(token_lengths, tokens.shape[1])
+        pooled, weights = self.pool(tokens, token_mask)
+        logits = self.head(self.head_dropout(pooled))
+        return (logits, weights) if return_attention else logits

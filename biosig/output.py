@@ -1,0 +1,90 @@
+"""Prediction tables: one row per window and one per recording, as TSV, CSV or JSONL,
+each written under a temporary name and renamed into place when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from .atomic import atomic_file
+from .stream import RecordingPrediction
+
+FORMATS = ("tsv", "csv", "jsonl")
+
+
+class Table:
+    """Rows with fixed columns, written as they come."""
+
+    def __init__(self, handle: IO[str], columns: Sequence[str], fmt: str = "tsv") -> None:
+        self.handle, self.columns, self.fmt = handle, list(columns), fmt
+        if fmt in ("tsv", "csv"):
+            self._sep = "\t" if fmt == "tsv" else ","
+            handle.write(self._sep.join(self.columns) + "\n")
+
+    def write(self, values: Sequence[object]) -> None:
+        if self.fmt == "jsonl":
+            self.handle.write(json.dumps(dict(zip(self.columns, values, strict=True))) + "\n")
+        else:
+            self.handle.write(self._sep.join(_text(v) for v in values) + "\n")
+
+
+def _text(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def window_columns(classes: Sequence[str]) -> list[str]:
+    return ["recording", "start", "end", "label", "confidence", *(f"p_{c}" for c in classes)]
+
+
+def recording_columns(classes: Sequence[str]) -> list[str]:
+    return ["recording", "label", "confidence", "n_windows", *(f"p_{c}" for c in classes)]
+
+
+def window_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[list[object]]:
+    best = pred.probabilities.argmax(1)
+    for i in range(len(pred.starts)):
+        probs = pred.probabilities[i]
+        yield [
+            pred.recording.id,
+            int(pred.starts[i]),
+            int(pred.ends[i]),
+            classes[best[i]],
+            float(probs[best[i]]),
+            *map(float, probs),
+        ]
+
+
+def recording_row(pred: RecordingPrediction, classes: Sequence[str]) -> list[object]:
+    probs = pred.mean_probabilities
+    best = int(probs.argmax())
+    return [
+        pred.recording.id,
+        classes[best],
+        float(probs[best]),
+        len(pred.starts),
+        *map(float, probs),
+    ]
+
+
+@contextlib.contextmanager
+def prediction_tables(
+    out_dir: Path | None, classes: Sequence[str], fmt: str = "tsv"
+) -> Iterator[tuple[Table | None, Table]]:
+    """``(windows, recordings)`` tables in ``out_dir``, or only recordings on stdout."""
+    if out_dir is None:
+        yield None, Table(sys.stdout, recording_columns(classes), fmt)
+        return
+    out_dir = Path(out_dir)
+    with (
+        atomic_file(out_dir / f"windows.{fmt}") as wh,
+        atomic_file(out_dir / f"recordings.{fmt}") as rh,
+    ):
+        yield Table(wh, window_columns(classes), fmt), Table(rh, recording_columns(classes), fmt)

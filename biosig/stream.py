@@ -1,0 +1,136 @@
+"""Streaming windowed inference in constant memory.
+
+Each recording is read chunk by chunk through its plugin's preprocessor and cut into
+windows; windows from consecutive recordings share batches; the model runs under
+``inference_mode`` and autocast; a recording's result is yielded as soon as its last window
+has been scored, so outputs are written while later recordings are still being read.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .device import autocast
+from .errors import BiosigError
+from .normalize import normalize
+from .plugin import Plugin, Recording
+from .windows import model_length, stream_windows, to_original, window_starts
+
+
+@dataclass
+class RecordingPrediction:
+    """Per-window probabilities of one recording, positions in original samples."""
+
+    recording: Recording
+    starts: np.ndarray
+    ends: np.ndarray
+    probabilities: np.ndarray  # [n_windows, K]
+
+    @property
+    def mean_probabilities(self) -> np.ndarray:
+        return self.probabilities.mean(axis=0)
+
+
+@dataclass
+class _Pending:
+    recording: Recording
+    starts: np.ndarray
+    ends: np.ndarray
+    probabilities: np.ndarray
+    filled: int = 0
+    read_done: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.read_done and self.filled == len(self.starts)
+
+
+@dataclass
+class _Batch:
+    blocks: list[np.ndarray] = field(default_factory=list)
+    lengths: list[np.ndarray] = field(default_factory=list)
+    owners: list[tuple[_Pending, np.ndarray]] = field(default_factory=list)
+    size: int = 0
+
+
+def predict_recordings(
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+    plugin: Plugin,
+    recordings: Iterable[Recording],
+    device: torch.device,
+    batch_size: int = 256,
+    hop: int | None = None,
+) -> Iterator[RecordingPrediction]:
+    """Yield each recording's window probabilities, in input order, as it completes."""
+    window = int(meta["window"])
+    hop = int(hop or meta["hop"])
+    n_channels = int(meta["model"]["in_channels"])
+    normalization = meta["normalization"]
+    model.eval()
+    pending: deque[_Pending] = deque()
+    batch = _Batch()
+
+    def run() -> None:
+        nonlocal batch
+        if not batch.size:
+            return
+        x = torch.from_numpy(np.concatenate(batch.blocks))
+        lengths = torch.from_numpy(np.concatenate(batch.lengths))
+        if device.type == "cuda":
+            x, lengths = x.pin_memory(), lengths.pin_memory()
+        x = x.to(device, non_blocking=True)
+        lengths = lengths.to(device, non_blocking=True)
+        with torch.inference_mode(), autocast(device):
+            logits = model(normalize(x, lengths, normalization), lengths)
+        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        offset = 0
+        for owner, index in batch.owners:
+            owner.probabilities[index] = probs[offset : offset + len(index)]
+            owner.filled += len(index)
+            offset += len(index)
+        batch = _Batch()
+
+    def finished() -> Iterator[RecordingPrediction]:
+        while pending and pending[0].done:
+            p = pending.popleft()
+            yield RecordingPrediction(p.recording, p.starts, p.ends, p.probabilities)
+
+    for rec in recordings:
+        if len(rec.channels) != n_channels:
+            source = getattr(rec, "source", None) or rec.id
+            raise BiosigError(
+                f"{source}: recording {rec.id} has {len(rec.channels)} channels; "
+                f"the model was trained on {n_channels}"
+            )
+        preprocess = plugin.preprocessor(rec.fs, n_channels)
+        n_model = model_length(rec, preprocess.fs_out)
+        starts = window_starts(n_model, window, hop)
+        ends = np.minimum(starts + window, n_model)
+        state = _Pending(
+            rec,
+            to_original(starts, rec, preprocess.fs_out),
+            to_original(ends, rec, preprocess.fs_out),
+            np.zeros((len(starts), len(meta["classes"])), dtype=np.float32),
+        )
+        pending.append(state)
+        for block in stream_windows(rec, preprocess, starts, window):
+            for begin in range(0, len(block.index), batch_size):
+                part = slice(begin, begin + batch_size)
+                batch.blocks.append(block.data[part])
+                batch.lengths.append(block.lengths[part])
+                batch.owners.append((state, block.index[part]))
+                batch.size += len(block.index[part])
+                if batch.size >= batch_size:
+                    run()
+                    yield from finished()
+        state.read_done = True
+        yield from finished()
+    run()
+    yield from finished()

@@ -1,0 +1,150 @@
+"""Windowing as index arithmetic over lazily read recordings.
+
+A recording is read chunk by chunk, passed through its plugin's stateful preprocessor, and
+cut into windows at planned start positions by :class:`Windower`, which holds only the
+samples that a window still to be cut needs. Positions are kept in model-rate samples
+internally and reported in the recording's original samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .plugin import Preprocessor, Recording
+
+#: Samples read from a recording per step; large enough to amortise I/O, small enough that
+#: memory stays flat whatever the recording's length.
+DEFAULT_CHUNK = 1 << 18
+
+
+def window_starts(length: int, window: int, hop: int) -> np.ndarray:
+    """Starts of windows of ``window`` samples every ``hop`` samples over ``length`` samples.
+
+    The last window is aligned to the end when the hop grid leaves a tail uncovered, so
+    every sample is seen; a recording shorter than one window gives a single window at 0
+    (the model masks the padding).
+    """
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window and hop must be positive, got {window} and {hop}")
+    if length <= window:
+        return np.zeros(1 if length > 0 else 0, dtype=np.int64)
+    starts = np.arange(0, length - window + 1, hop, dtype=np.int64)
+    if starts[-1] + window < length:
+        starts = np.append(starts, length - window)
+    return starts
+
+
+@dataclass
+class Windows:
+    """A block of cut windows: ``data [k, C, W]`` zero-padded past each ``lengths[i]``."""
+
+    index: np.ndarray  # position of each window in the planned start array
+    starts: np.ndarray  # in model-rate samples
+    lengths: np.ndarray  # valid samples per window (== W except for short recordings)
+    data: np.ndarray
+
+
+class Windower:
+    """Cuts windows at planned starts from a stream of ``[C, n]`` chunks.
+
+    Starts need not be sorted or on a grid (events give windows centred on beats); windows
+    are emitted as soon as the stream has reached their end, and the buffer keeps only
+    samples from the earliest start not yet cut.
+    """
+
+    def __init__(self, starts: np.ndarray, window: int, n_channels: int) -> None:
+        starts = np.asarray(starts, dtype=np.int64)
+        self._order = np.argsort(starts, kind="stable")
+        self._sorted = starts[self._order]
+        self.window = window
+        self._n_channels = n_channels
+        self._next = 0  # index into the sorted starts of the first window not yet emitted
+        self._buffer = np.zeros((n_channels, 0), dtype=np.float32)
+        self._buffer_start = 0  # stream position of the buffer's first sample
+        self._seen = 0  # samples received so far
+
+    def push(self, chunk: np.ndarray) -> Windows | None:
+        """Add the next chunk; return the windows that are now complete, if any."""
+        if chunk.shape[0] != self._n_channels:
+            raise ValueError(f"expected {self._n_channels} channels, got {chunk.shape[0]}")
+        self._buffer = np.concatenate([self._buffer, chunk.astype(np.float32, copy=False)], 1)
+        self._seen += chunk.shape[1]
+        ready = np.searchsorted(self._sorted + self.window, self._seen, side="right")
+        windows = self._cut(ready, final=False)
+        self._trim()
+        return windows
+
+    def finish(self) -> Windows | None:
+        """Emit the remaining windows, zero-padded where they run past the stream's end."""
+        return self._cut(len(self._sorted), final=True)
+
+    def _cut(self, stop: int, final: bool) -> Windows | None:
+        if stop <= self._next:
+            return None
+        chosen = slice(self._next, stop)
+        starts = self._sorted[chosen]
+        offsets = starts - self._buffer_start
+        if final:
+            lengths = np.clip(self._seen - starts, 0, self.window)
+            pad = max(0, int(offsets.max()) + self.window - self._buffer.shape[1])
+            buffer = np.pad(self._buffer, ((0, 0), (0, pad)))
+        else:
+            lengths = np.full(len(starts), self.window, dtype=np.int64)
+            buffer = self._buffer
+        view = np.lib.stride_tricks.sliding_window_view(buffer, self.window, axis=1)
+        data = np.ascontiguousarray(view[:, offsets].transpose(1, 0, 2))
+        self._next = stop
+        return Windows(self._order[chosen], starts, lengths.astype(np.int64), data)
+
+    def _trim(self) -> None:
+        keep_from = self._sorted[self._next] if self._next < len(self._sorted) else self._seen
+        drop = int(min(keep_from, self._seen) - self._buffer_start)
+        if drop > 0:
+            self._buffer = self._buffer[:, drop:]
+            self._buffer_start += drop
+
+
+def model_length(recording: Recording, fs_out: float) -> int:
+    """Length of ``recording`` once resampled to ``fs_out``."""
+    return int(round(recording.n_samples * fs_out / recording.fs))
+
+
+def to_original(positions: np.ndarray, recording: Recording, fs_out: float) -> np.ndarray:
+    """Model-rate sample positions expressed in the recording's original samples."""
+    if fs_out == recording.fs:
+        return np.asarray(positions, dtype=np.int64)
+    return np.round(np.asarray(positions) * recording.fs / fs_out).astype(np.int64)
+
+
+def to_model(positions: np.ndarray, recording: Recording, fs_out: float) -> np.ndarray:
+    """Original sample positions expressed at the model rate."""
+    if fs_out == recording.fs:
+        return np.asarray(positions, dtype=np.int64)
+    return np.round(np.asarray(positions) * fs_out / recording.fs).astype(np.int64)
+
+
+def stream_windows(
+    recording: Recording,
+    preprocess: Preprocessor,
+    starts: np.ndarray,
+    window: int,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> Iterator[Windows]:
+    """Read ``recording`` through its (fresh) preprocessor and cut windows at ``starts``
+    (model-rate samples), block by block."""
+    windower = Windower(starts, window, len(recording.channels))
+    for chunk in recording.chunks(chunk_size):
+        out = windower.push(preprocess(chunk))
+        if out is not None:
+            yield out
+    tail = preprocess.flush()
+    if tail.shape[1]:
+        out = windower.push(tail)
+        if out is not None:
+            yield out
+    out = windower.finish()
+    if out is not None:
+        yield out

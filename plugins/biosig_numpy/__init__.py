@@ -1,0 +1,203 @@
+"""The ``numpy`` plugin: signals held in NumPy ``.npy`` / ``.npz`` files.
+
+Accepted inputs:
+
+* a ``.npy`` file shaped ``(N, L)`` or ``(N, C, L)``: each row is a recording whose id is
+  its row index (``stem:row`` when several such files are given);
+* a ``.npz`` file: either a ``signals`` array laid out as above (with an optional
+  ``labels`` array beside it), or one array per key, each ``(L,)`` or ``(C, L)`` and named
+  by its key;
+* a directory of ``.npy`` files, one recording each, ``(L,)`` or ``(C, L)``, id = file stem;
+  lengths may differ.
+
+Labels come from a ``.npy`` (or the ``labels`` key of a ``.npz``) with one entry per
+recording in input order, or a ``labels.tsv`` (``id<TAB>class``). Arrays are never loaded
+with ``allow_pickle``; ``.npy`` files are memory-mapped and read a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import glob
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from biosig import (
+    ArrayRecording,
+    BiosigError,
+    DemoData,
+    LabelledInterval,
+    Plugin,
+    PluginDefaults,
+    Recording,
+    read_label_table,
+    whole_recording_intervals,
+)
+
+__version__ = "0.1.0"
+
+_BATCH_KEYS = ("signals", "x", "X", "data")
+_LABEL_KEYS = ("labels", "y", "target")
+
+
+def _load(path: Path, mmap: bool = True) -> np.ndarray | np.lib.npyio.NpzFile:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise BiosigError(f"{path}: file not found") from None
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise BiosigError(
+                f"{path}: holds Python objects, which biosig never unpickles; "
+                "save numbers or fixed-width strings instead"
+            ) from None
+        raise BiosigError(f"{path}: not a readable NumPy file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise BiosigError(f"{path}: not a readable NumPy file ({exc})") from None
+
+
+def _check_numeric(path: Path, array: np.ndarray, what: str = "array") -> None:
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise BiosigError(f"{path}: {what} has dtype {array.dtype}, expected numbers")
+
+
+class NumpyPlugin(Plugin):
+    name = "numpy"
+    version = __version__
+    summary = "NumPy arrays: .npy (N, L) or (N, C, L), .npz, or directories of .npy files"
+    defaults = PluginDefaults(sample_rate=1.0, window=1024, hop=512, normalization="window")
+    label_formats = "labels.npy / .npz 'labels' (one per recording, in order) or labels.tsv"
+
+    def __init__(self) -> None:
+        # .npy files found inside a directory hold one recording each; given directly,
+        # a .npy holds a batch of rows. find() records which is which.
+        self._one_recording_files: set[Path] = set()
+        self._batch_files: set[Path] = set()
+
+    def find(self, inputs: Sequence[str | Path]) -> list[Path]:
+        files: list[Path] = []
+        for item in inputs:
+            path = Path(item)
+            if path.is_dir():
+                found = sorted(
+                    p for p in path.rglob("*.npy") if not p.stem.lower().startswith("labels")
+                )
+                if not found:
+                    raise BiosigError(f"{path}: directory holds no .npy files")
+                self._one_recording_files.update(p.resolve() for p in found)
+                files.extend(found)
+            elif path.exists():
+                if path.suffix.lower() not in (".npy", ".npz"):
+                    raise BiosigError(f"{path}: not a .npy or .npz file")
+                self._batch_files.add(path.resolve())
+                files.append(path)
+            elif any(ch in str(item) for ch in "*?["):
+                matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True))
+                if not matches:
+                    raise BiosigError(f"{item}: pattern matches no file")
+                files.extend(self.find(matches))
+            else:
+                raise BiosigError(f"{path}: file not found")
+        return files
+
+    def open(self, path: Path) -> Iterator[Recording]:
+        path = Path(path)
+        if path.suffix.lower() == ".npz":
+            yield from self._open_npz(path)
+            return
+        array = _load(path)
+        _check_numeric(path, array)
+        if path.resolve() in self._one_recording_files:
+            yield self._single(path, path.stem, array)
+            return
+        prefix = f"{path.stem}:" if len(self._batch_files) > 1 else ""
+        yield from self._rows(path, array, prefix)
+
+    def _single(self, path: Path, rec_id: str, array: np.ndarray) -> Recording:
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] == 0:
+            raise BiosigError(
+                f"{path}: expected one recording shaped (L,) or (C, L), got {array.shape}"
+            )
+        return ArrayRecording(rec_id, array, self.defaults.sample_rate, source=path)
+
+    def _rows(self, path: Path, array: np.ndarray, prefix: str = "") -> Iterator[Recording]:
+        if array.ndim == 2:
+            array = array[:, None, :]
+        if array.ndim != 3 or array.shape[0] == 0 or array.shape[2] == 0:
+            raise BiosigError(
+                f"{path}: expected an array shaped (N, L) or (N, C, L) with N, L > 0, "
+                f"got {array.shape}"
+            )
+        for row in range(array.shape[0]):
+            yield ArrayRecording(
+                f"{prefix}{row}", array[row], self.defaults.sample_rate, source=path
+            )
+
+    def _open_npz(self, path: Path) -> Iterator[Recording]:
+        archive = _load(path, mmap=False)
+        with archive:
+            keys = list(archive.files)
+            batch_key = next((k for k in _BATCH_KEYS if k in keys), None)
+            if batch_key is not None:
+                array = archive[batch_key]
+                _check_numeric(path, array, f"array {batch_key!r}")
+                yield from self._rows(
+                    path, array, f"{path.stem}:" if len(self._batch_files) > 1 else ""
+                )
+                return
+            arrays = [k for k in keys if k not in _LABEL_KEYS]
+            if not arrays:
+                raise BiosigError(f"{path}: archive holds no signal arrays")
+            for key in arrays:
+                array = archive[key]
+                _check_numeric(path, array, f"array {key!r}")
+                yield self._single(path, key, array)
+
+    def labels(self, source: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
+        source = Path(source)
+        suffix = source.suffix.lower()
+        if suffix in (".npy", ".npz"):
+            values = self._label_array(source)
+            if len(values) != len(recordings):
+                raise BiosigError(
+                    f"{source}: holds {len(values)} labels but the inputs hold "
+                    f"{len(recordings)} recordings"
+                )
+            table = {rec.id: _label_text(v) for rec, v in zip(recordings, values, strict=True)}
+        else:
+            table = read_label_table(source)
+        return whole_recording_intervals(table, recordings, source)
+
+    def _label_array(self, source: Path) -> np.ndarray:
+        loaded = _load(source, mmap=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                key = next((k for k in _LABEL_KEYS if k in loaded.files), None)
+                if key is None:
+                    raise BiosigError(f"{source}: archive has no 'labels' array")
+                loaded = loaded[key]
+        values = np.asarray(loaded)
+        if values.ndim == 2 and 1 in values.shape:
+            values = values.reshape(-1)
+        if values.ndim != 1:
+            raise BiosigError(f"{source}: labels must be one per recording, got {values.shape}")
+        if np.issubdtype(values.dtype, np.floating) and not np.all(values == np.round(values)):
+            raise BiosigError(f"{source}: labels are fractional numbers, expected classes")
+        return values
+
+    def make_demo_data(self, directory: Path, seed: int = 0) -> DemoData:
+        from .synthetic import write_demo_arrays
+
+        return write_demo_arrays(directory, seed=seed)
+
+
+def _label_text(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    return str(value)
