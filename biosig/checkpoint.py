@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
@@ -68,6 +69,6 @@ def load_checkpoint(
     try:
         state = load_file(str(directory / WEIGHTS), device=str(device))
         model.load_state_dict(state, strict=True)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:  # corrupt file: SafetensorError
         raise BiosigError(f"{directory / WEIGHTS}: cannot load weights ({exc})") from None
     return model.to(device).eval(), meta

@@ -61,6 +61,8 @@ def sort_classes(labels: set[str]) -> list[str]:
 def check_classes(intervals: Sequence[LabelledInterval], source: Path) -> list[str]:
     """The classes of ``intervals``; fewer than two is an error naming the labels file."""
     classes = sort_classes({iv.label for iv in intervals})
+    if not classes:
+        raise BiosigError(f"{source}: labels give no labelled interval of the inputs")
     if len(classes) < 2:
         raise BiosigError(
             f"{source}: labels hold one class ({classes[0]!r}); a classifier needs at least two"
@@ -85,8 +87,10 @@ def plan_starts(
     labels: list[str] = []
     last_start = max(n_model - window, 0)
     for iv in intervals:
-        a, b = to_model(np.array([iv.start, iv.stop]), recording, fs_out)
-        a, b = max(int(a), 0), min(int(b), n_model)
+        a, b = (int(v) for v in to_model(np.array([iv.start, iv.stop]), recording, fs_out))
+        if iv.stop > iv.start:
+            b = max(b, a + 1)  # a one-sample event must not round away at a lower model rate
+        a, b = max(a, 0), min(b, n_model)
         if b <= a:
             continue
         if b - a >= window:

@@ -4,6 +4,7 @@ each written under a temporary name and renamed into place when complete."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -24,14 +25,17 @@ class Table:
     def __init__(self, handle: IO[str], columns: Sequence[str], fmt: str = "tsv") -> None:
         self.handle, self.columns, self.fmt = handle, list(columns), fmt
         if fmt in ("tsv", "csv"):
-            self._sep = "\t" if fmt == "tsv" else ","
-            handle.write(self._sep.join(self.columns) + "\n")
+            # csv quotes a field holding the separator, a quote or a newline (an id like
+            # "a,b" from a file name), so every row keeps its columns.
+            sep = "\t" if fmt == "tsv" else ","
+            self._writer = csv.writer(handle, delimiter=sep, lineterminator="\n")
+            self._writer.writerow(self.columns)
 
     def write(self, values: Sequence[object]) -> None:
         if self.fmt == "jsonl":
             self.handle.write(json.dumps(dict(zip(self.columns, values, strict=True))) + "\n")
         else:
-            self.handle.write(self._sep.join(_text(v) for v in values) + "\n")
+            self._writer.writerow([_text(v) for v in values])
 
 
 def _text(value: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -11,21 +12,40 @@ import click
 
 from .. import __version__
 from ..errors import BiosigError
-from .demo import demo
-from .evaluate import evaluate
-from .plugins import plugins
-from .predict import predict
-from .train import train
+
+#: Command name -> module under biosig.cli holding a click command of the same name.
+#: Modules are imported only when their command runs, so `biosig plugins list` does not
+#: pay for importing torch.
+COMMANDS = {
+    "train": "Train a classifier on labelled recordings.",
+    "predict": "Classify every window of every recording.",
+    "evaluate": "Score a trained model against labelled recordings.",
+    "plugins": "List and inspect plugins.",
+    "demo": "Train, predict and evaluate on synthetic data.",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__name__}.{name}")
+        return getattr(module, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(list(COMMANDS.items()))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="biosig")
 def cli() -> None:
     """Train and run a multi-scale CNN + Transformer classifier on 1-D signals."""
-
-
-for command in (train, predict, evaluate, plugins, demo):
-    cli.add_command(command)
 
 
 def _setup_messages() -> None:

@@ -63,5 +63,8 @@ device_option = click.option(
     "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
 )
 batch_option = click.option(
-    "--batch-size", type=click.IntRange(min=1), default=None, help="Windows per batch."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Windows per batch [default: 64 to train, 256 to predict or evaluate].",
 )

@@ -35,7 +35,7 @@ class TrainRequest:
     inputs: list[str]
     labels: str
     out: Path | None = None
-    preset: str = "tiny"
+    preset: str = "small"
     window: int | None = None
     hop: int | None = None
     normalization: str | None = None
@@ -92,7 +92,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
 
     seed_everything(request.config.seed)
     model = SignalClassifier(model_config(request.preset, store.n_channels, len(classes)))
-    run_dir = Path(request.out) if request.out else RUNS / plugin.name / _timestamp()
+    run_dir = Path(request.out) if request.out else _new_run_dir(RUNS / plugin.name)
     labelled = {r.id for r in recordings} & set(store.recording_ids)
     first = next(r for r in recordings if r.id in labelled)
     meta = {
@@ -155,6 +155,22 @@ def _timestamp() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _new_run_dir(parent: Path) -> Path:
+    """A fresh ``parent/<timestamp>`` directory, created here so that a second run started
+    within the same second (or concurrently) gets ``<timestamp>-2`` instead of overwriting
+    the first one's checkpoints and history."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = _timestamp()
+    for n in range(1, 1000):
+        run_dir = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_dir
+    raise BiosigError(f"{parent}: too many runs named {stamp}")
+
+
 @click.command()
 @click.option("--plugin", help="Plugin that reads the inputs (see `biosig plugins list`).")
 @click.option("--input", "input", multiple=True, help="File, directory or glob; repeatable.")
@@ -164,7 +180,13 @@ def _timestamp() -> str:
     type=click.Path(path_type=Path),
     help="Run directory [default: runs/<plugin>/<timestamp>].",
 )
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="tiny", show_default=True)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default="small",
+    show_default=True,
+    help="Model size: tiny (tests, quick CPU runs), small, base.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True)
 @batch_option
 @click.option(

@@ -48,14 +48,36 @@ def _load(path: Path, mmap: bool = True) -> np.ndarray | np.lib.npyio.NpzFile:
     except FileNotFoundError:
         raise BiosigError(f"{path}: file not found") from None
     except ValueError as exc:
-        if "pickle" in str(exc):
-            raise BiosigError(
-                f"{path}: holds Python objects, which biosig never unpickles; "
-                "save numbers or fixed-width strings instead"
-            ) from None
-        raise BiosigError(f"{path}: not a readable NumPy file ({exc})") from None
+        raise _value_error(path, exc) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise BiosigError(f"{path}: not a readable NumPy file ({exc})") from None
+
+
+def _value_error(path: Path, exc: ValueError) -> BiosigError:
+    # An object array read normally says "Object arrays cannot be loaded when
+    # allow_pickle=False", memory-mapped "Python objects in dtype"; a file with neither a .npy
+    # nor a .npz header is taken by NumPy for a pickle ("pickled data").
+    text = str(exc)
+    if "Object arrays" in text or "Python objects" in text:
+        return BiosigError(
+            f"{path}: holds Python objects, which biosig never unpickles; "
+            "save numbers or fixed-width strings instead"
+        )
+    if "pickle" in text:
+        return BiosigError(
+            f"{path}: not a readable NumPy file (no .npy or .npz header; biosig never unpickles)"
+        )
+    return BiosigError(f"{path}: not a readable NumPy file ({exc})")
+
+
+def _member(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """One array of a ``.npz``, read without unpickling (members load only when asked for)."""
+    try:
+        return archive[key]
+    except ValueError as exc:
+        raise _value_error(path, exc) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise BiosigError(f"{path}: array {key!r} is not readable ({exc})") from None
 
 
 def _check_numeric(path: Path, array: np.ndarray, what: str = "array") -> None:
@@ -125,12 +147,12 @@ class NumpyPlugin(Plugin):
         return ArrayRecording(rec_id, array, self.defaults.sample_rate, source=path)
 
     def _rows(self, path: Path, array: np.ndarray, prefix: str = "") -> Iterator[Recording]:
+        shape = array.shape
         if array.ndim == 2:
             array = array[:, None, :]
         if array.ndim != 3 or array.shape[0] == 0 or array.shape[2] == 0:
             raise BiosigError(
-                f"{path}: expected an array shaped (N, L) or (N, C, L) with N, L > 0, "
-                f"got {array.shape}"
+                f"{path}: expected an array shaped (N, L) or (N, C, L) with N, L > 0, got {shape}"
             )
         for row in range(array.shape[0]):
             yield ArrayRecording(
@@ -143,7 +165,7 @@ class NumpyPlugin(Plugin):
             keys = list(archive.files)
             batch_key = next((k for k in _BATCH_KEYS if k in keys), None)
             if batch_key is not None:
-                array = archive[batch_key]
+                array = _member(path, archive, batch_key)
                 _check_numeric(path, array, f"array {batch_key!r}")
                 yield from self._rows(
                     path, array, f"{path.stem}:" if len(self._batch_files) > 1 else ""
@@ -153,7 +175,7 @@ class NumpyPlugin(Plugin):
             if not arrays:
                 raise BiosigError(f"{path}: archive holds no signal arrays")
             for key in arrays:
-                array = archive[key]
+                array = _member(path, archive, key)
                 _check_numeric(path, array, f"array {key!r}")
                 yield self._single(path, key, array)
 
@@ -179,7 +201,7 @@ class NumpyPlugin(Plugin):
                 key = next((k for k in _LABEL_KEYS if k in loaded.files), None)
                 if key is None:
                     raise BiosigError(f"{source}: archive has no 'labels' array")
-                loaded = loaded[key]
+                loaded = _member(source, loaded, key)
         values = np.asarray(loaded)
         if values.ndim == 2 and 1 in values.shape:
             values = values.reshape(-1)

@@ -1,0 +1,251 @@
+"""Plugin discovery: entry points, contract checks, isolation of broken plugins, and the
+``biosig plugins`` commands."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from biosig import BiosigError, registry
+from biosig.registry import GROUP, discover, get_plugin, load_all
+
+# Modules written for the fake entry points; unique names so nothing real is shadowed.
+MODULES = {
+    "biosig_fake_broken": 'raise ImportError("needs libfoo, which is not installed")\n',
+    "biosig_fake_future": """
+        from biosig_fake_good import GoodPlugin
+
+        class FuturePlugin(GoodPlugin):
+            name = "future"
+            api_version = 99
+    """,
+    "biosig_fake_stranger": """
+        class Stranger:
+            name = "stranger"
+    """,
+    "biosig_fake_good": """
+        from biosig import Plugin, PluginDefaults
+
+        class GoodPlugin(Plugin):
+            name = "good"
+            version = "1.2.3"
+            summary = "a plugin that works"
+            defaults = PluginDefaults(sample_rate=250.0, window=500, hop=250)
+
+            def find(self, inputs):
+                return []
+
+            def open(self, path):
+                return iter(())
+
+            def labels(self, source, recordings):
+                return []
+
+        class OtherGood(GoodPlugin):
+            summary = "a second plugin that calls itself good"
+    """,
+}
+
+
+def entry(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name=name, value=value, group=GROUP)
+
+
+FAKE_ENTRIES = [
+    entry("broken", "biosig_fake_broken:Plugin"),
+    entry("future", "biosig_fake_future:FuturePlugin"),
+    entry("stranger", "biosig_fake_stranger:Stranger"),
+    entry("good", "biosig_fake_good:GoodPlugin"),
+]
+
+
+@pytest.fixture
+def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Make ``biosig.registry`` see the given entry points instead of the installed ones.
+
+    Returns a function taking the entry points; the fake modules are importable from a
+    temporary directory and forgotten again after the test.
+    """
+    for module, source in MODULES.items():
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in MODULES:
+        monkeypatch.delitem(sys.modules, module, raising=False)
+
+    def install(entries: list[EntryPoint]) -> None:
+        def fake_entry_points(*, group: str) -> list[EntryPoint]:
+            assert group == GROUP
+            return list(entries)
+
+        monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+
+    yield install
+    for module in MODULES:
+        sys.modules.pop(module, None)
+
+
+# --- the real installation ------------------------------------------------------------------
+
+
+def test_numpy_plugin_is_discovered_through_its_entry_point() -> None:
+    entries = discover()
+    assert "numpy" in entries
+    numpy_entry = entries["numpy"]
+    assert numpy_entry.entry_point.value == "biosig_numpy:NumpyPlugin"
+    assert numpy_entry.distribution.startswith("biosig ")
+    assert numpy_entry.plugin is None  # discovery imports nothing
+    plugin = get_plugin("numpy")
+    assert type(plugin).__name__ == "NumpyPlugin"
+    assert plugin.name == "numpy"
+    assert plugin.defaults.window == 1024
+
+
+def test_unknown_plugin_lists_installed_names() -> None:
+    with pytest.raises(BiosigError, match=r"unknown plugin 'nope' \(installed: .*numpy"):
+        get_plugin("nope")
+
+
+# --- isolation ----------------------------------------------------------------------------
+
+
+def test_broken_plugins_are_reported_and_do_not_stop_the_good_one(fake_plugins) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    entries = {e.name: e for e in load_all()}
+    assert list(entries) == ["broken", "future", "good", "stranger"]  # sorted by name
+
+    assert entries["good"].plugin is not None
+    assert entries["good"].error is None
+    assert entries["good"].status == "ok"
+
+    reasons = {
+        "broken": "import failed: ImportError: needs libfoo, which is not installed",
+        "future": "declares plugin API version 99; this biosig supports 1",
+        "stranger": "Stranger does not subclass biosig.Plugin",
+    }
+    for name, reason in reasons.items():
+        assert entries[name].plugin is None
+        assert entries[name].error == reason
+        assert entries[name].status == f"broken: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("broken", "ImportError: needs libfoo"),
+        ("future", "API version 99"),
+        ("stranger", "does not subclass biosig.Plugin"),
+    ],
+)
+def test_get_plugin_on_a_broken_one_names_the_reason(fake_plugins, name: str, reason: str) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    with pytest.raises(BiosigError, match=f"plugin '{name}' cannot be used: .*{reason}"):
+        get_plugin(name)
+
+
+def test_get_plugin_imports_no_other_plugin(fake_plugins) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    plugin = get_plugin("good")
+    assert (plugin.name, plugin.version) == ("good", "1.2.3")
+    assert "biosig_fake_future" not in sys.modules
+    assert "biosig_fake_stranger" not in sys.modules
+
+
+def test_duplicate_names_warn_and_are_recorded(fake_plugins) -> None:
+    fake_plugins(
+        [
+            entry("good", "biosig_fake_good:GoodPlugin"),
+            entry("good", "biosig_fake_good:GoodPlugin"),  # same one seen twice: no clash
+            entry("good", "biosig_fake_good:OtherGood"),
+        ]
+    )
+    with pytest.warns(UserWarning, match="two plugins are named 'good'") as record:
+        entries = discover()
+    assert len(record) == 1
+    assert "ignoring biosig_fake_good:OtherGood" in str(record[0].message)
+    assert entries["good"].entry_point.value == "biosig_fake_good:GoodPlugin"
+    assert entries["good"].duplicates == ["biosig_fake_good:OtherGood (?)"]
+    with pytest.warns(UserWarning, match="two plugins are named 'good'"):
+        assert get_plugin("good").summary == "a plugin that works"  # the first one wins
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def test_plugins_list_shows_the_numpy_plugin(run_cli) -> None:
+    result = run_cli("plugins", "list")
+    assert result.code == 0
+    header, *rows = result.out.splitlines()
+    assert header.split() == ["name", "version", "rate", "window", "hop", "status", "summary"]
+    row = next(r for r in rows if r.startswith("numpy "))
+    assert row.split()[:6] == ["numpy", "0.1.0", "1", "1024", "512", "ok"]
+    assert "NumPy arrays" in row
+
+
+def test_plugins_list_reports_broken_plugins_beside_good_ones(fake_plugins, run_cli) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    result = run_cli("plugins", "list")
+    assert result.code == 0
+    rows = {line.split()[0]: line for line in result.out.splitlines()[1:]}
+    assert set(rows) == {"broken", "future", "good", "stranger"}
+    assert rows["good"].split()[:6] == ["good", "1.2.3", "250", "500", "250", "ok"]
+    assert "broken: import failed: ImportError: needs libfoo" in rows["broken"]
+    assert "broken: declares plugin API version 99" in rows["future"]
+    assert "broken: Stranger does not subclass biosig.Plugin" in rows["stranger"]
+
+
+def show_fields(output: str) -> dict[str, str]:
+    """``key   value`` lines of ``plugins show`` (the free-text ``about`` block is dropped)."""
+    fields = {}
+    for line in output.split("\nabout")[0].splitlines():
+        key, _, value = line.partition("  ")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def test_plugins_show_numpy(run_cli) -> None:
+    result = run_cli("plugins", "show", "numpy")
+    assert result.code == 0
+    fields = show_fields(result.out)
+    assert fields["name"] == "numpy"
+    assert fields["entry point"] == "biosig_numpy:NumpyPlugin"
+    assert fields["status"] == "ok"
+    assert fields["version"] == "0.1.0"
+    assert fields["api version"].startswith("1 ")
+    assert fields["sample rate"] == "1 Hz"
+    assert fields["window"] == "1024 samples"
+    assert fields["hop"] == "512 samples"
+    assert fields["normalization"] == "window"
+    assert "labels.tsv" in fields["labels"]
+    assert "(N, C, L)" in result.out  # the module's documentation
+
+
+def test_plugins_show_a_broken_plugin_gives_its_reason(fake_plugins, run_cli) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    result = run_cli("plugins", "show", "future")
+    assert result.code == 0
+    fields = show_fields(result.out)
+    assert fields["status"] == "broken: declares plugin API version 99; this biosig supports 1"
+    assert "version" not in fields
+
+
+def test_plugins_show_lists_a_name_clash(fake_plugins, run_cli) -> None:
+    fake_plugins(
+        [entry("good", "biosig_fake_good:GoodPlugin"), entry("good", "biosig_fake_good:OtherGood")]
+    )
+    result = run_cli("plugins", "show", "good")
+    assert result.code == 0
+    assert show_fields(result.out)["also named so"] == "biosig_fake_good:OtherGood (?) (ignored)"
+    assert "warning: two plugins are named 'good'" in result.err
+
+
+def test_plugins_show_unknown_is_one_error_line(run_cli) -> None:
+    result = run_cli("plugins", "show", "nope")
+    assert result.code != 0
+    assert result.out == ""
+    assert len(result.err_lines) == 1
+    assert result.err_lines[0].startswith("error: unknown plugin 'nope' (installed:")
+    assert "numpy" in result.err_lines[0]

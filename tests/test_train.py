@@ -1,0 +1,335 @@
+"""The training loop: schedule, convergence, checkpoints and history, early stopping,
+reproducibility, class weights, and the classification report."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import biosig.train as train_module
+from biosig.checkpoint import load_checkpoint
+from biosig.examples import ExampleStore
+from biosig.metrics import classification_report, macro_f1
+from biosig.model import SignalClassifier, model_config
+from biosig.train import TrainConfig, cosine_with_warmup, fit, predict_store
+
+W = 128
+CPU = torch.device("cpu")
+WINDOW_NORM = {"mode": "window"}
+HISTORY_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "lr",
+    "seconds",
+]
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def sine_or_noise(n: int, seed: int = 0) -> ExampleStore:
+    """``n`` one-channel windows alternating white noise (class 0) and a noisy sine (1)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    t = np.arange(W)
+    x = rng.normal(size=(n, 1, W)).astype(np.float32)
+    for i in np.flatnonzero(y):
+        freq, phase = rng.uniform(0.03, 0.08), rng.uniform(0, 2 * np.pi)
+        x[i, 0] = np.sin(2 * np.pi * freq * t + phase) + 0.1 * x[i, 0]
+    return store_of(x, y, ["noise", "sine"])
+
+
+def store_of(x: np.ndarray, y: np.ndarray, classes: list[str]) -> ExampleStore:
+    n = len(y)
+    ids = np.array([f"r{i}" for i in range(n)])
+    return ExampleStore(
+        x=x.astype(np.float32),
+        lengths=np.full(n, x.shape[-1], dtype=np.int64),
+        y=np.asarray(y, dtype=np.int64),
+        groups=ids,
+        recording_ids=ids,
+        starts=np.zeros(n, dtype=np.int64),
+        classes=classes,
+    )
+
+
+def tiny_model(n_classes: int = 2, seed: int = 0) -> SignalClassifier:
+    torch.manual_seed(seed)
+    return SignalClassifier(model_config("tiny", 1, n_classes))
+
+
+def meta_of(model: SignalClassifier, store: ExampleStore) -> dict:
+    return {
+        "model": dataclasses.asdict(model.config),
+        "classes": store.classes,
+        "window": W,
+        "hop": W,
+        "normalization": WINDOW_NORM,
+        "training": {"preset": "tiny"},
+    }
+
+
+def run_fit(store, train_idx, val_idx, run_dir: Path, model=None, **config):
+    model = model if model is not None else tiny_model(len(store.classes))
+    messages: list[str] = []
+    result = fit(
+        model,
+        store,
+        np.asarray(train_idx),
+        np.asarray(val_idx),
+        TrainConfig(**config),
+        WINDOW_NORM,
+        CPU,
+        run_dir,
+        meta_of(model, store),
+        progress=False,
+        echo=messages.append,
+    )
+    return model, result, messages
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ------------------------------------------------------------------------------ schedule
+
+
+def test_cosine_with_warmup_shape() -> None:
+    total, warmup = 100, 10
+    f = cosine_with_warmup(total, warmup)
+    values = np.array([f(s) for s in range(total + 1)])
+    assert values[0] == pytest.approx(0.1)
+    assert np.all(np.diff(values[: warmup + 1]) >= 0)  # rises during warm-up
+    assert values[warmup - 1] == pytest.approx(1.0) and values[warmup] == pytest.approx(1.0)
+    assert values.max() == pytest.approx(1.0)
+    assert np.all(np.diff(values[warmup:]) <= 1e-12)  # then only decays
+    assert f(warmup + (total - warmup) // 2) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert values[-1] == pytest.approx(0.01)
+    assert f(total + 50) == pytest.approx(0.01)  # stays at the floor
+
+
+def test_cosine_without_warmup_starts_at_peak() -> None:
+    f = cosine_with_warmup(10, 0)
+    assert f(0) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(0.01)
+
+
+# --------------------------------------------------------------------------- convergence
+
+
+@pytest.fixture(scope="module")
+def separable_run(tmp_path_factory):
+    store = sine_or_noise(60)
+    run_dir = tmp_path_factory.mktemp("run")
+    epochs = 6
+    model, result, messages = run_fit(
+        store, np.arange(48), np.arange(48, 60), run_dir, epochs=epochs, batch_size=8, lr=3e-3
+    )
+    return store, run_dir, model, result, messages, epochs
+
+
+def test_fit_learns_separable_problem(separable_run) -> None:
+    store, _, _, result, _, _ = separable_run
+    assert result.best_metrics["accuracy"] >= 0.9
+    assert max(row["val_accuracy"] for row in result.history) >= 0.9
+    assert result.best_metrics["n"] == 12
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_fit_writes_history(separable_run) -> None:
+    _, run_dir, _, result, messages, epochs = separable_run
+    rows = read_history(run_dir / "history.csv")
+    assert list(rows[0]) == HISTORY_COLUMNS
+    assert len(rows) == len(result.history) == epochs
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    for row, kept in zip(rows, result.history, strict=True):
+        for column in HISTORY_COLUMNS[1:]:
+            assert float(row[column]) == pytest.approx(kept[column])
+    # The schedule ends at 1 % of the peak learning rate.
+    assert result.history[-1]["lr"] == pytest.approx(3e-3 * 0.01)
+    assert len(messages) == epochs and messages[0].startswith("epoch   1")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "history.csv", "last"]
+
+
+def test_fit_writes_best_and_last_checkpoints(separable_run) -> None:
+    store, run_dir, model, result, _, epochs = separable_run
+    best, best_meta = load_checkpoint(run_dir / "best")
+    last, last_meta = load_checkpoint(run_dir / "last")
+    assert best_meta["training"] == {"preset": "tiny", "epoch": result.best_epoch}
+    assert last_meta["training"]["epoch"] == epochs
+    assert best_meta["metrics"] == result.best_metrics
+    assert best_meta["classes"] == ["noise", "sine"]
+    # The best checkpoint reproduces its recorded validation accuracy.
+    val = np.arange(48, 60)
+    probs = predict_store(best, store, val, WINDOW_NORM, CPU)
+    accuracy = float((probs.argmax(1) == store.y[val]).mean())
+    assert accuracy == pytest.approx(best_meta["metrics"]["accuracy"])
+    # The last checkpoint holds the model as training left it.
+    for key, value in model.state_dict().items():
+        assert torch.equal(last.state_dict()[key], value.cpu()), key
+    best_f1 = max(row["val_macro_f1"] for row in result.history)
+    assert result.history[result.best_epoch - 1]["val_macro_f1"] == best_f1
+    assert result.best_metrics["macro_f1"] == pytest.approx(best_f1)
+
+
+# ------------------------------------------------------------------------ early stopping
+
+
+def constant_validation_store(n_train: int = 16, n_val: int = 8) -> ExampleStore:
+    """Training windows of two classes; validation windows that are all zeros, so every
+    validation window gets the same prediction and macro-F1 cannot change."""
+    train = sine_or_noise(n_train, seed=1)
+    x = np.concatenate([train.x, np.zeros((n_val, 1, W), dtype=np.float32)])
+    y = np.concatenate([train.y, np.arange(n_val) % 2])
+    return store_of(x, y, train.classes)
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_early_stopping_when_validation_cannot_improve(tmp_path: Path, patience: int) -> None:
+    store = constant_validation_store()
+    _, result, messages = run_fit(
+        store,
+        np.arange(16),
+        np.arange(16, 24),
+        tmp_path,
+        epochs=6,
+        batch_size=8,
+        patience=patience,
+        augment=[],
+    )
+    assert len(result.history) == patience + 1 < 6
+    assert result.best_epoch == 1
+    f1s = [row["val_macro_f1"] for row in result.history]
+    assert f1s == pytest.approx([1 / 3] * (patience + 1))
+    assert messages[-1] == f"early stop: no better validation macro-F1 for {patience} epochs"
+    assert len(read_history(tmp_path / "history.csv")) == patience + 1
+    assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 1
+    assert load_checkpoint(tmp_path / "last")[1]["training"]["epoch"] == patience + 1
+
+
+# ----------------------------------------------------------------------- reproducibility
+
+
+def test_same_seed_same_run_different_seed_different_weights(tmp_path: Path) -> None:
+    store = sine_or_noise(24, seed=2)
+    train, val = np.arange(16), np.arange(16, 24)
+
+    def once(name: str, seed: int):
+        model, result, _ = run_fit(
+            store,
+            train,
+            val,
+            tmp_path / name,
+            model=tiny_model(seed=7),
+            epochs=2,
+            batch_size=8,
+            seed=seed,
+        )
+        history = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
+        return model.state_dict(), history
+
+    weights_a, history_a = once("a", 3)
+    weights_b, history_b = once("b", 3)
+    weights_c, _ = once("c", 4)
+    assert history_a == history_b
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+    assert any(
+        not torch.equal(weights_a[key], weights_c[key])
+        for key in weights_a
+        if weights_a[key].is_floating_point()
+    )
+
+
+# --------------------------------------------------------------------------- class weights
+
+
+class _Stop(Exception):
+    pass
+
+
+def built_loss(monkeypatch, store: ExampleStore, train_idx: np.ndarray, tmp_path: Path, **cfg):
+    """The loss module ``fit`` builds for this training set (training is then cut short)."""
+    built = {}
+    real = train_module.build_loss
+
+    def capture(*args, **kwargs):
+        built["loss"] = real(*args, **kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(train_module, "build_loss", capture)
+    with pytest.raises(_Stop):
+        run_fit(store, train_idx, train_idx, tmp_path, **cfg)
+    return built["loss"]
+
+
+def test_class_weights_are_balanced(monkeypatch, tmp_path: Path) -> None:
+    y = np.array([0] * 12 + [1] * 4 + [2] * 5)  # class 2 only outside the training set
+    store = store_of(np.zeros((len(y), 1, W)), y, ["a", "b", "c"])
+    train_idx = np.arange(16)
+    loss = built_loss(monkeypatch, store, train_idx, tmp_path, label_smoothing=0.05)
+    assert isinstance(loss, torch.nn.CrossEntropyLoss)
+    # "balanced": n_samples / (n_present_classes * count); an absent class keeps weight 1.
+    expected = [16 / (2 * 12), 16 / (2 * 4), 1.0]
+    np.testing.assert_allclose(loss.weight.numpy(), expected, rtol=1e-6)
+    assert loss.label_smoothing == pytest.approx(0.05)
+
+
+def test_class_weights_can_be_turned_off(monkeypatch, tmp_path: Path) -> None:
+    store = store_of(np.zeros((10, 1, W)), np.array([0] * 8 + [1] * 2), ["a", "b"])
+    loss = built_loss(
+        monkeypatch, store, np.arange(10), tmp_path, class_weights=False, loss="focal"
+    )
+    assert loss.weight is None
+    assert loss.gamma == pytest.approx(2.0)
+
+
+# ------------------------------------------------------------------------------- metrics
+
+
+Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+Y_PRED = np.array([0, 0, 1, 2, 1, 1, 2, 2, 0, 2])
+
+
+def test_classification_report_by_hand() -> None:
+    report = classification_report(Y_TRUE, Y_PRED, ["a", "b", "c"])
+    assert report["n"] == 10
+    assert report["confusion"] == [[2, 1, 1], [0, 2, 0], [1, 0, 3]]
+    assert report["accuracy"] == pytest.approx(0.7)
+    assert report["balanced_accuracy"] == pytest.approx((2 / 4 + 2 / 2 + 3 / 4) / 3)
+    f1 = {"a": 4 / 7, "b": 0.8, "c": 0.75}  # from precision 2/3, 2/3, 3/4; recall 1/2, 1, 3/4
+    assert report["macro_f1"] == pytest.approx(sum(f1.values()) / 3)
+    assert report["majority_class"] == "a"  # tie between a and c: the first wins
+    assert report["majority_rate"] == pytest.approx(0.4)
+    assert report["classes"] == ["a", "b", "c"]
+    expected = {
+        "a": (2 / 3, 1 / 2, 4),
+        "b": (2 / 3, 1.0, 2),
+        "c": (3 / 4, 3 / 4, 4),
+    }
+    for name, (precision, recall, support) in expected.items():
+        row = report["per_class"][name]
+        assert row["precision"] == pytest.approx(precision)
+        assert row["recall"] == pytest.approx(recall)
+        assert row["f1"] == pytest.approx(f1[name])
+        assert row["support"] == support
+
+
+def test_macro_f1_counts_absent_classes_as_zero() -> None:
+    three = (4 / 7 + 0.8 + 0.75) / 3
+    assert macro_f1(Y_TRUE, Y_PRED, 3) == pytest.approx(three)
+    assert macro_f1(Y_TRUE, Y_PRED, 4) == pytest.approx(three * 3 / 4)
+    report = classification_report(Y_TRUE, Y_PRED, ["a", "b", "c", "d"])
+    assert report["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert report["confusion"][3] == [0, 0, 0, 0]
+    assert math.isclose(report["majority_rate"], 0.4)
