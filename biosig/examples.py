@@ -155,7 +155,14 @@ def build_examples(
     rec_ids = np.empty(total, dtype=object)
     starts_orig = np.zeros(total, dtype=np.int64)
     offset = 0
-    bar = tqdm(total=total, desc="reading windows", unit="win", disable=not progress, leave=False)
+    # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
+    bar = tqdm(
+        total=total,
+        desc="reading windows",
+        unit="win",
+        disable=None if progress else True,
+        leave=False,
+    )
     for rec, preprocess, starts, labels in plans:
         k = len(starts)
         sl = slice(offset, offset + k)

@@ -173,7 +173,7 @@ def fit(
             total=len(order),
             desc=f"epoch {epoch}/{config.epochs}",
             unit="win",
-            disable=not progress,
+            disable=None if progress else True,  # None: off when not a terminal
             leave=False,
         )
         for start in range(0, len(order), config.batch_size):
