@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -200,21 +200,14 @@ def fit(
         probs = predict_store(model, store, val_idx, normalization, device)
         y_val = store.y[val_idx]
         y_hat = probs.argmax(1)
-        val_loss = (
-            float(
-                loss_fn(
-                    torch.from_numpy(np.log(probs + 1e-12)).to(device),
-                    torch.from_numpy(y_val).to(device),
-                )
-            )
-            if len(val_idx)
-            else float("nan")
-        )
+        # Cross entropy of log-probabilities equals that of the logits they came from.
+        log_probs = torch.from_numpy(np.log(np.maximum(probs, 1e-12))).to(device)
+        val_loss = float(loss_fn(log_probs, torch.from_numpy(y_val).to(device)))
         row = {
             "epoch": epoch,
             "train_loss": running / max(seen, 1),
             "val_loss": val_loss,
-            "val_accuracy": float((y_hat == y_val).mean()) if len(val_idx) else float("nan"),
+            "val_accuracy": float((y_hat == y_val).mean()),
             "val_macro_f1": macro_f1(y_val, y_hat, n_classes),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
@@ -251,7 +244,3 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
     writer.writerows(history)
     with atomic_file(path) as handle:
         handle.write(buffer.getvalue())
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -231,6 +231,50 @@ def test_evaluate_json(workdir: Path, run_cli) -> None:
     assert 0.0 <= report["macro_f1"] <= 1.0
 
 
+def test_paths_after_input_are_inputs_too(workdir: Path, tmp_path: Path, run_cli) -> None:
+    """`--input parts/*.npy` arrives shell-expanded: one flag, then several paths."""
+    signals, labels = np.load(workdir / "signals.npy"), np.load(workdir / "labels.npy")
+    half = len(signals) // 2
+    np.save(tmp_path / "a.npy", signals[:half])
+    np.save(tmp_path / "b.npy", signals[half:])
+    ids = [f"a:{i}" for i in range(half)] + [f"b:{i}" for i in range(len(signals) - half)]
+    (tmp_path / "labels.tsv").write_text(
+        "".join(f"{rec}\t{label}\n" for rec, label in zip(ids, labels, strict=True))
+    )
+    trained = run_cli(
+        "train",
+        "--plugin",
+        "numpy",
+        "--input",
+        "a.npy",
+        "b.npy",
+        "--labels",
+        "labels.tsv",
+        *SMALL,
+        "--out",
+        "model",
+        cwd=tmp_path,
+    )
+    assert trained.code == 0, trained.err
+    meta = json.loads((tmp_path / "model" / "best" / "biosig.json").read_text())
+    assert meta["training"]["inputs"] == ["a.npy", "b.npy"]
+    assert meta["training"]["n_recordings"] == len(signals)
+    evaluated = run_cli(
+        "evaluate",
+        "--model",
+        "model",
+        "--input",
+        "a.npy",
+        "b.npy",
+        "--labels",
+        "labels.tsv",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert evaluated.code == 0, evaluated.err
+    assert json.loads(evaluated.out)["n"] == N_RECORDINGS * LENGTH // WINDOW
+
+
 def test_python_dash_m_biosig_help() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "biosig", "--help"], capture_output=True, text=True, timeout=120

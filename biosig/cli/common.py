@@ -19,7 +19,7 @@ class Options:
 
     def __init__(self, ctx: click.Context, pipeline: Path | None) -> None:
         self._ctx = ctx
-        allowed = {p.name for p in ctx.command.params if p.name != "pipeline"}
+        allowed = {p.name for p in ctx.command.params} - {"pipeline", "more_inputs"}
         self._pipeline = load_pipeline(pipeline, allowed) if pipeline else {}
 
     def get(self, name: str, fallback: Any = None) -> Any:
@@ -68,3 +68,7 @@ batch_option = click.option(
     default=None,
     help="Windows per batch [default: 64 to train, 256 to predict or evaluate].",
 )
+
+# `--input reads/*.fast5` reaches us as one flag followed by many paths once the shell has
+# expanded the glob; the paths after the first land here instead of being an error.
+more_inputs_argument = click.argument("more_inputs", nargs=-1, metavar="[MORE_INPUTS]...")

@@ -18,7 +18,7 @@ from ..metrics import classification_report, format_report
 from ..plugin import iter_recordings
 from ..registry import get_plugin
 from ..train import predict_store
-from .common import batch_option, device_option, require_file
+from .common import batch_option, device_option, more_inputs_argument, require_file
 
 log = logging.getLogger("biosig")
 
@@ -71,14 +71,13 @@ def run_evaluation(
     "--model", "model_path", type=click.Path(path_type=Path), required=True, help="Model directory."
 )
 @click.option("--plugin", help="Plugin that reads the inputs [default: the model's].")
-@click.option(
-    "--input", "inputs", multiple=True, required=True, help="File, directory or glob; repeatable."
-)
+@click.option("--input", "inputs", multiple=True, help="File, directory or glob; repeatable.")
 @click.option("--labels", required=True, help="Labels file.")
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between windows [default: window].")
 @batch_option
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@more_inputs_argument
 def evaluate(
     model_path: Path,
     plugin: str | None,
@@ -88,7 +87,10 @@ def evaluate(
     batch_size: int | None,
     device: str,
     as_json: bool,
+    more_inputs: tuple[str, ...],
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class scores and the confusion matrix."""
-    report = run_evaluation(model_path, plugin, inputs, labels, hop, batch_size or 256, device)
+    report = run_evaluation(
+        model_path, plugin, [*inputs, *more_inputs], labels, hop, batch_size or 256, device
+    )
     click.echo(json.dumps(report) if as_json else format_report(report))

@@ -16,13 +16,21 @@ from ..augment import build_augmentation
 from ..device import resolve_device
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
-from ..model import PRESETS, SignalClassifier, model_config
+from ..model import PRESETS, SignalClassifier, count_parameters, model_config
 from ..normalize import dataset_statistics
 from ..plugin import NORMALIZATIONS, iter_recordings
 from ..registry import get_plugin
 from ..split import split_by_group
 from ..train import TrainConfig, fit, seed_everything
-from .common import RUNS, Options, as_list, batch_option, device_option, require_file
+from .common import (
+    RUNS,
+    Options,
+    as_list,
+    batch_option,
+    device_option,
+    more_inputs_argument,
+    require_file,
+)
 
 DEFAULTS = TrainConfig()
 
@@ -123,7 +131,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         },
     }
     echo(
-        f"training {request.preset} model ({sum(p.numel() for p in model.parameters()):,} "
+        f"training {request.preset} model ({count_parameters(model):,} "
         f"parameters) on {len(train_idx)} windows, validating on {len(val_idx)} "
         f"({len(labelled)} recordings, classes: {', '.join(classes)}) on {device}"
     )
@@ -242,6 +250,7 @@ def _new_run_dir(parent: Path) -> Path:
     show_default=True,
     help="Epochs without a better validation macro-F1 before stopping.",
 )
+@more_inputs_argument
 @click.pass_context
 def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
     """Train a classifier on labelled recordings."""
@@ -268,7 +277,7 @@ def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
     run_training(
         TrainRequest(
             plugin=plugin,
-            inputs=as_list(opts.get("input")),
+            inputs=as_list(opts.get("input")) + list(ctx.params["more_inputs"]),
             labels=labels,
             out=Path(out) if out else None,
             preset=opts.get("preset"),
