@@ -15,9 +15,20 @@ from .plugin import (
     PluginDefaults,
     Preprocessor,
     Recording,
+    RecordingError,
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # StreamingResampler pulls in scipy.signal: imported on first use, not with `biosig`.
+    if name == "StreamingResampler":
+        from .resample import StreamingResampler
+
+        return StreamingResampler
+    raise AttributeError(f"module 'biosig' has no attribute {name!r}")
+
 
 __all__ = [
     "API_VERSION",
@@ -30,6 +41,8 @@ __all__ = [
     "PluginDefaults",
     "Preprocessor",
     "Recording",
+    "RecordingError",
+    "StreamingResampler",
     "__version__",
     "read_label_table",
     "whole_recording_intervals",

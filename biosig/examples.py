@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +21,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import BiosigError
-from .plugin import LabelledInterval, Plugin, Recording
-from .windows import model_length, stream_windows, to_model, to_original, window_starts
+from .plugin import LabelledInterval, Plugin, Recording, RecordingError
+from .windows import (
+    make_preprocessor,
+    model_length,
+    stream_windows,
+    to_model,
+    to_original,
+    window_starts,
+)
 
 log = logging.getLogger("biosig")
 
@@ -111,15 +118,24 @@ def build_examples(
     classes: Sequence[str],
     window: int,
     hop: int,
+    fs_out: float,
     store_dir: Path | None = None,
     progress: bool = True,
+    on_damage: Callable[[RecordingError], None] | None = None,
 ) -> ExampleStore:
-    """Read every labelled window of ``recordings`` once into an :class:`ExampleStore`."""
+    """Read every labelled window of ``recordings`` once, at the model rate ``fs_out``, into
+    an :class:`ExampleStore`.
+
+    A recording whose reading raises :class:`RecordingError` is passed to ``on_damage``
+    (which may re-raise) and its windows are left out; without ``on_damage`` it propagates.
+    """
     by_recording: dict[str, list[LabelledInterval]] = defaultdict(list)
     for iv in intervals:
         by_recording[iv.recording_id].append(iv)
     class_index = {c: i for i, c in enumerate(classes)}
 
+    # Plan from metadata only: preprocessors are made when a recording is read, since some
+    # (a nanopore read's median/MAD) read the signal when they are made.
     plans = []
     n_channels: int | None = None
     first_id = ""
@@ -133,18 +149,12 @@ def build_examples(
                 f"{_where(rec)}: has {len(rec.channels)} channels but recording {first_id} "
                 f"has {n_channels}; one model takes one channel layout"
             )
-        preprocess = plugin.preprocessor(rec.fs, len(rec.channels))
         starts, labels = plan_starts(
-            by_recording[rec.id],
-            model_length(rec, preprocess.fs_out),
-            window,
-            hop,
-            rec,
-            preprocess.fs_out,
+            by_recording[rec.id], model_length(rec, fs_out), window, hop, rec, fs_out
         )
         if len(starts):
-            plans.append((rec, preprocess, starts, labels))
-    total = sum(len(p[2]) for p in plans)
+            plans.append((rec, starts, labels))
+    total = sum(len(p[1]) for p in plans)
     if total == 0 or n_channels is None:
         raise BiosigError("no labelled window could be cut from the inputs")
 
@@ -154,6 +164,7 @@ def build_examples(
     groups = np.empty(total, dtype=object)
     rec_ids = np.empty(total, dtype=object)
     starts_orig = np.zeros(total, dtype=np.int64)
+    keep = np.ones(total, dtype=bool)
     offset = 0
     # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
     bar = tqdm(
@@ -163,19 +174,33 @@ def build_examples(
         disable=None if progress else True,
         leave=False,
     )
-    for rec, preprocess, starts, labels in plans:
+    for rec, starts, labels in plans:
         k = len(starts)
         sl = slice(offset, offset + k)
         y[sl] = [class_index[label] for label in labels]
         groups[sl] = plugin.group(rec)
         rec_ids[sl] = rec.id
-        starts_orig[sl] = to_original(starts, rec, preprocess.fs_out)
-        for block in stream_windows(rec, preprocess, starts, window):
-            x[offset + block.index] = block.data
-            lengths[offset + block.index] = block.lengths
-            bar.update(len(block.index))
+        starts_orig[sl] = to_original(starts, rec, fs_out)
+        try:
+            for block in stream_windows(
+                rec, make_preprocessor(plugin, rec, fs_out), starts, window
+            ):
+                x[offset + block.index] = block.data
+                lengths[offset + block.index] = block.lengths
+                bar.update(len(block.index))
+        except RecordingError as error:
+            if on_damage is None:
+                raise
+            on_damage(error)
+            keep[sl] = False
         offset += k
     bar.close()
+    if not keep.all():
+        if not keep.any():
+            raise BiosigError("every labelled recording was damaged; nothing to train on")
+        # Rare: copies the kept windows (into memory, even from a memory-mapped store).
+        x, lengths, y = x[keep], lengths[keep], y[keep]
+        groups, rec_ids, starts_orig = groups[keep], rec_ids[keep], starts_orig[keep]
     return ExampleStore(
         x, lengths, y, groups.astype(str), rec_ids.astype(str), starts_orig, list(classes)
     )

@@ -68,6 +68,14 @@ def format_report(report: dict) -> str:
             f"{name:<20}{row['precision']:>10.4f}{row['recall']:>10.4f}"
             f"{row['f1']:>10.4f}{row['support']:>10d}"
         )
+    if "recordings" in report:
+        rec = report["recordings"]
+        lines += [
+            "",
+            f"per recording ({rec['n']}, window probabilities averaged): accuracy "
+            f"{rec['accuracy']:.4f}, balanced accuracy {rec['balanced_accuracy']:.4f}, "
+            f"macro F1 {rec['macro_f1']:.4f}",
+        ]
     width = max(len(c) for c in report["classes"]) + 2
     lines += ["", "confusion (rows true, columns predicted)"]
     lines.append(" " * width + "".join(f"{c:>{width}}" for c in report["classes"]))

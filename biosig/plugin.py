@@ -8,12 +8,14 @@ register the class (or an instance) under the entry-point group ``biosig.plugins
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+from .errors import BiosigError
 
 #: Version of this contract. A plugin declares the version it was written against in
 #: ``Plugin.api_version``; the registry refuses versions it does not support.
@@ -50,6 +52,15 @@ class LabelledInterval:
     start: int
     stop: int
     label: str
+
+
+class RecordingError(BiosigError):
+    """A damaged file or recording (corrupt, truncated, undecodable signal).
+
+    Commands skip it with a warning naming it, and summarise at the end; with ``--strict``
+    they stop instead. Raise it from ``open`` or from ``chunks``; raise it before the first
+    chunk where the damage can be seen up front, so no part of the recording is used.
+    """
 
 
 @runtime_checkable
@@ -126,12 +137,27 @@ class Plugin(ABC):
         """
 
     @abstractmethod
-    def open(self, path: Path) -> Iterator[Recording]:
-        """Yield the recordings held in one file."""
+    def open(self, path: Path) -> Iterator[Recording | RecordingError]:
+        """Yield the recordings held in one file.
 
-    def preprocessor(self, fs: float, n_channels: int) -> Preprocessor:
-        """A fresh stateful preprocessor for one recording sampled at ``fs``."""
-        return IdentityPreprocessor(fs, n_channels)
+        Raise :class:`RecordingError` when the whole file is damaged; yield one in place of
+        a single damaged recording, so the file's other recordings are still read.
+        """
+
+    def preprocessor(self, recording: Recording, fs_out: float) -> Preprocessor:
+        """A fresh stateful preprocessor turning ``recording``'s chunks into model-ready
+        chunks at the model's rate ``fs_out``.
+
+        It receives the recording, not just its rate, so that it can use what the plugin
+        knows of it (calibration, cheap whole-read statistics). The default resamples when
+        the rates differ and otherwise passes samples through.
+        """
+        n_channels = len(recording.channels)
+        if recording.fs == fs_out:
+            return IdentityPreprocessor(fs_out, n_channels)
+        from .resample import StreamingResampler  # scipy is imported only when needed
+
+        return StreamingResampler(recording.fs, fs_out, n_channels)
 
     @abstractmethod
     def labels(self, source: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
@@ -148,10 +174,28 @@ class Plugin(ABC):
         return None
 
 
-def iter_recordings(plugin: Plugin, files: Iterable[Path]) -> Iterator[Recording]:
-    """All recordings of all files, in order."""
+def iter_recordings(
+    plugin: Plugin, files: Iterable[Path], on_damage: Callable[[RecordingError], None] | None = None
+) -> Iterator[Recording]:
+    """All recordings of all files, in order.
+
+    A damaged file (``open`` raises :class:`RecordingError`) or recording (``open``
+    yields one) goes to ``on_damage``, which may re-raise; without ``on_damage`` the error
+    propagates.
+    """
     for path in files:
-        yield from plugin.open(path)
+        try:
+            for item in plugin.open(path):
+                if not isinstance(item, RecordingError):
+                    yield item
+                elif on_damage is None:
+                    raise item
+                else:
+                    on_damage(item)
+        except RecordingError as error:
+            if on_damage is None:
+                raise
+            on_damage(error)
 
 
 class ArrayRecording:

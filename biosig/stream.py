@@ -9,7 +9,7 @@ has been scored, so outputs are written while later recordings are still being r
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,8 @@ import torch
 from .device import autocast
 from .errors import BiosigError
 from .normalize import normalize
-from .plugin import Plugin, Recording
-from .windows import model_length, stream_windows, to_original, window_starts
+from .plugin import Plugin, Recording, RecordingError
+from .windows import make_preprocessor, model_length, stream_windows, to_original, window_starts
 
 
 @dataclass
@@ -58,6 +58,14 @@ class _Batch:
     owners: list[tuple[_Pending, np.ndarray]] = field(default_factory=list)
     size: int = 0
 
+    def drop(self, owner: _Pending) -> None:
+        """Forget the windows of ``owner`` (a recording found damaged part-way)."""
+        kept = [i for i, (o, _) in enumerate(self.owners) if o is not owner]
+        self.blocks = [self.blocks[i] for i in kept]
+        self.lengths = [self.lengths[i] for i in kept]
+        self.owners = [self.owners[i] for i in kept]
+        self.size = sum(len(index) for _, index in self.owners)
+
 
 def predict_recordings(
     model: torch.nn.Module,
@@ -67,9 +75,15 @@ def predict_recordings(
     device: torch.device,
     batch_size: int = 256,
     hop: int | None = None,
+    on_damage: Callable[[RecordingError], None] | None = None,
 ) -> Iterator[RecordingPrediction]:
-    """Yield each recording's window probabilities, in input order, as it completes."""
+    """Yield each recording's window probabilities, in input order, as it completes.
+
+    A recording whose reading raises :class:`RecordingError` goes to ``on_damage`` (which
+    may re-raise) and yields nothing; without ``on_damage`` the error propagates.
+    """
     window = int(meta["window"])
+    fs_out = float(meta["sample_rate"])
     hop = int(hop or meta["hop"])
     n_channels = int(meta["model"]["in_channels"])
     normalization = meta["normalization"]
@@ -109,27 +123,38 @@ def predict_recordings(
                 f"{source}: recording {rec.id} has {len(rec.channels)} channels; "
                 f"the model was trained on {n_channels}"
             )
-        preprocess = plugin.preprocessor(rec.fs, n_channels)
-        n_model = model_length(rec, preprocess.fs_out)
+        n_model = model_length(rec, fs_out)
         starts = window_starts(n_model, window, hop)
         ends = np.minimum(starts + window, n_model)
+        # A window that reaches the end of the resampled signal ends at the last original
+        # sample, whatever the rounding of the rate conversion says.
+        ends_original = np.where(ends == n_model, rec.n_samples, to_original(ends, rec, fs_out))
         state = _Pending(
             rec,
-            to_original(starts, rec, preprocess.fs_out),
-            to_original(ends, rec, preprocess.fs_out),
+            to_original(starts, rec, fs_out),
+            ends_original,
             np.zeros((len(starts), len(meta["classes"])), dtype=np.float32),
         )
         pending.append(state)
-        for block in stream_windows(rec, preprocess, starts, window):
-            for begin in range(0, len(block.index), batch_size):
-                part = slice(begin, begin + batch_size)
-                batch.blocks.append(block.data[part])
-                batch.lengths.append(block.lengths[part])
-                batch.owners.append((state, block.index[part]))
-                batch.size += len(block.index[part])
-                if batch.size >= batch_size:
-                    run()
-                    yield from finished()
+        try:
+            preprocess = make_preprocessor(plugin, rec, fs_out)
+            for block in stream_windows(rec, preprocess, starts, window):
+                for begin in range(0, len(block.index), batch_size):
+                    part = slice(begin, begin + batch_size)
+                    batch.blocks.append(block.data[part])
+                    batch.lengths.append(block.lengths[part])
+                    batch.owners.append((state, block.index[part]))
+                    batch.size += len(block.index[part])
+                    if batch.size >= batch_size:
+                        run()
+                        yield from finished()
+        except RecordingError as error:
+            if on_damage is None:
+                raise
+            on_damage(error)
+            pending.remove(state)
+            batch.drop(state)
+            continue
         state.read_done = True
         yield from finished()
     run()

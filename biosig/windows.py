@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .plugin import Preprocessor, Recording
+from .errors import BiosigError
+from .plugin import Plugin, Preprocessor, Recording
 
 #: Samples read from a recording per step; large enough to amortise I/O, small enough that
 #: memory stays flat whatever the recording's length.
@@ -126,17 +127,28 @@ def to_model(positions: np.ndarray, recording: Recording, fs_out: float) -> np.n
     return np.round(np.asarray(positions) * fs_out / recording.fs).astype(np.int64)
 
 
+def make_preprocessor(plugin: Plugin, recording: Recording, fs_out: float) -> Preprocessor:
+    """The plugin's preprocessor for ``recording``, checked to deliver the model rate."""
+    preprocess = plugin.preprocessor(recording, fs_out)
+    if abs(preprocess.fs_out - fs_out) > 1e-6 * fs_out:
+        raise BiosigError(
+            f"plugin {plugin.name!r}: its preprocessor gives {preprocess.fs_out:g} Hz for "
+            f"recording {recording.id}, but the model runs at {fs_out:g} Hz"
+        )
+    return preprocess
+
+
 def stream_windows(
     recording: Recording,
     preprocess: Preprocessor,
     starts: np.ndarray,
     window: int,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = None,
 ) -> Iterator[Windows]:
     """Read ``recording`` through its (fresh) preprocessor and cut windows at ``starts``
     (model-rate samples), block by block."""
     windower = Windower(starts, window, len(recording.channels))
-    for chunk in recording.chunks(chunk_size):
+    for chunk in recording.chunks(chunk_size or DEFAULT_CHUNK):
         out = windower.push(preprocess(chunk))
         if out is not None:
             yield out

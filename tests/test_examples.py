@@ -57,10 +57,10 @@ class ToyPlugin(Plugin):
     def labels(self, source: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
         return []
 
-    def preprocessor(self, fs: float, n_channels: int):
+    def preprocessor(self, recording: Recording, fs_out: float):
         if self.decimate == 1:
-            return super().preprocessor(fs, n_channels)
-        return Decimate(fs, self.decimate)
+            return super().preprocessor(recording, fs_out)
+        return Decimate(recording.fs, self.decimate)
 
     def group(self, recording: Recording) -> str:
         return recording.id.split("-")[0]
@@ -167,7 +167,9 @@ def recordings_and_intervals():
 
 def test_build_examples_store_matches_source_slices() -> None:
     recs, intervals = recordings_and_intervals()
-    store = build_examples(ToyPlugin(), recs, intervals, ["a", "b"], WINDOW, HOP, progress=False)
+    store = build_examples(
+        ToyPlugin(), recs, intervals, ["a", "b"], WINDOW, HOP, 100.0, progress=False
+    )
 
     per_rec = [window_starts(r.n_samples, WINDOW, HOP) for r in recs[:3]]
     total = sum(len(s) for s in per_rec)
@@ -195,7 +197,14 @@ def test_build_examples_store_matches_source_slices() -> None:
 def test_build_examples_reports_starts_in_original_samples() -> None:
     rec = ArrayRecording("p1-r", signal(1000, channels=1), fs=200.0)
     store = build_examples(
-        ToyPlugin(decimate=2), [rec], [whole(rec, "a")], ["a", "b"], WINDOW, HOP, progress=False
+        ToyPlugin(decimate=2),
+        [rec],
+        [whole(rec, "a")],
+        ["a", "b"],
+        WINDOW,
+        HOP,
+        100.0,
+        progress=False,
     )
     model_starts = window_starts(500, WINDOW, HOP)
     np.testing.assert_array_equal(store.starts, model_starts * 2)
@@ -211,14 +220,14 @@ def test_build_examples_mismatched_channels_names_recording() -> None:
     ]
     intervals = [whole(recs[0], "a"), whole(recs[1], "b")]
     with pytest.raises(BiosigError, match=r"/data/b\.npy \(recording p2-b\).*3 channels.*p1-a"):
-        build_examples(ToyPlugin(), recs, intervals, ["a", "b"], WINDOW, HOP, progress=False)
+        build_examples(ToyPlugin(), recs, intervals, ["a", "b"], WINDOW, HOP, 100.0, progress=False)
 
 
 def test_build_examples_without_labelled_windows_is_an_error() -> None:
     rec = ArrayRecording("p1-a", signal(300), fs=100.0)
     other = LabelledInterval("elsewhere", 0, 300, "a")
     with pytest.raises(BiosigError, match="no labelled window"):
-        build_examples(ToyPlugin(), [rec], [other], ["a", "b"], WINDOW, HOP, progress=False)
+        build_examples(ToyPlugin(), [rec], [other], ["a", "b"], WINDOW, HOP, 100.0, progress=False)
 
 
 # --------------------------------------------------------------------------- classes

@@ -64,8 +64,8 @@ class Decimate:
 
 
 class HalfRatePlugin(ToyPlugin):
-    def preprocessor(self, fs: float, n_channels: int):
-        return Decimate(fs)
+    def preprocessor(self, recording: Recording, fs_out: float):
+        return Decimate(recording.fs)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,7 @@ def model_and_meta() -> tuple[SignalClassifier, dict]:
         "model": dataclasses.asdict(config),
         "classes": CLASSES,
         "normalization": {"mode": "window"},
+        "sample_rate": 1.0,
     }
     return model, meta
 
@@ -147,11 +148,14 @@ def test_predictions_hop_override(model_and_meta) -> None:
 def test_predictions_positions_in_original_samples(model_and_meta) -> None:
     model, meta = model_and_meta
     rec = make_recordings([601])[0]
-    (pred,) = predict_recordings(model, meta, HalfRatePlugin(), [rec], CPU, batch_size=4)
+    half_rate = {**meta, "sample_rate": 0.5}
+    (pred,) = predict_recordings(model, half_rate, HalfRatePlugin(), [rec], CPU, batch_size=4)
     n_model = 300  # round(601 / 2) with round-half-even
     starts = window_starts(n_model, WINDOW, HOP)
     np.testing.assert_array_equal(pred.starts, starts * 2)
-    np.testing.assert_array_equal(pred.ends, np.minimum(starts + WINDOW, n_model) * 2)
+    ends = np.minimum(starts + WINDOW, n_model) * 2
+    ends[-1] = 601  # the window reaching the end of the signal ends at its last sample
+    np.testing.assert_array_equal(pred.ends, ends)
     expected = direct_probabilities(model, rec._data[:, ::2], starts)
     np.testing.assert_allclose(pred.probabilities, expected, atol=1e-5)
 

@@ -72,3 +72,10 @@ batch_option = click.option(
 # `--input reads/*.fast5` reaches us as one flag followed by many paths once the shell has
 # expanded the glob; the paths after the first land here instead of being an error.
 more_inputs_argument = click.argument("more_inputs", nargs=-1, metavar="[MORE_INPUTS]...")
+
+strict_option = click.option(
+    "--strict/--no-strict",
+    default=False,
+    show_default=True,
+    help="Stop at the first damaged file or recording instead of skipping it.",
+)

@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from ..checkpoint import load_checkpoint
+from ..damaged import DamagePolicy
 from ..device import resolve_device
 from ..errors import BiosigError
 from ..examples import build_examples
@@ -18,7 +19,13 @@ from ..metrics import classification_report, format_report
 from ..plugin import iter_recordings
 from ..registry import get_plugin
 from ..train import predict_store
-from .common import batch_option, device_option, more_inputs_argument, require_file
+from .common import (
+    batch_option,
+    device_option,
+    more_inputs_argument,
+    require_file,
+    strict_option,
+)
 
 log = logging.getLogger("biosig")
 
@@ -32,10 +39,13 @@ def run_evaluation(
     batch_size: int = 256,
     device_name: str = "auto",
     progress: bool = True,
+    strict: bool = False,
 ) -> dict:
     """Metrics of the model at ``model_path`` on the labelled windows of ``inputs``.
 
     Windows do not overlap unless ``hop`` says so, so that no sample is counted twice.
+    Under ``"recordings"`` the same metrics per recording (window probabilities averaged,
+    as ``predict`` reports them), for recordings whose windows all carry one class.
     """
     device = resolve_device(device_name)
     model, meta = load_checkpoint(model_path, device)
@@ -43,7 +53,8 @@ def run_evaluation(
     labels_path = require_file(labels, "labels file")
     if not inputs:
         raise BiosigError("no --input given")
-    recordings = list(iter_recordings(plugin, plugin.find(inputs)))
+    damage = DamagePolicy(strict)
+    recordings = list(iter_recordings(plugin, plugin.find(inputs), damage.handle))
     intervals = plugin.labels(labels_path, recordings)
     classes = list(meta["classes"])
     unknown = sorted({iv.label for iv in intervals} - set(classes))
@@ -58,12 +69,41 @@ def run_evaluation(
         )
     window = int(meta["window"])
     store = build_examples(
-        plugin, recordings, intervals, classes, window, hop or window, progress=progress
+        plugin,
+        recordings,
+        intervals,
+        classes,
+        window,
+        hop or window,
+        float(meta["sample_rate"]),
+        progress=progress,
+        on_damage=damage.handle,
     )
     probs = predict_store(
         model, store, np.arange(len(store)), meta["normalization"], device, batch_size
     )
-    return classification_report(store.y, probs.argmax(1), classes)
+    report = classification_report(store.y, probs.argmax(1), classes)
+    y_rec, probs_rec = per_recording(store.recording_ids, store.y, probs)
+    if len(y_rec):
+        report["recordings"] = classification_report(y_rec, probs_rec.argmax(1), classes)
+    if damage.summary():
+        log.warning(damage.summary())
+    return report
+
+
+def per_recording(
+    recording_ids: np.ndarray, y: np.ndarray, probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and mean window probabilities of each recording whose windows share a class."""
+    ids, inverse = np.unique(recording_ids, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(ids))
+    sums = np.zeros((len(ids), probs.shape[1]))
+    np.add.at(sums, inverse, probs)
+    first_label = np.zeros(len(ids), dtype=y.dtype)
+    first_label[inverse[::-1]] = y[::-1]
+    mixed = np.zeros(len(ids), dtype=bool)
+    np.logical_or.at(mixed, inverse, y != first_label[inverse])
+    return first_label[~mixed], sums[~mixed] / counts[~mixed, None]
 
 
 @click.command()
@@ -77,6 +117,7 @@ def run_evaluation(
 @batch_option
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@strict_option
 @more_inputs_argument
 def evaluate(
     model_path: Path,
@@ -87,10 +128,18 @@ def evaluate(
     batch_size: int | None,
     device: str,
     as_json: bool,
+    strict: bool,
     more_inputs: tuple[str, ...],
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class scores and the confusion matrix."""
     report = run_evaluation(
-        model_path, plugin, [*inputs, *more_inputs], labels, hop, batch_size or 256, device
+        model_path,
+        plugin,
+        [*inputs, *more_inputs],
+        labels,
+        hop,
+        batch_size or 256,
+        device,
+        strict=strict,
     )
     click.echo(json.dumps(report) if as_json else format_report(report))

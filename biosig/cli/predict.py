@@ -10,13 +10,14 @@ from pathlib import Path
 import click
 
 from ..checkpoint import load_checkpoint
+from ..damaged import DamagePolicy
 from ..device import resolve_device
 from ..errors import BiosigError
 from ..output import FORMATS, prediction_tables, recording_row, window_rows
 from ..plugin import iter_recordings
 from ..registry import get_plugin
 from ..stream import predict_recordings
-from .common import batch_option, device_option, latest_model
+from .common import batch_option, device_option, latest_model, strict_option
 
 log = logging.getLogger("biosig")
 
@@ -30,6 +31,7 @@ def run_prediction(
     batch_size: int = 256,
     hop: int | None = None,
     device_name: str = "auto",
+    strict: bool = False,
     echo=click.echo,
 ) -> int:
     """Predict every recording of ``inputs``; returns the number of recordings."""
@@ -53,16 +55,18 @@ def run_prediction(
         raise BiosigError("no input files given")
     files = plugin.find(inputs)
     classes = meta["classes"]
+    damage = DamagePolicy(strict)
     count = 0
     with prediction_tables(out, classes, fmt) as (windows, recordings):
         for pred in predict_recordings(
             model,
             meta,
             plugin,
-            iter_recordings(plugin, files),
+            iter_recordings(plugin, files, damage.handle),
             device,
             batch_size=batch_size,
             hop=hop,
+            on_damage=damage.handle,
         ):
             if windows is not None:
                 for row in window_rows(pred, classes):
@@ -71,6 +75,8 @@ def run_prediction(
             count += 1
         if count == 0:
             raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
+    if damage.summary():
+        echo(f"warning: {damage.summary()}", err=True)
     if out is not None:
         echo(f"{count} recordings predicted; tables written to {out}", err=True)
     return count
@@ -96,6 +102,7 @@ def run_prediction(
     "--hop", type=click.IntRange(min=1), help="Hop between windows [default: the model's]."
 )
 @device_option
+@strict_option
 def predict(
     inputs: tuple[str, ...],
     plugin: str | None,
@@ -105,6 +112,7 @@ def predict(
     batch_size: int | None,
     hop: int | None,
     device: str,
+    strict: bool,
 ) -> None:
     """Classify every window of every recording in INPUTS."""
-    run_prediction(plugin, inputs, model_path, out, fmt, batch_size or 256, hop, device)
+    run_prediction(plugin, inputs, model_path, out, fmt, batch_size or 256, hop, device, strict)

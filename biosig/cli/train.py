@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..atomic import point_link
 from ..augment import build_augmentation
+from ..damaged import DamagePolicy
 from ..device import resolve_device
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
@@ -30,6 +31,7 @@ from .common import (
     device_option,
     more_inputs_argument,
     require_file,
+    strict_option,
 )
 
 DEFAULTS = TrainConfig()
@@ -47,6 +49,8 @@ class TrainRequest:
     window: int | None = None
     hop: int | None = None
     normalization: str | None = None
+    sample_rate: float | None = None
+    strict: bool = False
     val_fraction: float = 0.2
     device: str = "auto"
     config: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -75,8 +79,13 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     except ValueError as exc:
         raise BiosigError(f"--augment: {exc}") from None
 
+    sample_rate = float(request.sample_rate or plugin.defaults.sample_rate)
+    if sample_rate <= 0:
+        raise BiosigError(f"--sample-rate must be positive, got {sample_rate:g}")
+
+    damage = DamagePolicy(request.strict)
     files = plugin.find(request.inputs)
-    recordings = list(iter_recordings(plugin, files))
+    recordings = list(iter_recordings(plugin, files, damage.handle))
     if not recordings:
         raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
     intervals = plugin.labels(labels_path, recordings)
@@ -88,8 +97,10 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         classes,
         window,
         hop,
+        sample_rate,
         store_dir=request.out,
         progress=progress,
+        on_damage=damage.handle,
     )
     train_idx, val_idx = split_by_group(
         store.groups, store.y, request.val_fraction, request.config.seed
@@ -110,7 +121,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         "plugin": {"name": plugin.name, "version": plugin.version},
         "window": window,
         "hop": hop,
-        "sample_rate": plugin.preprocessor(first.fs, len(first.channels)).fs_out,
+        "sample_rate": sample_rate,
         "channels": list(first.channels),
         "normalization": norm_spec,
         "preprocessing": dataclasses.asdict(plugin.defaults),
@@ -155,6 +166,8 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         f"best epoch {result.best_epoch}: val accuracy {best['accuracy']:.4f}, "
         f"macro-F1 {best['macro_f1']:.4f} (majority rate {best['majority_rate']:.4f})"
     )
+    if damage.summary():
+        echo(f"warning: {damage.summary()}", err=True)
     echo(f"model written to {run_dir}")
     return run_dir
 
@@ -250,6 +263,12 @@ def _new_run_dir(parent: Path) -> Path:
     show_default=True,
     help="Epochs without a better validation macro-F1 before stopping.",
 )
+@click.option(
+    "--sample-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Model rate in Hz; recordings are resampled to it [default: the plugin's].",
+)
+@strict_option
 @more_inputs_argument
 @click.pass_context
 def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
@@ -284,6 +303,8 @@ def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
             window=opts.get("window"),
             hop=opts.get("hop"),
             normalization=opts.get("normalization"),
+            sample_rate=opts.get("sample_rate"),
+            strict=opts.get("strict"),
             val_fraction=opts.get("val_fraction"),
             device=opts.get("device"),
             config=config,

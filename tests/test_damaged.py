@@ -1,0 +1,164 @@
+"""Damaged recordings: skipped with a warning (their windows never used) or, when strict,
+the command stops; and per-recording evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from biosig import ArrayRecording, LabelledInterval, Plugin, PluginDefaults, RecordingError
+from biosig.cli.evaluate import per_recording
+from biosig.damaged import DamagePolicy
+from biosig.examples import build_examples
+from biosig.model import SignalClassifier, model_config
+from biosig.plugin import iter_recordings
+from biosig.stream import predict_recordings
+
+WINDOW, HOP = 64, 32
+
+
+class BrokenAfter(ArrayRecording):
+    """Yields ``good_chunks`` chunks, then fails as a corrupt compressed block would."""
+
+    def __init__(self, *args, good_chunks: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.good_chunks = good_chunks
+
+    def chunks(self, n: int) -> Iterator[np.ndarray]:
+        for i, chunk in enumerate(super().chunks(n)):
+            if i == self.good_chunks:
+                raise RecordingError(f"f.bin: recording {self.id}: block {i} does not decode")
+            yield chunk
+
+
+class FilesPlugin(Plugin):
+    """Each 'file' name maps to recordings; the file 'bad' cannot be opened."""
+
+    name = "files"
+    defaults = PluginDefaults(sample_rate=1.0, window=WINDOW, hop=HOP)
+
+    def __init__(self, files: dict[str, list]) -> None:
+        self.files = files
+
+    def find(self, inputs: Sequence[str | Path]) -> list[Path]:
+        return [Path(p) for p in inputs]
+
+    def open(self, path: Path) -> Iterator:
+        if path.name == "bad":
+            raise RecordingError(f"{path}: truncated file")
+        yield from self.files[path.name]
+
+    def labels(self, source: Path, recordings: Sequence) -> list[LabelledInterval]:
+        return []
+
+
+def recording(rec_id: str, n: int, seed: int, broken: bool = False) -> ArrayRecording:
+    data = np.random.default_rng(seed).normal(size=(1, n)).astype(np.float32)
+    if broken:
+        return BrokenAfter(rec_id, data, 1.0, good_chunks=1)
+    return ArrayRecording(rec_id, data, 1.0)
+
+
+def test_policy_skips_and_summarises_or_raises_when_strict(caplog) -> None:
+    policy = DamagePolicy()
+    policy.handle(RecordingError("a.fast5: read 1: bad block"))
+    assert policy.skipped == ["a.fast5: read 1: bad block"]
+    assert "skipped 1 damaged" in policy.summary()
+    assert "a.fast5: read 1: bad block (skipped)" in caplog.text
+    with pytest.raises(RecordingError, match="bad block"):
+        DamagePolicy(strict=True).handle(RecordingError("a.fast5: read 1: bad block"))
+    assert DamagePolicy().summary() is None
+
+
+def test_iter_recordings_skips_a_damaged_file_and_reads_the_next() -> None:
+    plugin = FilesPlugin({"one": [recording("a", 10, 0)], "two": [recording("b", 10, 1)]})
+    policy = DamagePolicy()
+    ids = [r.id for r in iter_recordings(plugin, plugin.find(["one", "bad", "two"]), policy.handle)]
+    assert ids == ["a", "b"]
+    assert policy.skipped == ["bad: truncated file"]
+    with pytest.raises(RecordingError, match="truncated"):
+        list(iter_recordings(plugin, plugin.find(["one", "bad"])))
+
+
+def test_build_examples_leaves_out_every_window_of_a_damaged_recording() -> None:
+    recs = [recording("a", 300, 0), recording("b", 300, 1, broken=True), recording("c", 200, 2)]
+    intervals = [
+        LabelledInterval(r.id, 0, r.n_samples, lab) for r, lab in zip(recs, "xyx", strict=True)
+    ]
+    plugin = FilesPlugin({})
+    policy = DamagePolicy()
+
+    def build(on_damage):
+        # chunks of 100 samples: "b" fails after its first chunk, with windows already cut
+        import biosig.windows as windows
+
+        old, windows.DEFAULT_CHUNK = windows.DEFAULT_CHUNK, 100
+        try:
+            return build_examples(
+                plugin,
+                recs,
+                intervals,
+                ["x", "y"],
+                WINDOW,
+                HOP,
+                1.0,
+                progress=False,
+                on_damage=on_damage,
+            )
+        finally:
+            windows.DEFAULT_CHUNK = old
+
+    store = build(policy.handle)
+    assert set(store.recording_ids) == {"a", "c"}
+    assert len(store) == len(store.x) == len(store.y) == len(store.lengths)
+    assert (store.y == 0).all()
+    assert policy.skipped and "recording b" in policy.skipped[0]
+    with pytest.raises(RecordingError):
+        build(DamagePolicy(strict=True).handle)
+
+
+def test_prediction_skips_a_recording_that_fails_part_way(monkeypatch) -> None:
+    import biosig.windows as windows
+
+    monkeypatch.setattr(windows, "DEFAULT_CHUNK", 100)
+    torch.manual_seed(0)
+    config = model_config("tiny", 1, 2)
+    model = SignalClassifier(config).eval()
+    meta = {
+        "window": WINDOW,
+        "hop": HOP,
+        "sample_rate": 1.0,
+        "model": dataclasses.asdict(config),
+        "classes": ["x", "y"],
+        "normalization": {"mode": "window"},
+    }
+    recs = [recording("a", 300, 0), recording("b", 300, 1, broken=True), recording("c", 200, 2)]
+    policy = DamagePolicy()
+    # a large batch holds b's first windows when it fails: they must not leak into others
+    preds = list(
+        predict_recordings(
+            model, meta, FilesPlugin({}), recs, torch.device("cpu"), 64, on_damage=policy.handle
+        )
+    )
+    assert [p.recording.id for p in preds] == ["a", "c"]
+    alone = [
+        next(iter(predict_recordings(model, meta, FilesPlugin({}), [r], torch.device("cpu"), 64)))
+        for r in (recs[0], recs[2])
+    ]
+    for got, want in zip(preds, alone, strict=True):
+        np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-6)
+    assert len(policy.skipped) == 1
+
+
+def test_per_recording_averages_windows_and_skips_mixed_recordings() -> None:
+    ids = np.array(["r1", "r1", "r2", "r3", "r3"])
+    y = np.array([0, 0, 1, 0, 1])  # r3 holds two classes: not a whole-recording label
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.5, 0.5], [0.5, 0.5]])
+    labels, mean = per_recording(ids, y, probs)
+    assert labels.tolist() == [0, 1]
+    np.testing.assert_allclose(mean, [[0.6, 0.4], [0.2, 0.8]])
