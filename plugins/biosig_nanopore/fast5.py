@@ -1,0 +1,124 @@
+"""FAST5 (HDF5) reads with h5py: the single-read layout (``Raw/Reads/Read_N`` with
+``UniqueGlobalKey/channel_id``) and the multi-read layout (``read_<uuid>`` groups), gzip or
+VBZ compressed.
+
+h5py rather than ont-fast5-api: the latter fails at import on current setuptools (it
+imports ``pkg_resources``), and both layouts are a few lines to read directly. Importing
+``vbz_h5py_plugin`` registers the VBZ filter (HDF5 filter 32020) with no environment
+variables.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import vbz_h5py_plugin  # noqa: F401  (registers the VBZ filter on import)
+
+from biosig import RecordingError
+
+from .reads import NanoporeRead
+
+
+class _OpenFiles:
+    """The last few files opened, kept open: reads are decoded one after another from the
+    same file, and reopening an HDF5 file per read would dominate the cost."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._files: OrderedDict[Path, h5py.File] = OrderedDict()
+
+    def get(self, path: Path) -> h5py.File:
+        handle = self._files.pop(path, None)
+        if handle is None or not handle.id.valid:
+            handle = h5py.File(path, "r")
+        self._files[path] = handle
+        while len(self._files) > self.size:
+            self._files.popitem(last=False)[1].close()
+        return handle
+
+
+_open_files = _OpenFiles()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
+#: Samples decoded per HDF5 read: HDF5 decompresses only the chunks a slice touches.
+BLOCK = 1 << 18
+
+
+def _signal_blocks(path: Path, dataset: str, read_id: str):
+    def decode() -> Iterator[np.ndarray]:
+        try:
+            signal = _open_files.get(path)[dataset]
+            n = signal.shape[0]
+        except (OSError, KeyError) as exc:
+            raise RecordingError(f"{path}: read {read_id}: unreadable ({exc})") from None
+        for start in range(0, n, BLOCK):
+            try:
+                block = signal[start : start + BLOCK]
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise RecordingError(
+                    f"{path}: read {read_id}: signal cannot be decoded at sample {start} ({exc})"
+                ) from None
+            yield np.asarray(block, dtype=np.int16)
+
+    return decode
+
+
+def _read(path: Path, group: h5py.Group, raw_path: str, channel: h5py.Group) -> NanoporeRead:
+    raw_group = group[raw_path]
+    read_id = _text(raw_group.attrs["read_id"])
+    if "Signal" not in raw_group:
+        raise RecordingError(f"{path}: read {read_id}: no raw signal")
+    attrs = channel.attrs
+    digitisation, rng = float(attrs["digitisation"]), float(attrs["range"])
+    return NanoporeRead(
+        read_id=read_id,
+        fs=float(attrs["sampling_rate"]),
+        n_samples=int(raw_group["Signal"].shape[0]),
+        offset=float(attrs["offset"]),
+        scale=rng / digitisation,
+        source=path,
+        decode=_signal_blocks(path, f"{raw_group.name}/Signal", read_id),
+    )
+
+
+def open_fast5(path: Path) -> Iterator[NanoporeRead | RecordingError]:
+    """Yield the reads of one FAST5 file, single- or multi-read; a damaged read is yielded
+    as a :class:`RecordingError` in its place."""
+    try:
+        handle = _open_files.get(path)
+    except OSError as exc:
+        raise RecordingError(f"{path}: not a readable FAST5 file ({exc})") from None
+    try:
+        if "Raw" in handle and "UniqueGlobalKey" in handle:  # single-read layout
+            channel = handle["UniqueGlobalKey/channel_id"]
+            for name in handle["Raw/Reads"]:
+                yield _guarded(
+                    path, name, lambda n=name: _read(path, handle, f"Raw/Reads/{n}", channel)
+                )
+            return
+        names = [k for k in handle if k.startswith("read_")]
+        if not names:
+            raise RecordingError(f"{path}: FAST5 file holds no reads")
+        for name in names:
+            yield _guarded(
+                path, name, lambda n=name: _read(path, handle[n], "Raw", handle[n]["channel_id"])
+            )
+    except (OSError, KeyError) as exc:
+        raise RecordingError(f"{path}: damaged FAST5 layout ({exc})") from None
+
+
+def _guarded(path: Path, name: str, make) -> NanoporeRead | RecordingError:
+    try:
+        return make()
+    except RecordingError as error:
+        return error
+    except (KeyError, OSError, ValueError) as exc:
+        return RecordingError(f"{path}: {name}: incomplete read metadata ({exc})")
