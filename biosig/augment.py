@@ -28,6 +28,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from .layers.mask import lengths_to_mask
+
 __all__ = [
     "AUGMENTATIONS",
     "BatchTransform",
@@ -58,12 +60,6 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     # Positions and statistics in bf16 would be far too coarse (8 bits of mantissa cannot
     # even count to 300), so arithmetic runs in at least float32 and is cast back at the end.
     return torch.promote_types(dtype, torch.float32)
-
-
-def _valid_mask(lengths: Tensor, n_samples: int) -> Tensor:
-    """Boolean ``[B, T]`` mask of the samples that are not padding."""
-    steps = torch.arange(n_samples, device=lengths.device)
-    return steps[None, :] < lengths[:, None]
 
 
 def _check_batch(x: Tensor, lengths: Tensor) -> None:
@@ -192,7 +188,7 @@ class TimeWarp(BatchTransform):
         # x0 + w * (x1 - x0) never overshoots x1, which keeps a monotone input monotone.
         out = (x0 + w * (x1 - x0)).to(x.dtype)
 
-        valid = _valid_mask(lengths, n_samples)[:, None, :]
+        valid = lengths_to_mask(lengths, n_samples)[:, None, :]
         return torch.where(valid, out, x)
 
 
@@ -210,7 +206,7 @@ class GaussianNoise(BatchTransform):
     def _transform(self, x: Tensor, lengths: Tensor, generator: torch.Generator | None) -> Tensor:
         batch, channels, n_samples = x.shape
         device, work = x.device, _work_dtype(x.dtype)
-        valid = _valid_mask(lengths, n_samples)[:, None, :]
+        valid = lengths_to_mask(lengths, n_samples)[:, None, :]
         m = valid.to(work)
         xw = x.to(work)
         n = lengths.clamp_min(1).to(work)[:, None]  # [B, 1]

@@ -3,6 +3,7 @@ evaluation."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +16,21 @@ from sklearn.metrics import (
 )
 
 
+def _quiet(function):
+    """Run a scikit-learn metric without its warnings about classes absent from a small
+    validation split: the report states those zeros itself, and stderr stays readable."""
+
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # UndefinedMetricWarning subclasses it
+            return function(*args, **kwargs)
+
+    wrapper.__doc__ = function.__doc__
+    wrapper.__name__ = function.__name__
+    return wrapper
+
+
+@_quiet
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     """Macro-F1 over all classes (a class absent from both counts as 0, not skipped)."""
     return float(
@@ -22,6 +38,7 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     )
 
 
+@_quiet
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1, the confusion
     matrix (rows true, columns predicted) and the majority-class rate to compare against."""

@@ -246,7 +246,6 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.n_heads = n_heads
         self.head_dim = dim // n_heads
-        self.dropout = dropout
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.out = nn.Linear(dim, dim, bias=False)
         self.out_dropout = nn.Dropout(dropout)
@@ -257,9 +256,10 @@ class SelfAttention(nn.Module):
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = self.rotary(q, k)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=key_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        # No dropout on the attention weights: it forces the unfused kernel and a
+        # [B, heads, T, T] random mask (a third of a CPU training step at T = 512); the
+        # residual dropout after the projection regularises instead.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
         return self.out_dropout(self.out(y.transpose(1, 2).reshape(b, t, d)))
 
 
@@ -330,30 +330,35 @@ class SignalClassifier(nn.Module):
         return lengths
 
     @staticmethod
-    def _check_lengths(lengths: Tensor | None, x: Tensor) -> Tensor | None:
-        """Validate ``lengths``; ``None`` when nothing is padded (enables fused attention)."""
-        if lengths is None:
-            return None
+    def _check_lengths(lengths: Tensor | None, x: Tensor) -> tuple[Tensor | None, int]:
+        """Validate ``lengths``; return them and the longest item's length. Lengths come back
+        as ``None`` when all items are equally long: trimmed to that length nothing is
+        padded, and no mask lets attention use fused kernels."""
         t = x.shape[-1]
+        if lengths is None:
+            return None, t
         lengths = torch.as_tensor(lengths, device=x.device).long()
         if lengths.shape != (x.shape[0],):
             raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
         lo, hi = torch.stack((lengths.min(), lengths.max())).tolist()  # one host sync
         if lo < 1 or hi > t:
             raise ValueError(f"lengths must be in [1, {t}], got min {lo} and max {hi}")
-        return None if lo == t else lengths
+        return (None if lo == hi else lengths), hi
 
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Backbone without pooling: ``x: [B, C, T]`` -> tokens ``[B, T', model_dim]``.
 
         Returns the tokens after the final norm (padded tokens zeroed) and the valid token
-        count of each item, ``T' = ceil(T / downsample_factor)``.
+        count of each item, ``T' = ceil(max(lengths) / downsample_factor)``.
         """
         if x.dim() != 3 or x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"expected input [batch, {self.config.in_channels}, time], got {tuple(x.shape)}"
             )
-        lengths = self._check_lengths(lengths, x)
+        lengths, longest = self._check_lengths(lengths, x)
+        # Time steps that every item pads are dropped: a batch of short recordings in long
+        # windows then costs what its longest item needs. Exact, since padding is masked.
+        x = x[..., :longest]
         mask = None if lengths is None else lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1)
 
         x = self.stem(_zero_padding(x, mask), mask)
@@ -389,7 +394,8 @@ class SignalClassifier(nn.Module):
 
         ``lengths[b]`` is the number of valid leading samples of item ``b`` (``None``: all
         ``T``). With ``return_attention`` also returns the pooling weights
-        ``[B, pool_heads, T']``, one weight per token of ``downsample_factor`` samples.
+        ``[B, pool_heads, T']``, one weight per token of ``downsample_factor`` samples, where
+        ``T' = ceil(max(lengths) / downsample_factor)`` (steps all items pad are dropped).
         """
         tokens, token_lengths = self.encode(x, lengths)
         token_mask = None

@@ -13,15 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .layers.mask import lengths_to_mask
 from .plugin import NORMALIZATIONS
 
 EPS = 1e-6
-
-
-def valid_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    """``[B, 1, W]`` float mask, 1 on valid samples."""
-    steps = torch.arange(width, device=lengths.device)
-    return (steps[None, :] < lengths[:, None]).unsqueeze(1).float()
 
 
 def normalize(x: torch.Tensor, lengths: torch.Tensor, spec: dict[str, Any]) -> torch.Tensor:
@@ -29,7 +24,7 @@ def normalize(x: torch.Tensor, lengths: torch.Tensor, spec: dict[str, Any]) -> t
     mode = spec["mode"]
     if mode in ("none", "recording"):
         return x
-    mask = valid_mask(lengths, x.shape[-1]).to(x.dtype)
+    mask = lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1).to(x.dtype)
     if mode == "window":
         count = mask.sum(-1, keepdim=True).clamp_min(1)
         mean = (x * mask).sum(-1, keepdim=True) / count

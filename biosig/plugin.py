@@ -121,7 +121,10 @@ class Plugin(ABC):
     ``preprocessor``, ``group`` and ``make_demo_data`` have defaults.
     """
 
-    api_version: int = API_VERSION
+    #: The contract version the plugin was written against: declare it as a literal
+    #: (``api_version = 1``), never as ``biosig.API_VERSION``, so a plugin written for an
+    #: older contract is refused rather than silently taking the newest number.
+    api_version: int
     name: str = ""
     version: str = "0"
     summary: str = ""
@@ -183,15 +186,23 @@ def iter_recordings(
     yields one) goes to ``on_damage``, which may re-raise; without ``on_damage`` the error
     propagates.
     """
+    first_seen: dict[str, Path] = {}
     for path in files:
         try:
             for item in plugin.open(path):
                 if not isinstance(item, RecordingError):
-                    yield item
-                elif on_damage is None:
+                    if item.id not in first_seen:
+                        first_seen[item.id] = Path(path)
+                        yield item
+                        continue
+                    # One id, two recordings: labels and outputs keyed by id would mix them.
+                    item = RecordingError(
+                        f"{path}: recording {item.id} was already read from "
+                        f"{first_seen[item.id]}; the second copy is not used"
+                    )
+                if on_damage is None:
                     raise item
-                else:
-                    on_damage(item)
+                on_damage(item)
         except RecordingError as error:
             if on_damage is None:
                 raise

@@ -88,6 +88,8 @@ def check_contract(plugin: object) -> str | None:
     if not isinstance(plugin, Plugin):
         return f"{type(plugin).__name__} does not subclass biosig.Plugin"
     version = getattr(plugin, "api_version", None)
+    if version is None:
+        return "declares no api_version (the plugin contract version it was written for)"
     if version not in SUPPORTED_API_VERSIONS:
         supported = ", ".join(str(v) for v in sorted(SUPPORTED_API_VERSIONS))
         return f"declares plugin API version {version!r}; this biosig supports {supported}"

@@ -139,12 +139,15 @@ def predict_recordings(
         try:
             preprocess = make_preprocessor(plugin, rec, fs_out)
             for block in stream_windows(rec, preprocess, starts, window):
-                for begin in range(0, len(block.index), batch_size):
-                    part = slice(begin, begin + batch_size)
+                begin = 0
+                while begin < len(block.index):
+                    # Take only what fills the batch, so every batch has batch_size windows.
+                    part = slice(begin, begin + batch_size - batch.size)
                     batch.blocks.append(block.data[part])
                     batch.lengths.append(block.lengths[part])
                     batch.owners.append((state, block.index[part]))
                     batch.size += len(block.index[part])
+                    begin = part.stop
                     if batch.size >= batch_size:
                         run()
                         yield from finished()

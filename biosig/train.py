@@ -24,6 +24,7 @@ from .atomic import atomic_file
 from .augment import build_augmentation
 from .checkpoint import save_checkpoint
 from .device import autocast
+from .errors import BiosigError
 from .examples import ExampleStore
 from .losses import build_loss
 from .metrics import classification_report, macro_f1
@@ -146,8 +147,10 @@ def fit(
     ).to(device)
     augment = build_augmentation(config.augment, p=config.augment_p) if config.augment else None
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    # Decay weight matrices only: not biases, norm scales, or the pooling queries (a 2-D
+    # parameter that is a learned direction, not a weight).
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pool.query" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "pool.query" in n]
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": config.weight_decay},
@@ -186,12 +189,18 @@ def fit(
             with autocast(device):
                 logits = model(x, lengths)
             loss = loss_fn(logits.float(), y)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise BiosigError(
+                    f"training diverged at epoch {epoch}: the loss is {loss_value}; "
+                    "try a lower --lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
-            running += loss.item() * len(idx)
+            running += loss_value * len(idx)
             seen += len(idx)
             bar.update(len(idx))
             bar.set_postfix(loss=f"{running / seen:.4f}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BiosigError
-from .plugin import Plugin, Preprocessor, Recording
+from .plugin import Plugin, Preprocessor, Recording, RecordingError
 
 #: Samples read from a recording per step; large enough to amortise I/O, small enough that
 #: memory stays flat whatever the recording's length.
@@ -89,7 +89,9 @@ class Windower:
         starts = self._sorted[chosen]
         offsets = starts - self._buffer_start
         if final:
-            lengths = np.clip(self._seen - starts, 0, self.window)
+            # At least one valid sample: a preprocessor that delivers a sample fewer than
+            # planned must not leave an empty window, which the model cannot pool.
+            lengths = np.clip(self._seen - starts, 1, self.window)
             pad = max(0, int(offsets.max()) + self.window - self._buffer.shape[1])
             buffer = np.pad(self._buffer, ((0, 0), (0, pad)))
         else:
@@ -138,6 +140,15 @@ def make_preprocessor(plugin: Plugin, recording: Recording, fs_out: float) -> Pr
     return preprocess
 
 
+def _check_finite(chunk: np.ndarray, recording: Recording, offset: int) -> None:
+    # One NaN would turn every loss and every probability it touches into NaN, silently.
+    if not np.isfinite(chunk).all():
+        first = int(np.argwhere(~np.isfinite(chunk))[0, 1]) + offset
+        source = getattr(recording, "source", None)
+        where = f"{source}: recording {recording.id}" if source else f"recording {recording.id}"
+        raise RecordingError(f"{where}: NaN or infinite sample near model-rate sample {first}")
+
+
 def stream_windows(
     recording: Recording,
     preprocess: Preprocessor,
@@ -148,11 +159,16 @@ def stream_windows(
     """Read ``recording`` through its (fresh) preprocessor and cut windows at ``starts``
     (model-rate samples), block by block."""
     windower = Windower(starts, window, len(recording.channels))
+    seen = 0
     for chunk in recording.chunks(chunk_size or DEFAULT_CHUNK):
-        out = windower.push(preprocess(chunk))
+        model_chunk = preprocess(chunk)
+        _check_finite(model_chunk, recording, seen)
+        seen += model_chunk.shape[1]
+        out = windower.push(model_chunk)
         if out is not None:
             yield out
     tail = preprocess.flush()
+    _check_finite(tail, recording, seen)
     if tail.shape[1]:
         out = windower.push(tail)
         if out is not None:

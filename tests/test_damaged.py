@@ -162,3 +162,38 @@ def test_per_recording_averages_windows_and_skips_mixed_recordings() -> None:
     labels, mean = per_recording(ids, y, probs)
     assert labels.tolist() == [0, 1]
     np.testing.assert_allclose(mean, [[0.6, 0.4], [0.2, 0.8]])
+
+
+def test_a_recording_id_seen_twice_is_skipped_as_damage() -> None:
+    plugin = FilesPlugin({"one": [recording("a", 10, 0)], "two": [recording("a", 10, 1)]})
+    policy = DamagePolicy()
+    reads = list(iter_recordings(plugin, plugin.find(["one", "two"]), policy.handle))
+    assert [r.id for r in reads] == ["a"]
+    assert policy.skipped == [
+        "two: recording a was already read from one; the second copy is not used"
+    ]
+    with pytest.raises(RecordingError, match="already read from one"):
+        list(iter_recordings(plugin, plugin.find(["one", "two"])))
+
+
+def test_non_finite_samples_make_a_recording_damaged() -> None:
+    data = np.zeros((1, 300), dtype=np.float32)
+    data[0, 123] = np.nan
+    rec = ArrayRecording("nan", data, 1.0)
+    good = recording("ok", 300, 0)
+    intervals = [LabelledInterval("nan", 0, 300, "x"), LabelledInterval("ok", 0, 300, "y")]
+    policy = DamagePolicy()
+    store = build_examples(
+        FilesPlugin({}),
+        [rec, good],
+        intervals,
+        ["x", "y"],
+        WINDOW,
+        HOP,
+        1.0,
+        progress=False,
+        on_damage=policy.handle,
+    )
+    assert set(store.recording_ids) == {"ok"}
+    assert np.isfinite(store.x).all()
+    assert "recording nan: NaN or infinite sample near model-rate sample 123" in policy.skipped[0]

@@ -175,3 +175,16 @@ def test_bad_inputs_raise() -> None:
         model(torch.randn(2, 2, 64), torch.tensor([65, 10]))
     with pytest.raises(ValueError, match="lengths"):
         model(torch.randn(2, 2, 64), torch.tensor([0, 10]))
+
+
+def test_steps_every_item_pads_are_trimmed_exactly() -> None:
+    torch.manual_seed(0)
+    model = SignalClassifier(model_config("tiny", 2, 3)).eval()
+    x = torch.randn(3, 2, 300)
+    lengths = torch.tensor([300, 210, 97])
+    padded = torch.cat([x, torch.zeros(3, 2, 724)], dim=-1)  # a 1024-sample window
+    with torch.no_grad():
+        short, att_short = model(x, lengths, return_attention=True)
+        long, att_long = model(padded, lengths, return_attention=True)
+    torch.testing.assert_close(short, long, atol=1e-5, rtol=1e-5)
+    assert att_long.shape[-1] == att_short.shape[-1] == 300 // 8 + 1  # ceil(300 / 8)

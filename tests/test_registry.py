@@ -31,6 +31,7 @@ MODULES = {
         from biosig import Plugin, PluginDefaults
 
         class GoodPlugin(Plugin):
+            api_version = 1
             name = "good"
             version = "1.2.3"
             summary = "a plugin that works"
@@ -249,3 +250,25 @@ def test_plugins_show_unknown_is_one_error_line(run_cli) -> None:
     assert len(result.err_lines) == 1
     assert result.err_lines[0].startswith("error: unknown plugin 'nope' (installed:")
     assert "numpy" in result.err_lines[0]
+
+
+def test_a_plugin_must_declare_its_api_version() -> None:
+    from biosig import Plugin, PluginDefaults
+    from biosig.registry import check_contract
+
+    class Undeclared(Plugin):
+        name = "undeclared"
+        defaults = PluginDefaults(sample_rate=1.0, window=8, hop=4)
+
+        def find(self, inputs):
+            return []
+
+        def open(self, path):
+            return iter(())
+
+        def labels(self, source, recordings):
+            return []
+
+    assert "declares no api_version" in check_contract(Undeclared())
+    Undeclared.api_version = 1
+    assert check_contract(Undeclared()) is None

@@ -56,6 +56,7 @@ def sniff(path: Path) -> str | None:
 
 
 class NanoporePlugin(Plugin):
+    api_version = 1
     name = "nanopore"
     version = __version__
     summary = "Oxford Nanopore raw current: FAST5 (single/multi-read, gzip/VBZ) and POD5"
