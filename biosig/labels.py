@@ -22,8 +22,9 @@ _HEADER_CLASS_NAMES = {"class", "label", "labels", "target", "y", "category"}
 def read_label_table(path: Path) -> dict[str, str]:
     """Read ``id<TAB>class`` lines (a header line is optional; ``#`` lines are comments).
 
-    Commas are accepted where a line has no tab. An id given twice with different classes
-    is an error naming both lines.
+    Commas are accepted where a line has no tab. A line with more than two fields is an
+    error naming it, so another labelling style (segments) is never misread as this one. An
+    id given twice with different classes is an error naming both lines.
     """
     path = Path(path)
     try:
@@ -43,6 +44,10 @@ def read_label_table(path: Path) -> dict[str, str]:
         fields = [f.strip() for f in line.split(sep)]
         if len(fields) < 2 or not fields[0] or not fields[1]:
             raise BiosigError(f"{path}:{number}: expected 'id<TAB>class', got {raw!r}")
+        if len(fields) > 2:
+            # A segments file (id start stop class) read as id<TAB>class would label every
+            # recording with its start sample.
+            raise BiosigError(f"{path}:{number}: expected 'id<TAB>class', got {len(fields)} fields")
         if not seen_content:
             seen_content = True
             if fields[1].lower() in _HEADER_CLASS_NAMES:

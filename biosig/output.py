@@ -20,18 +20,25 @@ FORMATS = ("tsv", "csv", "jsonl")
 
 
 class Table:
-    """Rows with fixed columns, written as they come."""
+    """Rows with fixed columns, written as they come.
+
+    The header goes out with the first row, not before: on stdout nothing can be taken
+    back, and a run that fails before its first recording must print nothing at all.
+    """
 
     def __init__(self, handle: IO[str], columns: Sequence[str], fmt: str = "tsv") -> None:
         self.handle, self.columns, self.fmt = handle, list(columns), fmt
-        if fmt in ("tsv", "csv"):
+        self._header_due = fmt in ("tsv", "csv")
+        if self._header_due:
             # csv quotes a field holding the separator, a quote or a newline (an id like
             # "a,b" from a file name), so every row keeps its columns.
             sep = "\t" if fmt == "tsv" else ","
             self._writer = csv.writer(handle, delimiter=sep, lineterminator="\n")
-            self._writer.writerow(self.columns)
 
     def write(self, values: Sequence[object]) -> None:
+        if self._header_due:
+            self._writer.writerow(self.columns)
+            self._header_due = False
         if self.fmt == "jsonl":
             self.handle.write(json.dumps(dict(zip(self.columns, values, strict=True))) + "\n")
         else:

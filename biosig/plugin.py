@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -107,11 +107,16 @@ class IdentityPreprocessor:
 
 @dataclass(frozen=True)
 class DemoData:
-    """Synthetic labelled files a plugin writes for ``biosig demo``."""
+    """Synthetic labelled files a plugin writes for ``biosig demo``.
+
+    ``settings`` may adjust the demo's training run (``epochs``, ``window``, ``hop``) so
+    every plugin's demo fits the demo's few minutes on a laptop CPU.
+    """
 
     inputs: tuple[Path, ...]
     labels: Path
     description: str
+    settings: dict = field(default_factory=dict)
 
 
 class Plugin(ABC):

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import csv
 import importlib
+import io
 import json
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.numpy import load_file
+
+from biosig.cli import main
 
 CLASSES = ["background", "rhythm", "spikes"]
 P_COLUMNS = [f"p_{c}" for c in CLASSES]
@@ -231,6 +235,14 @@ def test_evaluate_json(workdir: Path, run_cli) -> None:
     assert 0.0 <= report["macro_f1"] <= 1.0
 
 
+def test_evaluate_without_model_uses_latest(workdir: Path, run_cli) -> None:
+    args = ["--plugin", "numpy", "--input", "signals.npy", "--labels", "labels.npy", "--json"]
+    latest = run_cli("evaluate", *args, cwd=workdir)
+    assert latest.code == 0, latest.err
+    named = run_cli("evaluate", "--model", "runs/numpy/latest", *args, cwd=workdir)
+    assert json.loads(latest.out) == json.loads(named.out)
+
+
 def test_paths_after_input_are_inputs_too(workdir: Path, tmp_path: Path, run_cli) -> None:
     """`--input parts/*.npy` arrives shell-expanded: one flag, then several paths."""
     signals, labels = np.load(workdir / "signals.npy"), np.load(workdir / "labels.npy")
@@ -273,6 +285,15 @@ def test_paths_after_input_are_inputs_too(workdir: Path, tmp_path: Path, run_cli
     )
     assert evaluated.code == 0, evaluated.err
     assert json.loads(evaluated.out)["n"] == N_RECORDINGS * LENGTH // WINDOW
+
+
+def test_help_and_version_still_print_normally(run_cli) -> None:
+    version = run_cli("--version")
+    assert (version.code, version.err) == (0, "")
+    assert version.out.startswith("biosig, version ")
+    helped = run_cli("train", "--help")
+    assert (helped.code, helped.err) == (0, "")
+    assert helped.out.startswith("Usage: biosig train ")
 
 
 def test_python_dash_m_biosig_help() -> None:
@@ -327,6 +348,24 @@ seed = 3
     assert (info["window"], info["hop"], info["training"]["batch_size"]) == (64, HOP, 32)
 
 
+def test_pipeline_values_are_converted_by_the_option_types(tmp_path: Path) -> None:
+    from biosig.cli.common import Options
+    from biosig.cli.train import train
+
+    pipeline = tmp_path / "task.toml"
+    pipeline.write_text(
+        'input = "a.npy"\nout = "model"\nepochs = "3"\nlr = 0.01\naugment = ["noise"]\n',
+        encoding="utf-8",
+    )
+    ctx = train.make_context("train", ["--pipeline", str(pipeline)])
+    opts = Options(ctx, pipeline)
+    assert opts.get("input") == ("a.npy",)  # one path for a repeatable flag
+    assert opts.get("out") == Path("model")
+    assert opts.get("epochs") == 3  # a string click converts is fine, as on the command line
+    assert opts.get("lr") == 0.01
+    assert opts.get("augment") == ["noise"]  # a list for a comma-separated option
+
+
 def test_same_seed_gives_the_same_model_twice(
     in_tmp: Path, synthetic_npy: Path, workdir: Path, run_cli
 ) -> None:
@@ -372,6 +411,27 @@ def test_runs_started_in_the_same_second_are_kept_apart(
     assert len(history(latest)) == 1
 
 
+@pytest.mark.parametrize("wrote_history", [False, True], ids=["before-writing", "after-writing"])
+def test_failed_training_leaves_no_empty_run(
+    in_tmp: Path, synthetic_npy: Path, run_cli, monkeypatch: pytest.MonkeyPatch, wrote_history: bool
+) -> None:
+    def interrupted_fit(*args, **kwargs):
+        run_dir = args[7]
+        if wrote_history:
+            (run_dir / "history.csv").write_text("epoch\n1\n", encoding="utf-8")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("biosig.cli.train"), "fit", interrupted_fit)
+    result = run_cli(*train_args(synthetic_npy / "signals.npy", synthetic_npy / "labels.npy"))
+    assert result.code == 130
+    runs = in_tmp / "runs" / "numpy"
+    if wrote_history:  # a run with something in it is kept, but latest does not point at it
+        assert not (runs / "latest").exists()
+        assert len(list(runs.glob("*/history.csv"))) == 1
+    else:
+        assert not (in_tmp / "runs").exists()
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 
@@ -381,6 +441,11 @@ def write_bad_inputs(directory: Path) -> None:
     np.save(directory / "two_channels.npy", np.zeros((4, 2, LENGTH), dtype=np.float32))
     (directory / "labels.tsv").write_text("x\tbackground\ny\trhythm\n", encoding="utf-8")
     (directory / "typo.toml").write_text("epochz = 1\n", encoding="utf-8")
+    (directory / "hinge.toml").write_text('loss = "hinge"\n', encoding="utf-8")
+    (directory / "negative_lr.toml").write_text("lr = -5\n", encoding="utf-8")
+    (directory / "zero_batch.toml").write_text("batch_size = 0\n", encoding="utf-8")
+    (directory / "list_epochs.toml").write_text("epochs = [1, 2]\n", encoding="utf-8")
+    (directory / "a_file").write_text("not a directory\n", encoding="utf-8")
 
 
 S, L = "{data}/signals.npy", "{data}/labels.npy"
@@ -400,17 +465,44 @@ BAD_INPUT = {
         train_args(S, L, "--pipeline", "typo.toml"),
         ["typo.toml", "unknown key 'epochz'"],
     ),
+    "pipeline-bad-choice": (
+        train_args(S, L, "--pipeline", "hinge.toml"),
+        ["hinge.toml: loss:", "'hinge'"],
+    ),
+    "pipeline-negative-lr": (
+        train_args(S, L, "--pipeline", "negative_lr.toml"),
+        ["negative_lr.toml: lr:", "-5"],
+    ),
+    "pipeline-zero-batch": (
+        train_args(S, L, "--pipeline", "zero_batch.toml"),
+        ["zero_batch.toml: batch_size:", "0"],
+    ),
+    "pipeline-list-for-one-value": (
+        train_args(S, L, "--pipeline", "list_epochs.toml"),
+        ["list_epochs.toml: epochs:", "a list"],
+    ),
     "unknown-augment": (train_args(S, L, "--augment", "bogus"), ["--augment", "'bogus'"]),
+    "train-out-is-a-file": (train_args(S, L, "--out", "a_file"), ["a_file"]),
     "predict-no-model-yet": (
         ["predict", "--plugin", "numpy", S, "--out", "out"],
         ["runs/numpy/latest", "--model"],
     ),
+    "predict-unknown-plugin": (
+        ["predict", "--plugin", "nope", S],
+        ["unknown plugin 'nope'", "numpy"],
+    ),
+    "predict-out-is-a-file": (["predict", "--model", "{model}", S, "--out", "a_file"], ["a_file"]),
     "predict-missing-input": (
         ["predict", "--model", "{model}", "absent.npy", "--out", "out"],
         ["absent.npy", "not found"],
     ),
     "predict-wrong-shape": (
         ["predict", "--model", "{model}", "flat.npy", "--out", "out"],
+        ["flat.npy", "(300,)"],
+    ),
+    # nothing on stdout either, not even the table's header
+    "predict-wrong-shape-to-stdout": (
+        ["predict", "--model", "{model}", "flat.npy"],
         ["flat.npy", "(300,)"],
     ),
     "predict-wrong-channels": (
@@ -420,6 +512,18 @@ BAD_INPUT = {
     "evaluate-missing-labels": (
         ["evaluate", "--model", "{model}", "--input", S, "--labels", "absent.npy"],
         ["absent.npy", "labels file not found"],
+    ),
+    "evaluate-no-model-yet": (
+        ["evaluate", "--plugin", "numpy", "--input", S, "--labels", L],
+        ["runs/numpy/latest", "--model"],
+    ),
+    "evaluate-neither-model-nor-plugin": (
+        ["evaluate", "--input", S, "--labels", L],
+        ["give --plugin or --model"],
+    ),
+    "evaluate-unknown-plugin": (
+        ["evaluate", "--plugin", "nope", "--input", S, "--labels", L],
+        ["unknown plugin 'nope'", "numpy"],
     ),
 }
 
@@ -453,6 +557,62 @@ def test_bad_input_is_one_error_line_and_writes_nothing(
     assert result.out == ""
     assert files_under(in_tmp) == before  # no tables, no checkpoints, no temporary files
     assert not (in_tmp / "runs").exists()
+
+
+USAGE_ERRORS = {
+    "bad-choice": (["train", "--preset", "huge"], ["--preset", "'huge'"]),
+    "unknown-flag": (["train", "--bogus"], ["--bogus"]),
+    "out-of-range": (["train", "--window", "0"], ["--window", "0"]),
+    "negative-lr": (["train", "--lr", "-5"], ["--lr", "-5"]),
+    "missing-required": (["evaluate", "--input", "x.npy"], ["--labels"]),
+    "unknown-command": (["bogus"], ["bogus"]),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_usage_errors_are_one_line_with_exit_code_2(case: str, in_tmp: Path, run_cli) -> None:
+    args, fragments = USAGE_ERRORS[case]
+    result = run_cli(*args)
+    assert_one_error_line(result, fragments)
+    assert result.code == 2
+    assert result.out == ""
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_file_system_errors_are_one_line(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused() -> None:
+        raise PermissionError(13, "Permission denied", "runs/numpy")
+
+    monkeypatch.setattr(importlib.import_module("biosig.cli.plugins"), "load_all", refused)
+    result = run_cli("plugins", "list")
+    assert_one_error_line(result, ["error: runs/numpy: Permission denied"])
+    assert result.code == 2
+
+
+class ClosedPipe(io.StringIO):
+    """stdout whose reader has gone away."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_closed_stdout_stops_quietly() -> None:
+    err = io.StringIO()
+    with redirect_stdout(ClosedPipe()), redirect_stderr(err):
+        code = main(["plugins", "list"])
+    assert (code, err.getvalue()) == (141, "")
+
+
+def test_closed_pipe_in_a_real_process_stops_quietly() -> None:
+    """`biosig … | head`: no message, not even Python's at exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "biosig", "plugins", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader leaves before the first line is written
+    err = process.stderr.read()
+    assert (process.wait(timeout=120), err) == (141, b"")
 
 
 CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {

@@ -83,6 +83,15 @@ def test_two_batch_files_prefix_ids_with_the_stem(tmp_path: Path) -> None:
     assert [r.id for r in recs] == ["first:0", "first:1", "second:0", "second:1", "second:2"]
 
 
+def test_a_second_find_on_the_same_plugin_gives_the_same_ids(tmp_path: Path) -> None:
+    np.save(tmp_path / "first.npy", signals(2, 100))
+    np.save(tmp_path / "second.npy", signals(3, 100))
+    plugin = NumpyPlugin()
+    plugin.find([tmp_path / "first.npy", tmp_path / "second.npy"])
+    (path,) = plugin.find([tmp_path / "first.npy"])
+    assert [r.id for r in plugin.open(path)] == ["0", "1"]
+
+
 def test_npz_with_signals_and_labels_keys(tmp_path: Path) -> None:
     data = signals(3, 2, 120)
     path = tmp_path / "set.npz"
@@ -179,8 +188,9 @@ def labelled(plugin: NumpyPlugin, source: Path, recs: list[Recording]) -> list[t
         (np.array([1.0, 0.0, 1.0]), ["1", "0", "1"]),
         (np.array(["cat", "dog", "cat"]), ["cat", "dog", "cat"]),
         (np.array([[3], [4], [3]]), ["3", "4", "3"]),  # a column vector is fine
+        (np.array([b"cat", b"dog", b"cat"]), ["cat", "dog", "cat"]),  # not "b'cat'"
     ],
-    ids=["ints", "whole-floats", "strings", "column"],
+    ids=["ints", "whole-floats", "strings", "column", "bytes"],
 )
 def test_labels_from_npy(
     tmp_path: Path, three: list[Recording], values: np.ndarray, expected: list[str]
@@ -210,6 +220,32 @@ def test_fractional_labels(tmp_path: Path, three: list[Recording]) -> None:
     with pytest.raises(BiosigError) as excinfo:
         NumpyPlugin().labels(tmp_path / "labels.npy", three)
     assert_error(excinfo, tmp_path / "labels.npy", "fractional")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_nan_or_inf_labels(tmp_path: Path, three: list[Recording], bad: float) -> None:
+    np.save(tmp_path / "labels.npy", np.array([0.0, bad, 2.0]))
+    with pytest.raises(BiosigError) as excinfo:
+        NumpyPlugin().labels(tmp_path / "labels.npy", three)
+    assert_error(excinfo, tmp_path / "labels.npy", "NaN/inf")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("0\t0\t50\ta\n", ":1: expected 'id<TAB>class', got 4 fields"),  # segments
+        ("id\tclass\n0\ta\n1\t25\tb\n", ":3: expected 'id<TAB>class', got 3 fields"),
+    ],
+    ids=["segments", "after-header"],
+)
+def test_tsv_line_with_more_than_two_fields(
+    tmp_path: Path, three: list[Recording], text: str, where: str
+) -> None:
+    source = tmp_path / "labels.tsv"
+    source.write_text(text, encoding="utf-8")
+    with pytest.raises(BiosigError) as excinfo:
+        NumpyPlugin().labels(source, three)
+    assert_error(excinfo, source, where)
 
 
 def test_tsv_ids_matching_nothing(tmp_path: Path, three: list[Recording]) -> None:
@@ -301,3 +337,7 @@ def test_object_npz_is_never_unpickled(tmp_path: Path, key: str) -> None:
     with pytest.raises(BiosigError) as excinfo:
         read([path])
     assert_error(excinfo, path, "Python objects")
+
+
+def test_declares_its_plugin_api_version() -> None:
+    assert vars(NumpyPlugin).get("api_version") == 1  # its own, not inherited

@@ -24,9 +24,24 @@ COMMANDS = {
     "demo": "Train, predict and evaluate on synthetic data.",
 }
 
+#: What click 8.2+ raises for a bare ``biosig`` (8.1 prints the help and exits by itself);
+#: its message is the whole help text, shown as it is.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _PipeClosed(Exception):
+    """stdout's reader went away. Carries a BrokenPipeError past click, which would
+    otherwise swallow it and exit 1 itself."""
+
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _PipeClosed() from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -70,11 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     _setup_messages()
     try:
         cli.main(args=argv, prog_name="biosig", standalone_mode=False)
+        # Flushed here so that a closed pipe surfaces below, not at interpreter shutdown.
+        sys.stdout.flush()
     except BiosigError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
-    except click.ClickException as exc:
+    except _NO_ARGS_IS_HELP as exc:
         exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:
+        # One line instead of click's usage, hint and "Error:" lines; a UsageError keeps
+        # exit code 2.
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -84,6 +106,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except (BrokenPipeError, _PipeClosed):
+        # The reader went away (`biosig predict … | head`): stop quietly. Point stdout at
+        # devnull so that the flush at exit does not fail again (as the Python docs
+        # suggest), and exit 141 like a command killed by SIGPIPE, so that a pipeline under
+        # `set -o pipefail` still learns the output was cut short.
+        try:
+            stdout = sys.stdout.fileno()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout)
+        except (OSError, ValueError):
+            pass  # stdout is not a file (captured in tests): nothing to redirect
+        return 141
+    except OSError as exc:
+        # The file system refused (--out names a file, permission denied, disk full): a
+        # user's problem to fix, said in one line.
+        if exc.filename is None or not exc.strerror:
+            click.echo(f"error: {exc}", err=True)
+        else:
+            click.echo(f"error: {exc.filename}: {exc.strerror}", err=True)
+        return 2
     except Exception as exc:
         if os.environ.get("BIOSIG_DEBUG"):
             raise

@@ -19,8 +19,16 @@ class Options:
 
     def __init__(self, ctx: click.Context, pipeline: Path | None) -> None:
         self._ctx = ctx
-        allowed = {p.name for p in ctx.command.params} - {"pipeline", "more_inputs"}
-        self._pipeline = load_pipeline(pipeline, allowed) if pipeline else {}
+        params = {
+            p.name: p for p in ctx.command.params if p.name not in ("pipeline", "more_inputs")
+        }
+        loaded = load_pipeline(pipeline, set(params)) if pipeline else {}
+        # Checked up front as the flags are, so that `lr = -5` or `loss = "hinge"` stops here
+        # instead of reaching (or silently steering) training.
+        self._pipeline = {
+            key: _cast(ctx, params[key], value, f"{pipeline}: {key}")
+            for key, value in loaded.items()
+        }
 
     def get(self, name: str, fallback: Any = None) -> Any:
         source = self._ctx.get_parameter_source(name)
@@ -30,6 +38,23 @@ class Options:
         if name in self._pipeline:
             return self._pipeline[name]
         return value if value not in (None, ()) else fallback
+
+
+def _cast(ctx: click.Context, param: click.Parameter, value: Any, where: str) -> Any:
+    """A pipeline value converted and validated by the option's own click type."""
+    try:
+        if param.multiple and isinstance(value, str):
+            value = as_list(value)  # `input = "a.npy"`: one value for a repeatable flag
+        elif isinstance(value, list) and not param.multiple:
+            if param.type is not click.STRING:
+                raise BiosigError(f"{where}: expected one value, got a list")
+            # comma-separated options (`augment`) take a TOML list too
+            return [param.type_cast_value(ctx, v) for v in value]
+        return param.type_cast_value(ctx, value)
+    except click.BadParameter as exc:
+        raise BiosigError(f"{where}: {exc.message}") from None
+    except click.UsageError as exc:
+        raise BiosigError(f"{where}: {exc.format_message()}") from None
 
 
 def as_list(value: Any) -> list[str]:

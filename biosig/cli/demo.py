@@ -27,9 +27,13 @@ from .train import TrainRequest, run_training
     help="Where the data, models and predictions go.",
 )
 @click.option("--plugin", "only", multiple=True, help="Run only these plugins' demos.")
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    help="Training epochs [default: each plugin's demo setting].",
+)
 @click.option("--device", default="auto", show_default=True)
-def demo(workdir: Path, only: tuple[str, ...], epochs: int, device: str) -> None:
+def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) -> None:
     """Train, predict and evaluate on synthetic data for every plugin that ships some."""
     entries = [e for e in load_all() if e.plugin is not None and (not only or e.name in only)]
     if only and not entries:
@@ -44,6 +48,8 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int, device: str) -> None
         test_data = plugin.make_demo_data(base / "test", seed=1)
         started = time.perf_counter()
         click.echo(f"== {plugin.name}: {train_data.description}")
+        settings = train_data.settings
+        n_epochs = epochs or int(settings.get("epochs", 10))
         model_dir = run_training(
             TrainRequest(
                 plugin=plugin.name,
@@ -51,8 +57,10 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int, device: str) -> None
                 labels=str(train_data.labels),
                 out=base / "model",
                 preset="tiny",
+                window=settings.get("window"),
+                hop=settings.get("hop"),
                 device=device,
-                config=TrainConfig(epochs=epochs, patience=epochs),
+                config=TrainConfig(epochs=n_epochs, patience=n_epochs),
             ),
             progress=False,
         )

@@ -22,6 +22,7 @@ from ..train import predict_store
 from .common import (
     batch_option,
     device_option,
+    latest_model,
     more_inputs_argument,
     require_file,
     strict_option,
@@ -31,7 +32,7 @@ log = logging.getLogger("biosig")
 
 
 def run_evaluation(
-    model_path: Path,
+    model_path: Path | None,
     plugin_name: str | None,
     inputs: Sequence[str],
     labels: str | Path,
@@ -46,10 +47,18 @@ def run_evaluation(
     Windows do not overlap unless ``hop`` says so, so that no sample is counted twice.
     Under ``"recordings"`` the same metrics per recording (window probabilities averaged,
     as ``predict`` reports them), for recordings whose windows all carry one class.
+    Without ``model_path``, the plugin's latest run (as ``predict`` does).
     """
+    # The plugin first: `--plugin nope` is an unknown plugin, not a missing runs/nope/latest.
+    plugin = get_plugin(plugin_name) if plugin_name else None
+    if model_path is None:
+        if not plugin_name:
+            raise BiosigError("give --plugin or --model")
+        model_path = latest_model(plugin_name)
     device = resolve_device(device_name)
     model, meta = load_checkpoint(model_path, device)
-    plugin = get_plugin(plugin_name or meta["plugin"]["name"])
+    if plugin is None:
+        plugin = get_plugin(meta["plugin"]["name"])
     labels_path = require_file(labels, "labels file")
     if not inputs:
         raise BiosigError("no --input given")
@@ -108,7 +117,10 @@ def per_recording(
 
 @click.command()
 @click.option(
-    "--model", "model_path", type=click.Path(path_type=Path), required=True, help="Model directory."
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    help="Model directory [default: runs/<plugin>/latest].",
 )
 @click.option("--plugin", help="Plugin that reads the inputs [default: the model's].")
 @click.option("--input", "inputs", multiple=True, help="File, directory or glob; repeatable.")
@@ -120,7 +132,7 @@ def per_recording(
 @strict_option
 @more_inputs_argument
 def evaluate(
-    model_path: Path,
+    model_path: Path | None,
     plugin: str | None,
     inputs: tuple[str, ...],
     labels: str,

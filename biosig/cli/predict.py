@@ -35,6 +35,8 @@ def run_prediction(
     echo=click.echo,
 ) -> int:
     """Predict every recording of ``inputs``; returns the number of recordings."""
+    # The plugin first: `--plugin nope` is an unknown plugin, not a missing runs/nope/latest.
+    plugin = get_plugin(plugin_name) if plugin_name else None
     if model_path is None:
         if not plugin_name:
             raise BiosigError("give --plugin or --model")
@@ -42,15 +44,15 @@ def run_prediction(
     device = resolve_device(device_name)
     model, meta = load_checkpoint(model_path, device)
     trained_with = meta["plugin"]["name"]
-    plugin_name = plugin_name or trained_with
-    if plugin_name != trained_with:
+    if plugin is None:
+        plugin = get_plugin(trained_with)
+    elif plugin_name != trained_with:
         log.warning(
             "model %s was trained with plugin %r, reading with %r",
             model_path,
             trained_with,
             plugin_name,
         )
-    plugin = get_plugin(plugin_name)
     if not inputs:
         raise BiosigError("no input files given")
     files = plugin.find(inputs)

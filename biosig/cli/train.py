@@ -62,6 +62,9 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     if not request.inputs:
         raise BiosigError("no --input given")
     labels_path = require_file(request.labels, "labels file")
+    if request.out is not None and Path(request.out).exists() and not Path(request.out).is_dir():
+        # Found now rather than when the first checkpoint is written, after the data is read.
+        raise BiosigError(f"--out {request.out}: exists and is not a directory")
     if request.preset not in PRESETS:
         raise BiosigError(f"--preset {request.preset}: choose from {', '.join(PRESETS)}")
     window = int(request.window or plugin.defaults.window)
@@ -146,19 +149,24 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         f"parameters) on {len(train_idx)} windows, validating on {len(val_idx)} "
         f"({len(labelled)} recordings, classes: {', '.join(classes)}) on {device}"
     )
-    result = fit(
-        model,
-        store,
-        train_idx,
-        val_idx,
-        request.config,
-        norm_spec,
-        device,
-        run_dir,
-        meta,
-        progress=progress,
-        echo=echo,
-    )
+    try:
+        result = fit(
+            model,
+            store,
+            train_idx,
+            val_idx,
+            request.config,
+            norm_spec,
+            device,
+            run_dir,
+            meta,
+            progress=progress,
+            echo=echo,
+        )
+    except BaseException:
+        if request.out is None:
+            _remove_if_empty(run_dir)
+        raise
     if request.out is None:
         point_link(RUNS / plugin.name / "latest", run_dir)
     best = result.best_metrics
@@ -192,6 +200,17 @@ def _new_run_dir(parent: Path) -> Path:
     raise BiosigError(f"{parent}: too many runs named {stamp}")
 
 
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a run directory that a failed run left empty, and ``runs/<plugin>`` and
+    ``runs`` if that leaves them empty: an empty run is nothing to resume or inspect, only
+    clutter beside the real ones. A directory that holds anything is kept."""
+    for directory in (run_dir, run_dir.parent, RUNS):
+        try:
+            directory.rmdir()
+        except OSError:  # not empty (or already gone): keep it and everything above it
+            return
+
+
 @click.command()
 @click.option("--plugin", help="Plugin that reads the inputs (see `biosig plugins list`).")
 @click.option("--input", "input", multiple=True, help="File, directory or glob; repeatable.")
@@ -211,7 +230,11 @@ def _new_run_dir(parent: Path) -> Path:
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True)
 @batch_option
 @click.option(
-    "--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Peak learning rate."
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULTS.lr,
+    show_default=True,
+    help="Peak learning rate.",
 )
 @click.option(
     "--window", type=click.IntRange(min=1), help="Window length in samples at the model rate."

@@ -143,7 +143,9 @@ class SyntheticRead:
         return ((self.raw.astype(np.float64) + self.offset) * self.scale).astype(np.float32)
 
 
-def _random_sequence(rng: np.random.Generator, label: str, n_bases: int) -> np.ndarray:
+def _random_sequence(
+    rng: np.random.Generator, label: str, n_bases: int, motif_gap: tuple[int, int] = MOTIF_GAP
+) -> np.ndarray:
     """Random insert (uniform bases); class ``motif`` gets :data:`MOTIF` overwritten into it."""
     if label not in CLASSES:
         raise ValueError(f"unknown synthetic class {label!r}; expected one of {CLASSES}")
@@ -152,8 +154,8 @@ def _random_sequence(rng: np.random.Generator, label: str, n_bases: int) -> np.n
         motif = _encode(MOTIF)
         # Enough gaps to run past the end; the first copy lands anywhere in the first gap so
         # windows do not all see a motif at the same phase.
-        gaps = rng.integers(MOTIF_GAP[0], MOTIF_GAP[1] + 1, size=n_bases // MOTIF_GAP[0] + 2)
-        starts = rng.integers(0, MOTIF_GAP[1]) + np.concatenate([[0], np.cumsum(gaps)])
+        gaps = rng.integers(motif_gap[0], motif_gap[1] + 1, size=n_bases // motif_gap[0] + 2)
+        starts = rng.integers(0, motif_gap[1]) + np.concatenate([[0], np.cumsum(gaps)])
         starts = starts[starts + len(motif) <= n_bases]
         sequence[(starts[:, None] + np.arange(len(motif))).ravel()] = np.tile(motif, len(starts))
     return sequence
@@ -166,7 +168,11 @@ def _dwells(rng: np.random.Generator, n: int, mean: float, minimum: int = 2) -> 
 
 
 def simulate_read(
-    rng: np.random.Generator, label: str, n_bases: int, sample_rate: float = 4000.0
+    rng: np.random.Generator,
+    label: str,
+    n_bases: int,
+    sample_rate: float = 4000.0,
+    motif_gap: tuple[int, int] = MOTIF_GAP,
 ) -> np.ndarray:
     """Raw current (float32 pA) of one read of class ``label`` with an insert of ``n_bases``.
 
@@ -184,7 +190,7 @@ def simulate_read(
     # Adapter: fixed sequence, motor-stalled (dwells ~4x an insert base), narrow range because
     # its k-mers are mostly T/A runs; a read's first few hundred ms look like this in real data.
     adapter = _encode(ADAPTER)
-    insert = _random_sequence(rng, label, n_bases)
+    insert = _random_sequence(rng, label, n_bases, motif_gap)
     # Join adapter and insert so k-mers spanning the junction exist, like a real ligation.
     levels = KMER_LEVELS[kmer_indices(np.concatenate([adapter, insert]))]
     n_adapter_kmers = len(adapter) - K + 1
@@ -237,13 +243,15 @@ def synthetic_reads(
     seed: int = 0,
     sample_rate: float = 4000.0,
     n_bases: tuple[int, int] = DEFAULT_BASES,
+    motif_gap: tuple[int, int] = MOTIF_GAP,
 ) -> list[SyntheticRead]:
     """``n_reads`` reads with balanced, shuffled classes, as one MinION run would record them.
 
     ``n_bases`` is the (inclusive) range of insert lengths; both classes draw from the same
-    range. One ADC ``range`` per run (it is a property of the device) and one integer
-    ``offset`` per channel, as in real MinION files. ``range`` is a float32 value so that the
-    POD5 ``scale`` (stored as float32) equals ``range / digitisation`` exactly.
+    range. ``motif_gap`` is the range of bases between motif copies in ``motif`` reads
+    (smaller: an easier task). One ADC ``range`` per run (it is a property of the device)
+    and one integer ``offset`` per channel, as in real MinION files. ``range`` is a float32
+    value so that the POD5 ``scale`` (stored as float32) equals ``range / digitisation`` exactly.
     """
     rng = np.random.default_rng(seed)
     labels = [CLASSES[i % len(CLASSES)] for i in range(n_reads)]
@@ -255,7 +263,8 @@ def synthetic_reads(
     for number, label in enumerate(labels):
         channel = int(rng.integers(1, 513))
         offset = channel_offsets.setdefault(channel, float(rng.integers(-5, 41)))
-        pa = simulate_read(rng, label, int(rng.integers(n_bases[0], n_bases[1] + 1)), sample_rate)
+        n = int(rng.integers(n_bases[0], n_bases[1] + 1))
+        pa = simulate_read(rng, label, n, sample_rate, motif_gap)
         reads.append(
             SyntheticRead(
                 read_id=_uuid4(rng),
@@ -457,6 +466,7 @@ def write_synthetic_run(
     reads_per_file: int = 20,
     formats: Sequence[str] = ("fast5", "pod5"),
     n_bases: tuple[int, int] = DEFAULT_BASES,
+    motif_gap: tuple[int, int] = MOTIF_GAP,
 ) -> tuple[list[Path], Path]:
     """Write a labelled synthetic run: ``directory/reads/*.fast5|*.pod5`` and ``labels.tsv``.
 
@@ -481,7 +491,9 @@ def write_synthetic_run(
     for stale in [*reads_dir.glob("batch_*.fast5"), *reads_dir.glob("batch_*.pod5")]:
         stale.unlink()
 
-    reads = synthetic_reads(n_reads, seed=seed, sample_rate=sample_rate, n_bases=n_bases)
+    reads = synthetic_reads(
+        n_reads, seed=seed, sample_rate=sample_rate, n_bases=n_bases, motif_gap=motif_gap
+    )
     files = []
     for index, batch in enumerate(_batches(reads, reads_per_file)):
         kind = kinds[index % len(kinds)]

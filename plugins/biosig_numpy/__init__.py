@@ -88,6 +88,7 @@ def _check_numeric(path: Path, array: np.ndarray, what: str = "array") -> None:
 class NumpyPlugin(Plugin):
     name = "numpy"
     version = __version__
+    api_version = 1
     summary = "NumPy arrays: .npy (N, L) or (N, C, L), .npz, or directories of .npy files"
     defaults = PluginDefaults(sample_rate=1.0, window=1024, hop=512, normalization="window")
     label_formats = "labels.npy / .npz 'labels' (one per recording, in order) or labels.tsv"
@@ -99,6 +100,13 @@ class NumpyPlugin(Plugin):
         self._batch_files: set[Path] = set()
 
     def find(self, inputs: Sequence[str | Path]) -> list[Path]:
+        # What an earlier find() saw must not change ids now (one batch file would read as
+        # "stem:0" after a find() of two).
+        self._one_recording_files = set()
+        self._batch_files = set()
+        return self._find(inputs)
+
+    def _find(self, inputs: Sequence[str | Path]) -> list[Path]:
         files: list[Path] = []
         for item in inputs:
             path = Path(item)
@@ -119,7 +127,7 @@ class NumpyPlugin(Plugin):
                 matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True))
                 if not matches:
                     raise BiosigError(f"{item}: pattern matches no file")
-                files.extend(self.find(matches))
+                files.extend(self._find(matches))
             else:
                 raise BiosigError(f"{path}: file not found")
         return files
@@ -207,8 +215,18 @@ class NumpyPlugin(Plugin):
             values = values.reshape(-1)
         if values.ndim != 1:
             raise BiosigError(f"{source}: labels must be one per recording, got {values.shape}")
-        if np.issubdtype(values.dtype, np.floating) and not np.all(values == np.round(values)):
-            raise BiosigError(f"{source}: labels are fractional numbers, expected classes")
+        if values.dtype.kind == "S":
+            # Byte strings (np.save of bytes, or arrays from h5py) would otherwise become
+            # classes like "b'spikes'".
+            try:
+                values = np.char.decode(values, "utf-8")
+            except UnicodeDecodeError as exc:
+                raise BiosigError(f"{source}: labels are not UTF-8 text ({exc})") from None
+        if np.issubdtype(values.dtype, np.floating):
+            if not np.all(np.isfinite(values)):
+                raise BiosigError(f"{source}: labels contain NaN/inf, expected classes")
+            if not np.all(values == np.round(values)):
+                raise BiosigError(f"{source}: labels are fractional numbers, expected classes")
         return values
 
     def make_demo_data(self, directory: Path, seed: int = 0) -> DemoData:

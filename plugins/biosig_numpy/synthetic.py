@@ -71,4 +71,5 @@ def write_demo_arrays(directory: Path, seed: int = 0) -> DemoData:
         labels=directory / "labels.npy",
         description=f"{len(labels)} synthetic recordings of 2048 samples, classes "
         + ", ".join(CLASSES),
+        settings={"epochs": 8},
     )
