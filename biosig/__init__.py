@@ -4,6 +4,7 @@ The names below are the public API that plugins may import; everything else is i
 """
 
 from .errors import BiosigError
+from .inputs import expand_inputs
 from .labels import read_label_table, whole_recording_intervals
 from .plugin import (
     API_VERSION,
@@ -44,6 +45,7 @@ __all__ = [
     "RecordingError",
     "StreamingResampler",
     "__version__",
+    "expand_inputs",
     "read_label_table",
     "whole_recording_intervals",
 ]

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import glob
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from biosig import (
     Preprocessor,
     Recording,
     RecordingError,
+    expand_inputs,
     read_label_table,
     whole_recording_intervals,
 )
@@ -71,23 +71,15 @@ class NanoporePlugin(Plugin):
 
     def find(self, inputs: Sequence[str | Path]) -> list[Path]:
         files: list[Path] = []
-        for item in inputs:
-            path = Path(item)
+        for path in expand_inputs(inputs):
             if path.is_dir():
                 files.extend(self._scan(path))
-            elif path.is_file():
-                if sniff(path) is None:
-                    raise BiosigError(
-                        f"{path}: not a FAST5 or POD5 file (its first bytes are neither signature)"
-                    )
-                files.append(path)
-            elif any(ch in str(item) for ch in "*?["):
-                matches = sorted(glob.glob(str(item), recursive=True))
-                if not matches:
-                    raise BiosigError(f"{item}: pattern matches no file")
-                files.extend(self.find(matches))
+            elif sniff(path) is None:
+                raise BiosigError(
+                    f"{path}: not a FAST5 or POD5 file (its first bytes are neither signature)"
+                )
             else:
-                raise BiosigError(f"{path}: file not found")
+                files.append(path)
         return files
 
     def _scan(self, directory: Path) -> list[Path]:

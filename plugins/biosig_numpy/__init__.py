@@ -17,7 +17,6 @@ with ``allow_pickle``; ``.npy`` files are memory-mapped and read a chunk at a ti
 
 from __future__ import annotations
 
-import glob
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from biosig import (
     Plugin,
     PluginDefaults,
     Recording,
+    expand_inputs,
     read_label_table,
     whole_recording_intervals,
 )
@@ -104,12 +104,8 @@ class NumpyPlugin(Plugin):
         # "stem:0" after a find() of two).
         self._one_recording_files = set()
         self._batch_files = set()
-        return self._find(inputs)
-
-    def _find(self, inputs: Sequence[str | Path]) -> list[Path]:
         files: list[Path] = []
-        for item in inputs:
-            path = Path(item)
+        for path in expand_inputs(inputs):
             if path.is_dir():
                 found = sorted(
                     p for p in path.rglob("*.npy") if not p.stem.lower().startswith("labels")
@@ -118,18 +114,11 @@ class NumpyPlugin(Plugin):
                     raise BiosigError(f"{path}: directory holds no .npy files")
                 self._one_recording_files.update(p.resolve() for p in found)
                 files.extend(found)
-            elif path.exists():
+            else:
                 if path.suffix.lower() not in (".npy", ".npz"):
                     raise BiosigError(f"{path}: not a .npy or .npz file")
                 self._batch_files.add(path.resolve())
                 files.append(path)
-            elif any(ch in str(item) for ch in "*?["):
-                matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True))
-                if not matches:
-                    raise BiosigError(f"{item}: pattern matches no file")
-                files.extend(self._find(matches))
-            else:
-                raise BiosigError(f"{path}: file not found")
         return files
 
     def open(self, path: Path) -> Iterator[Recording]:
