@@ -109,7 +109,8 @@ class IdentityPreprocessor:
 class DemoData:
     """Synthetic labelled files a plugin writes for ``biosig demo``.
 
-    ``settings`` may adjust the demo's training run (``epochs``, ``window``, ``hop``) so
+    ``settings`` may adjust the demo's training run (``epochs``, ``window``, ``hop``,
+    ``batch_size``) so
     every plugin's demo fits the demo's few minutes on a laptop CPU.
     """
 

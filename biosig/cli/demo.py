@@ -60,7 +60,11 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
                 window=settings.get("window"),
                 hop=settings.get("hop"),
                 device=device,
-                config=TrainConfig(epochs=n_epochs, patience=n_epochs),
+                config=TrainConfig(
+                    epochs=n_epochs,
+                    patience=n_epochs,
+                    batch_size=int(settings.get("batch_size", TrainConfig.batch_size)),
+                ),
             ),
             progress=False,
         )
