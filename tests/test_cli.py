@@ -640,3 +640,15 @@ def test_corrupt_checkpoint_is_one_error_line(
     result = run_cli(*args)
     assert_one_error_line(result, [str(weights)])
     assert not (in_tmp / "out").exists()
+
+
+def test_predict_warns_when_the_plugin_version_changed(workdir: Path, tmp_path, run_cli) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(workdir / "runs" / "numpy" / "latest" / "best", model)
+    meta_path = model / "biosig.json"
+    meta = json.loads(meta_path.read_text())
+    meta["plugin"]["version"] = "0.0.1"
+    meta_path.write_text(json.dumps(meta))
+    result = run_cli("predict", "--plugin", "numpy", "signals.npy", "--model", model, cwd=workdir)
+    assert result.code == 0, result.err
+    assert "trained with numpy plugin 0.0.1; this is version 0.1.0" in result.err

@@ -53,6 +53,16 @@ def run_prediction(
             trained_with,
             plugin_name,
         )
+    elif plugin.version != meta["plugin"].get("version"):
+        # Preprocessing may have changed between plugin versions; say so rather than
+        # predict silently on differently scaled input.
+        log.warning(
+            "model %s was trained with %s plugin %s; this is version %s",
+            model_path,
+            trained_with,
+            meta["plugin"].get("version"),
+            plugin.version,
+        )
     if not inputs:
         raise BiosigError("no input files given")
     files = plugin.find(inputs)
