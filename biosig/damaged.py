@@ -24,6 +24,12 @@ class DamagePolicy:
         log.warning("%s (skipped)", error)
         self.skipped.append(str(error))
 
+    def report(self) -> None:
+        """Log the summary as a warning, if anything was skipped; commands call it last."""
+        summary = self.summary()
+        if summary:
+            log.warning(summary)
+
     def summary(self) -> str | None:
         """One line saying how much was skipped, or ``None`` when nothing was."""
         if not self.skipped:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import BiosigError
-from .plugin import LabelledInterval, Plugin, Recording, RecordingError
+from .plugin import LabelledInterval, Plugin, Recording, RecordingError, describe
 from .windows import (
     make_preprocessor,
     model_length,
@@ -146,7 +146,7 @@ def build_examples(
             n_channels, first_id = len(rec.channels), rec.id
         elif len(rec.channels) != n_channels:
             raise BiosigError(
-                f"{_where(rec)}: has {len(rec.channels)} channels but recording {first_id} "
+                f"{describe(rec)} has {len(rec.channels)} channels but recording {first_id} "
                 f"has {n_channels}; one model takes one channel layout"
             )
         starts, labels = plan_starts(
@@ -220,8 +220,3 @@ def _allocate(shape: tuple[int, int, int], store_dir: Path | None) -> np.ndarray
     with contextlib.suppress(OSError):
         os.unlink(name)
     return store
-
-
-def _where(rec: Recording) -> str:
-    source = getattr(rec, "source", None)
-    return f"{source} (recording {rec.id})" if source else f"recording {rec.id}"

@@ -183,6 +183,13 @@ class Plugin(ABC):
         return None
 
 
+def describe(recording: Recording) -> str:
+    """How messages name a recording: ``<file>: recording <id>`` (just ``recording <id>``
+    when it has no file)."""
+    source = getattr(recording, "source", None)
+    return f"{source}: recording {recording.id}" if source else f"recording {recording.id}"
+
+
 def iter_recordings(
     plugin: Plugin, files: Iterable[Path], on_damage: Callable[[RecordingError], None] | None = None
 ) -> Iterator[Recording]:

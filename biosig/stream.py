@@ -19,7 +19,7 @@ import torch
 from .device import autocast
 from .errors import BiosigError
 from .normalize import normalize
-from .plugin import Plugin, Recording, RecordingError
+from .plugin import Plugin, Recording, RecordingError, describe
 from .windows import make_preprocessor, model_length, stream_windows, to_original, window_starts
 
 
@@ -118,9 +118,8 @@ def predict_recordings(
 
     for rec in recordings:
         if len(rec.channels) != n_channels:
-            source = getattr(rec, "source", None) or rec.id
             raise BiosigError(
-                f"{source}: recording {rec.id} has {len(rec.channels)} channels; "
+                f"{describe(rec)} has {len(rec.channels)} channels; "
                 f"the model was trained on {n_channels}"
             )
         n_model = model_length(rec, fs_out)

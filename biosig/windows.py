@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BiosigError
-from .plugin import Plugin, Preprocessor, Recording, RecordingError
+from .plugin import Plugin, Preprocessor, Recording, RecordingError, describe
 
 #: Samples read from a recording per step; large enough to amortise I/O, small enough that
 #: memory stays flat whatever the recording's length.
@@ -135,7 +135,7 @@ def make_preprocessor(plugin: Plugin, recording: Recording, fs_out: float) -> Pr
     if abs(preprocess.fs_out - fs_out) > 1e-6 * fs_out:
         raise BiosigError(
             f"plugin {plugin.name!r}: its preprocessor gives {preprocess.fs_out:g} Hz for "
-            f"recording {recording.id}, but the model runs at {fs_out:g} Hz"
+            f"{describe(recording)}, but the model runs at {fs_out:g} Hz"
         )
     return preprocess
 
@@ -144,9 +144,9 @@ def _check_finite(chunk: np.ndarray, recording: Recording, offset: int) -> None:
     # One NaN would turn every loss and every probability it touches into NaN, silently.
     if not np.isfinite(chunk).all():
         first = int(np.argwhere(~np.isfinite(chunk))[0, 1]) + offset
-        source = getattr(recording, "source", None)
-        where = f"{source}: recording {recording.id}" if source else f"recording {recording.id}"
-        raise RecordingError(f"{where}: NaN or infinite sample near model-rate sample {first}")
+        raise RecordingError(
+            f"{describe(recording)}: NaN or infinite sample near model-rate sample {first}"
+        )
 
 
 def stream_windows(

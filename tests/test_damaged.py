@@ -73,6 +73,12 @@ def test_policy_skips_and_summarises_or_raises_when_strict(caplog) -> None:
     with pytest.raises(RecordingError, match="bad block"):
         DamagePolicy(strict=True).handle(RecordingError("a.fast5: read 1: bad block"))
     assert DamagePolicy().summary() is None
+    caplog.clear()
+    policy.report()
+    assert caplog.messages == [policy.summary()]
+    caplog.clear()
+    DamagePolicy().report()
+    assert caplog.messages == []
 
 
 def test_iter_recordings_skips_a_damaged_file_and_reads_the_next() -> None:

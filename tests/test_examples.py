@@ -219,7 +219,7 @@ def test_build_examples_mismatched_channels_names_recording() -> None:
         ArrayRecording("p2-b", signal(300, channels=3), fs=100.0, source=Path("/data/b.npy")),
     ]
     intervals = [whole(recs[0], "a"), whole(recs[1], "b")]
-    with pytest.raises(BiosigError, match=r"/data/b\.npy \(recording p2-b\).*3 channels.*p1-a"):
+    with pytest.raises(BiosigError, match=r"/data/b\.npy: recording p2-b has 3 channels.*p1-a"):
         build_examples(ToyPlugin(), recs, intervals, ["a", "b"], WINDOW, HOP, 100.0, progress=False)
 
 

@@ -95,8 +95,7 @@ def run_evaluation(
     y_rec, probs_rec = per_recording(store.recording_ids, store.y, probs)
     if len(y_rec):
         report["recordings"] = classification_report(y_rec, probs_rec.argmax(1), classes)
-    if damage.summary():
-        log.warning(damage.summary())
+    damage.report()
     return report
 
 

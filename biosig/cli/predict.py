@@ -87,8 +87,7 @@ def run_prediction(
             count += 1
         if count == 0:
             raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
-    if damage.summary():
-        echo(f"warning: {damage.summary()}", err=True)
+    damage.report()
     if out is not None:
         echo(f"{count} recordings predicted; tables written to {out}", err=True)
     return count

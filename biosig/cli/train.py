@@ -115,7 +115,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     seed_everything(request.config.seed)
     model = SignalClassifier(model_config(request.preset, store.n_channels, len(classes)))
     run_dir = Path(request.out) if request.out else _new_run_dir(RUNS / plugin.name)
-    labelled = {r.id for r in recordings} & set(store.recording_ids)
+    labelled = set(store.recording_ids)
     first = next(r for r in recordings if r.id in labelled)
     meta = {
         "model": dataclasses.asdict(model.config),
@@ -174,8 +174,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         f"best epoch {result.best_epoch}: val accuracy {best['accuracy']:.4f}, "
         f"macro-F1 {best['macro_f1']:.4f} (majority rate {best['majority_rate']:.4f})"
     )
-    if damage.summary():
-        echo(f"warning: {damage.summary()}", err=True)
+    damage.report()
     echo(f"model written to {run_dir}")
     return run_dir
 
