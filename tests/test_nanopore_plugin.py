@@ -236,3 +236,23 @@ def test_windows_stream_from_a_read(plugin, nanopore_dir) -> None:
     blocks = list(stream_windows(read, plugin.preprocessor(read, read.fs), starts, 4096))
     assert sum(len(b.index) for b in blocks) == len(starts)
     assert all(b.data.dtype == np.float32 and b.data.shape[1:] == (1, 4096) for b in blocks)
+
+
+def test_a_read_without_signal_is_yielded_as_damage_and_the_rest_still_read(
+    plugin, tmp_path
+) -> None:
+    import h5py
+    from biosig_nanopore.synthetic import synthetic_reads, write_multi_fast5
+
+    reads = synthetic_reads(3, seed=5, n_bases=(200, 300))
+    path = tmp_path / "three.fast5"
+    write_multi_fast5(path, reads)
+    with h5py.File(path, "r+") as handle:
+        del handle[f"read_{reads[1].read_id}/Raw/Signal"]
+        del handle[f"read_{reads[2].read_id}/channel_id"]
+    policy = DamagePolicy()
+    got = list(iter_recordings(plugin, [path], policy.handle))
+    assert [r.id for r in got] == [reads[0].read_id]
+    assert got[0].raw().tolist() == reads[0].raw.tolist()
+    assert policy.skipped[0] == f"{path}: read {reads[1].read_id}: no raw signal"
+    assert policy.skipped[1].startswith(f"{path}: read_{reads[2].read_id}: incomplete read")

@@ -71,22 +71,30 @@ def _signal_blocks(path: Path, dataset: str, read_id: str):
     return decode
 
 
-def _read(path: Path, group: h5py.Group, raw_path: str, channel: h5py.Group) -> NanoporeRead:
-    raw_group = group[raw_path]
+def _read(path: Path, raw_group: h5py.Group, channel: h5py.Group) -> NanoporeRead:
     read_id = _text(raw_group.attrs["read_id"])
     if "Signal" not in raw_group:
         raise RecordingError(f"{path}: read {read_id}: no raw signal")
     attrs = channel.attrs
-    digitisation, rng = float(attrs["digitisation"]), float(attrs["range"])
     return NanoporeRead(
         read_id=read_id,
         fs=float(attrs["sampling_rate"]),
         n_samples=int(raw_group["Signal"].shape[0]),
         offset=float(attrs["offset"]),
-        scale=rng / digitisation,
+        scale=float(attrs["range"]) / float(attrs["digitisation"]),
         source=path,
         decode=_signal_blocks(path, f"{raw_group.name}/Signal", read_id),
     )
+
+
+def _read_locations(handle: h5py.File) -> list[tuple[str, str, str]]:
+    """``(name, raw group, channel group)`` paths of each read, for either layout."""
+    if "Raw" in handle and "UniqueGlobalKey" in handle:  # single-read layout
+        return [
+            (name, f"Raw/Reads/{name}", "UniqueGlobalKey/channel_id")
+            for name in handle["Raw/Reads"]
+        ]
+    return [(k, f"{k}/Raw", f"{k}/channel_id") for k in handle if k.startswith("read_")]
 
 
 def open_fast5(path: Path) -> Iterator[NanoporeRead | RecordingError]:
@@ -94,31 +102,16 @@ def open_fast5(path: Path) -> Iterator[NanoporeRead | RecordingError]:
     as a :class:`RecordingError` in its place."""
     try:
         handle = _open_files.get(path)
-    except OSError as exc:
-        raise RecordingError(f"{path}: not a readable FAST5 file ({exc})") from None
-    try:
-        if "Raw" in handle and "UniqueGlobalKey" in handle:  # single-read layout
-            channel = handle["UniqueGlobalKey/channel_id"]
-            for name in handle["Raw/Reads"]:
-                yield _guarded(
-                    path, name, lambda n=name: _read(path, handle, f"Raw/Reads/{n}", channel)
-                )
-            return
-        names = [k for k in handle if k.startswith("read_")]
-        if not names:
-            raise RecordingError(f"{path}: FAST5 file holds no reads")
-        for name in names:
-            yield _guarded(
-                path, name, lambda n=name: _read(path, handle[n], "Raw", handle[n]["channel_id"])
-            )
+        locations = _read_locations(handle)
     except (OSError, KeyError) as exc:
-        raise RecordingError(f"{path}: damaged FAST5 layout ({exc})") from None
-
-
-def _guarded(path: Path, name: str, make) -> NanoporeRead | RecordingError:
-    try:
-        return make()
-    except RecordingError as error:
-        return error
-    except (KeyError, OSError, ValueError) as exc:
-        return RecordingError(f"{path}: {name}: incomplete read metadata ({exc})")
+        raise RecordingError(f"{path}: not a readable FAST5 file ({exc})") from None
+    if not locations:
+        raise RecordingError(f"{path}: FAST5 file holds no reads")
+    for name, raw_path, channel_path in locations:
+        try:
+            read = _read(path, handle[raw_path], handle[channel_path])
+        except RecordingError as error:
+            read = error
+        except (KeyError, OSError, ValueError) as exc:
+            read = RecordingError(f"{path}: {name}: incomplete read metadata ({exc})")
+        yield read
