@@ -652,3 +652,15 @@ def test_predict_warns_when_the_plugin_version_changed(workdir: Path, tmp_path, 
     result = run_cli("predict", "--plugin", "numpy", "signals.npy", "--model", model, cwd=workdir)
     assert result.code == 0, result.err
     assert "trained with numpy plugin 0.0.1; this is version 0.1.0" in result.err
+    scored = run_cli(
+        "evaluate",
+        "--model",
+        model,
+        "--input",
+        "signals.npy",
+        "--labels",
+        "labels.npy",
+        cwd=workdir,
+    )
+    assert scored.code == 0, scored.err
+    assert "trained with numpy plugin 0.0.1; this is version 0.1.0" in scored.err

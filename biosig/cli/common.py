@@ -3,13 +3,21 @@ defaults, and locating models."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import click
+import torch
 
+from ..checkpoint import load_checkpoint
+from ..device import resolve_device
 from ..errors import BiosigError
 from ..pipeline import load_pipeline
+from ..plugin import Plugin
+from ..registry import get_plugin
+
+log = logging.getLogger("biosig")
 
 RUNS = Path("runs")
 
@@ -75,6 +83,45 @@ def latest_model(plugin_name: str) -> Path:
             f"(biosig train --plugin {plugin_name} …) or pass --model"
         )
     return path
+
+
+def load_model_and_plugin(
+    plugin_name: str | None, model_path: Path | None, device_name: str
+) -> tuple[Plugin, torch.nn.Module, dict[str, Any], torch.device]:
+    """The plugin, model (on its device), checkpoint metadata and device that ``predict``
+    and ``evaluate`` run with.
+
+    The plugin is resolved first, so ``--plugin nope`` is reported as an unknown plugin and
+    not as a missing ``runs/nope/latest``. Without ``--model`` the plugin's latest run is
+    used; without ``--plugin`` the model's own. A plugin other than the model's, or another
+    version of it, is warned about: its preprocessing may differ.
+    """
+    plugin = get_plugin(plugin_name) if plugin_name else None
+    if model_path is None:
+        if not plugin_name:
+            raise BiosigError("give --plugin or --model")
+        model_path = latest_model(plugin_name)
+    device = resolve_device(device_name)
+    model, meta = load_checkpoint(model_path, device)
+    trained_with = meta["plugin"]["name"]
+    if plugin is None:
+        plugin = get_plugin(trained_with)
+    if plugin.name != trained_with:
+        log.warning(
+            "model %s was trained with plugin %r, reading with %r",
+            model_path,
+            trained_with,
+            plugin.name,
+        )
+    elif plugin.version != meta["plugin"].get("version"):
+        log.warning(
+            "model %s was trained with %s plugin %s; this is version %s",
+            model_path,
+            trained_with,
+            meta["plugin"].get("version"),
+            plugin.version,
+        )
+    return plugin, model, meta, device
 
 
 def require_file(path: str | Path, what: str) -> Path:

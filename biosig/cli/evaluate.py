@@ -10,19 +10,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..checkpoint import load_checkpoint
 from ..damaged import DamagePolicy
-from ..device import resolve_device
 from ..errors import BiosigError
 from ..examples import build_examples
 from ..metrics import classification_report, format_report
 from ..plugin import iter_recordings
-from ..registry import get_plugin
 from ..train import predict_store
 from .common import (
     batch_option,
     device_option,
-    latest_model,
+    load_model_and_plugin,
     more_inputs_argument,
     require_file,
     strict_option,
@@ -47,18 +44,9 @@ def run_evaluation(
     Windows do not overlap unless ``hop`` says so, so that no sample is counted twice.
     Under ``"recordings"`` the same metrics per recording (window probabilities averaged,
     as ``predict`` reports them), for recordings whose windows all carry one class.
-    Without ``model_path``, the plugin's latest run (as ``predict`` does).
+    Without ``model_path``, the plugin's latest run (see ``load_model_and_plugin``).
     """
-    # The plugin first: `--plugin nope` is an unknown plugin, not a missing runs/nope/latest.
-    plugin = get_plugin(plugin_name) if plugin_name else None
-    if model_path is None:
-        if not plugin_name:
-            raise BiosigError("give --plugin or --model")
-        model_path = latest_model(plugin_name)
-    device = resolve_device(device_name)
-    model, meta = load_checkpoint(model_path, device)
-    if plugin is None:
-        plugin = get_plugin(meta["plugin"]["name"])
+    plugin, model, meta, device = load_model_and_plugin(plugin_name, model_path, device_name)
     labels_path = require_file(labels, "labels file")
     if not inputs:
         raise BiosigError("no --input given")

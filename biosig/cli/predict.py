@@ -3,23 +3,17 @@ per-recording tables."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from ..checkpoint import load_checkpoint
 from ..damaged import DamagePolicy
-from ..device import resolve_device
 from ..errors import BiosigError
 from ..output import FORMATS, prediction_tables, recording_row, window_rows
 from ..plugin import iter_recordings
-from ..registry import get_plugin
 from ..stream import predict_recordings
-from .common import batch_option, device_option, latest_model, strict_option
-
-log = logging.getLogger("biosig")
+from .common import batch_option, device_option, load_model_and_plugin, strict_option
 
 
 def run_prediction(
@@ -35,34 +29,7 @@ def run_prediction(
     echo=click.echo,
 ) -> int:
     """Predict every recording of ``inputs``; returns the number of recordings."""
-    # The plugin first: `--plugin nope` is an unknown plugin, not a missing runs/nope/latest.
-    plugin = get_plugin(plugin_name) if plugin_name else None
-    if model_path is None:
-        if not plugin_name:
-            raise BiosigError("give --plugin or --model")
-        model_path = latest_model(plugin_name)
-    device = resolve_device(device_name)
-    model, meta = load_checkpoint(model_path, device)
-    trained_with = meta["plugin"]["name"]
-    if plugin is None:
-        plugin = get_plugin(trained_with)
-    elif plugin_name != trained_with:
-        log.warning(
-            "model %s was trained with plugin %r, reading with %r",
-            model_path,
-            trained_with,
-            plugin_name,
-        )
-    elif plugin.version != meta["plugin"].get("version"):
-        # Preprocessing may have changed between plugin versions; say so rather than
-        # predict silently on differently scaled input.
-        log.warning(
-            "model %s was trained with %s plugin %s; this is version %s",
-            model_path,
-            trained_with,
-            meta["plugin"].get("version"),
-            plugin.version,
-        )
+    plugin, model, meta, device = load_model_and_plugin(plugin_name, model_path, device_name)
     if not inputs:
         raise BiosigError("no input files given")
     files = plugin.find(inputs)
