@@ -5,15 +5,22 @@ The names below are the public API that plugins may import; everything else is i
 
 from .errors import BiosigError
 from .inputs import expand_inputs
-from .labels import read_label_table, whole_recording_intervals
+from .labels import (
+    read_label_table,
+    segment_intervals,
+    table_intervals,
+    whole_recording_intervals,
+)
 from .plugin import (
     API_VERSION,
     ArrayRecording,
+    Chain,
     DemoData,
     IdentityPreprocessor,
     LabelledInterval,
     Plugin,
     PluginDefaults,
+    PluginOption,
     Preprocessor,
     Recording,
     RecordingError,
@@ -22,12 +29,20 @@ from .plugin import (
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # StreamingResampler pulls in scipy.signal: imported on first use, not with `biosig`.
-    if name == "StreamingResampler":
-        from .resample import StreamingResampler
+#: Names whose modules pull in scipy.signal: imported on first use, not with `biosig`.
+_LAZY = {
+    "StreamingResampler": "resample",
+    "StreamingFilter": "filters",
+    "band_pass_sos": "filters",
+    "notch_sos": "filters",
+}
 
-        return StreamingResampler
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'biosig' has no attribute {name!r}")
 
 
@@ -35,17 +50,24 @@ __all__ = [
     "API_VERSION",
     "ArrayRecording",
     "BiosigError",
+    "Chain",
     "DemoData",
     "IdentityPreprocessor",
     "LabelledInterval",
     "Plugin",
     "PluginDefaults",
+    "PluginOption",
     "Preprocessor",
     "Recording",
     "RecordingError",
+    "StreamingFilter",
     "StreamingResampler",
     "__version__",
+    "band_pass_sos",
     "expand_inputs",
+    "notch_sos",
     "read_label_table",
+    "segment_intervals",
+    "table_intervals",
     "whole_recording_intervals",
 ]

@@ -65,7 +65,7 @@ def sort_classes(labels: set[str]) -> list[str]:
         return sorted(labels)
 
 
-def check_classes(intervals: Sequence[LabelledInterval], source: Path) -> list[str]:
+def check_classes(intervals: Sequence[LabelledInterval], source: Path | str) -> list[str]:
     """The classes of ``intervals``; fewer than two is an error naming the labels file."""
     classes = sort_classes({iv.label for iv in intervals})
     if not classes:
@@ -165,6 +165,7 @@ def build_examples(
     rec_ids = np.empty(total, dtype=object)
     starts_orig = np.zeros(total, dtype=np.int64)
     keep = np.ones(total, dtype=bool)
+    gap_windows = 0
     offset = 0
     # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
     bar = tqdm(
@@ -187,7 +188,9 @@ def build_examples(
             ):
                 x[offset + block.index] = block.data
                 lengths[offset + block.index] = block.lengths
-                bar.update(len(block.index))
+                keep[offset + block.skipped] = False
+                gap_windows += len(block.skipped)
+                bar.update(len(block.index) + len(block.skipped))
         except RecordingError as error:
             if on_damage is None:
                 raise
@@ -195,9 +198,13 @@ def build_examples(
             keep[sl] = False
         offset += k
     bar.close()
+    if gap_windows:
+        log.warning("%d labelled windows left out: they hold missing samples (gaps)", gap_windows)
     if not keep.all():
         if not keep.any():
-            raise BiosigError("every labelled recording was damaged; nothing to train on")
+            raise BiosigError(
+                "every labelled window was damaged or held missing samples; nothing to use"
+            )
         # Rare: copies the kept windows (into memory, even from a memory-mapped store).
         x, lengths, y = x[keep], lengths[keep], y[keep]
         groups, rec_ids, starts_orig = groups[keep], rec_ids[keep], starts_orig[keep]

@@ -104,3 +104,82 @@ def whole_recording_intervals(
     if unlabelled:
         log.warning("%s: %d recordings have no label and are left out", source, unlabelled)
     return intervals
+
+
+def table_intervals(
+    path: Path, recordings: Sequence[Recording], case_insensitive: bool = False
+) -> list[LabelledInterval]:
+    """Intervals from a labels table in either of its two shapes, told apart by the number
+    of fields: ``id<TAB>class`` (one class per recording, its whole span) or
+    ``id<TAB>start<TAB>stop<TAB>class`` (segments, in original samples)."""
+    path = Path(path)
+    if _first_row_width(path) == 4:
+        return segment_intervals(path, recordings, case_insensitive)
+    return whole_recording_intervals(read_label_table(path), recordings, path, case_insensitive)
+
+
+def _first_row_width(path: Path) -> int:
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for raw in handle:
+                line = raw.strip()
+                if line and not line.startswith("#"):
+                    return len(line.split("\t" if "\t" in line else ","))
+    except FileNotFoundError:
+        raise BiosigError(f"{path}: labels file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BiosigError(f"{path}: cannot read labels file ({exc})") from None
+    return 0
+
+
+def segment_intervals(
+    path: Path, recordings: Sequence[Recording], case_insensitive: bool = False
+) -> list[LabelledInterval]:
+    """Read ``id<TAB>start<TAB>stop<TAB>class`` lines (a header line is optional) into
+    intervals of the given recordings.
+
+    A segment outside its recording, or with ``stop <= start``, is an error naming its
+    line: a mistyped sample number must not quietly label the wrong span.
+    """
+    path = Path(path)
+    by_id = {(r.id.lower() if case_insensitive else r.id): r for r in recordings}
+    intervals: list[LabelledInterval] = []
+    unmatched: set[str] = set()
+    first = True
+    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split("\t" if "\t" in line else ",")]
+        if len(fields) != 4:
+            raise BiosigError(
+                f"{path}:{number}: expected 'id<TAB>start<TAB>stop<TAB>class', "
+                f"got {len(fields)} fields"
+            )
+        key, start_text, stop_text, label = fields
+        try:
+            start, stop = int(start_text), int(stop_text)
+        except ValueError:
+            if first:  # a header line
+                first = False
+                continue
+            raise BiosigError(
+                f"{path}:{number}: start and stop must be whole sample numbers, "
+                f"got {start_text!r} and {stop_text!r}"
+            ) from None
+        first = False
+        rec = by_id.get(key.lower() if case_insensitive else key)
+        if rec is None:
+            unmatched.add(key)
+            continue
+        if not 0 <= start < stop <= rec.n_samples:
+            raise BiosigError(
+                f"{path}:{number}: segment {start}-{stop} is not inside recording {key} "
+                f"(0-{rec.n_samples})"
+            )
+        intervals.append(LabelledInterval(rec.id, start, stop, label))
+    if not intervals:
+        raise BiosigError(f"{path}: no segment belongs to one of the {len(recordings)} recordings")
+    if unmatched:
+        log.warning("%s: %d ids match no recording", path, len(unmatched))
+    return intervals

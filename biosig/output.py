@@ -8,6 +8,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -59,6 +60,16 @@ def recording_columns(classes: Sequence[str]) -> list[str]:
     return ["recording", "label", "confidence", "n_windows", *(f"p_{c}" for c in classes)]
 
 
+def segment_columns() -> list[str]:
+    return ["recording", "start", "end", "label", "confidence", "n_windows"]
+
+
+def segment_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[list[object]]:
+    for seg in pred.segments():
+        rec_id = pred.recording.id
+        yield [rec_id, seg.start, seg.end, classes[seg.label], seg.confidence, len(seg.confidences)]
+
+
 def window_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[list[object]]:
     best = pred.probabilities.argmax(1)
     for i in range(len(pred.starts)):
@@ -85,17 +96,43 @@ def recording_row(pred: RecordingPrediction, classes: Sequence[str]) -> list[obj
     ]
 
 
+@dataclass
+class PredictionTables:
+    """Where predictions go: per window, per recording, and merged segments (the window
+    and segment tables only when writing to a directory)."""
+
+    recordings: Table
+    windows: Table | None = None
+    segments: Table | None = None
+
+    def write(self, pred: RecordingPrediction, classes: Sequence[str]) -> None:
+        """Write one recording's rows to every table."""
+        if self.windows is not None:
+            for row in window_rows(pred, classes):
+                self.windows.write(row)
+        if self.segments is not None:
+            for row in segment_rows(pred, classes):
+                self.segments.write(row)
+        self.recordings.write(recording_row(pred, classes))
+
+
 @contextlib.contextmanager
 def prediction_tables(
     out_dir: Path | None, classes: Sequence[str], fmt: str = "tsv"
-) -> Iterator[tuple[Table | None, Table]]:
-    """``(windows, recordings)`` tables in ``out_dir``, or only recordings on stdout."""
+) -> Iterator[PredictionTables]:
+    """Tables of windows, recordings and segments in ``out_dir``, or only recordings on
+    stdout."""
     if out_dir is None:
-        yield None, Table(sys.stdout, recording_columns(classes), fmt)
+        yield PredictionTables(Table(sys.stdout, recording_columns(classes), fmt))
         return
     out_dir = Path(out_dir)
     with (
         atomic_file(out_dir / f"windows.{fmt}") as wh,
         atomic_file(out_dir / f"recordings.{fmt}") as rh,
+        atomic_file(out_dir / f"segments.{fmt}") as sh,
     ):
-        yield Table(wh, window_columns(classes), fmt), Table(rh, recording_columns(classes), fmt)
+        yield PredictionTables(
+            Table(rh, recording_columns(classes), fmt),
+            Table(wh, window_columns(classes), fmt),
+            Table(sh, segment_columns(), fmt),
+        )

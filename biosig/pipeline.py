@@ -15,9 +15,9 @@ else:  # pragma: no cover
 from .errors import BiosigError
 
 
-def load_pipeline(path: Path, allowed: set[str]) -> dict[str, Any]:
-    """Read ``path`` into a flat dict of option values; unknown keys are an error naming the
-    key, since a typo silently ignored would train the wrong model.
+def load_pipeline(path: Path, allowed: set[str] | None = None) -> dict[str, Any]:
+    """Read ``path`` into a flat dict of option values. With ``allowed``, a key outside it is
+    an error naming the key, since a typo silently ignored would train the wrong model.
 
     Tables (``[train]``, ``[model]``…) may group keys for readability; they are flattened.
     """
@@ -35,8 +35,12 @@ def load_pipeline(path: Path, allowed: set[str]) -> dict[str, Any]:
             name = name.replace("-", "_")
             if name in ("description", "name"):
                 continue
-            if name not in allowed:
-                known = ", ".join(sorted(allowed))
-                raise BiosigError(f"{path}: unknown key {name!r} (known: {known})")
+            if allowed is not None and name not in allowed:
+                raise unknown_key(path, name, allowed)
             flat[name] = item
     return flat
+
+
+def unknown_key(path: Path, name: str, allowed: set[str]) -> BiosigError:
+    """The error for a pipeline key that no option takes."""
+    return BiosigError(f"{path}: unknown key {name!r} (known: {', '.join(sorted(allowed))})")

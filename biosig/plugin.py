@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -42,6 +42,47 @@ class PluginDefaults:
     hop: int
     channels: tuple[str, ...] | None = None
     normalization: Normalization = "window"
+
+
+@dataclass(frozen=True)
+class PluginOption:
+    """A setting of one plugin (an annotator, a channel selection, a filter band).
+
+    Commands take it as ``--<name>`` (underscores as dashes) and pipeline files as a key
+    ``<name>``. ``preprocessing`` options shape what the model sees (channels, filters):
+    ``train`` keeps them in the checkpoint and ``predict``/``evaluate`` reuse them, so a
+    model is never fed data prepared differently from its training data.
+    """
+
+    name: str
+    default: str | int | float | bool | None
+    help: str
+    type: type = str
+    preprocessing: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (a flag's text or a pipeline's TOML value) as this option's type."""
+        if value is None or isinstance(value, self.type):
+            return value
+        if self.type is bool:
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise BiosigError(f"{self.flag}: expected true or false, got {value!r}")
+        if isinstance(value, (list, tuple)) and self.type is str:
+            return ",".join(str(v) for v in value)  # a TOML list for a comma-separated value
+        try:
+            return self.type(value)
+        except (TypeError, ValueError):
+            raise BiosigError(
+                f"{self.flag}: expected {self.type.__name__}, got {value!r}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -105,17 +146,46 @@ class IdentityPreprocessor:
         return np.zeros((self._n_channels or 0, 0), dtype=np.float32)
 
 
+class Chain:
+    """Preprocessors applied in order, as one preprocessor (filter, then resample, …).
+
+    ``flush`` drains each stage into the next, so what a stage holds back at the end still
+    passes through every stage after it.
+    """
+
+    def __init__(self, *stages: Preprocessor) -> None:
+        if not stages:
+            raise ValueError("a chain needs at least one stage")
+        self.stages = stages
+        self.fs_out = stages[-1].fs_out
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        for stage in self.stages:
+            chunk = stage(chunk)
+        return chunk
+
+    def flush(self) -> np.ndarray:
+        pieces = []
+        for i, stage in enumerate(self.stages):
+            tail = stage.flush()
+            for later in self.stages[i + 1 :]:
+                tail = later(tail)
+            pieces.append(tail)
+        return np.concatenate(pieces, axis=1)
+
+
 @dataclass(frozen=True)
 class DemoData:
     """Synthetic labelled files a plugin writes for ``biosig demo``.
 
-    ``settings`` may adjust the demo's training run (``epochs``, ``window``, ``hop``,
-    ``batch_size``) so
-    every plugin's demo fits the demo's few minutes on a laptop CPU.
+    ``labels`` is a labels file or one of the plugin's label keywords. ``settings`` may
+    adjust the demo's training run (``epochs``, ``window``, ``hop``, ``batch_size``, and
+    ``options``: the plugin's own options by name) so every plugin's demo fits the demo's
+    few minutes on a laptop CPU.
     """
 
     inputs: tuple[Path, ...]
-    labels: Path
+    labels: Path | str
     description: str
     settings: dict = field(default_factory=dict)
 
@@ -137,6 +207,33 @@ class Plugin(ABC):
     defaults: PluginDefaults
     #: Which label sources ``labels`` accepts, for help texts (e.g. "labels.tsv or .npy").
     label_formats: str = "labels.tsv (id<TAB>class)"
+    #: Words ``--labels`` may give instead of a file, naming labels the recordings carry
+    #: themselves (``beats``: a WFDB record's beat annotations). ``labels`` then receives
+    #: the word as a ``str``.
+    label_keywords: tuple[str, ...] = ()
+    #: Settings particular to this plugin; see :class:`PluginOption`.
+    options: tuple[PluginOption, ...] = ()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every option's value: as configured, else its default."""
+        configured = getattr(self, "_configured", {})
+        return {o.name: configured.get(o.name, o.default) for o in self.options}
+
+    def configure(self, values: dict[str, Any]) -> None:
+        """Set options by name (values as text or typed); an unknown name is an error
+        listing the plugin's options."""
+        known = {o.name: o for o in self.options}
+        configured = dict(getattr(self, "_configured", {}))
+        for name, value in values.items():
+            option = known.get(name.replace("-", "_"))
+            if option is None:
+                flags = ", ".join(o.flag for o in self.options) or "none"
+                raise BiosigError(
+                    f"plugin {self.name!r} has no option {name!r} (its options: {flags})"
+                )
+            configured[option.name] = option.parse(value)
+        self._configured = configured
 
     @abstractmethod
     def find(self, inputs: Sequence[str | Path]) -> list[Path]:
@@ -169,8 +266,11 @@ class Plugin(ABC):
         return StreamingResampler(recording.fs, fs_out, n_channels)
 
     @abstractmethod
-    def labels(self, source: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
-        """Labelled intervals, in original samples, for the given recordings."""
+    def labels(self, source: Path | str, recordings: Sequence[Recording]) -> list[LabelledInterval]:
+        """Labelled intervals, in original samples, for the given recordings.
+
+        ``source`` is the labels file, or one of ``label_keywords`` as a ``str``.
+        """
 
     def group(self, recording: Recording) -> str:
         """Key for leakage-safe splits: windows of one group never straddle train and

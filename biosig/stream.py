@@ -25,16 +25,60 @@ from .windows import make_preprocessor, model_length, stream_windows, to_origina
 
 @dataclass
 class RecordingPrediction:
-    """Per-window probabilities of one recording, positions in original samples."""
+    """Per-window probabilities of one recording, positions in original samples.
+
+    Windows that held missing samples (gaps) are not among them; ``n_skipped`` counts them.
+    """
 
     recording: Recording
     starts: np.ndarray
     ends: np.ndarray
     probabilities: np.ndarray  # [n_windows, K]
+    n_skipped: int = 0
 
     @property
     def mean_probabilities(self) -> np.ndarray:
         return self.probabilities.mean(axis=0)
+
+    def segments(self) -> list[Segment]:
+        """Runs of consecutive windows of one predicted class, joined into segments.
+
+        Overlapping windows split the overlap at the midpoint between their centres; where
+        windows do not touch (skipped gap windows between them), a segment ends at its last
+        window's end, so a gap is never covered by a class.
+        """
+        best = self.probabilities.argmax(1)
+        segments: list[Segment] = []
+        for i in range(len(self.starts)):
+            start, end = int(self.starts[i]), int(self.ends[i])
+            if segments and self.starts[i] <= self.ends[i - 1]:
+                boundary = (int(self.starts[i - 1]) + int(self.ends[i - 1]) + start + end) // 4
+                if best[i] == best[i - 1]:
+                    segments[-1].extend(end, self.probabilities[i, best[i]])
+                    continue
+                segments[-1].end = boundary
+                start = boundary
+            segments.append(Segment(start, end, int(best[i]), [self.probabilities[i, best[i]]]))
+        return segments
+
+
+@dataclass
+class Segment:
+    """Consecutive windows of one class: ``[start, end)`` in original samples."""
+
+    start: int
+    end: int
+    label: int  # class index
+    confidences: list[float]
+
+    def extend(self, end: int, confidence: float) -> None:
+        self.end = end
+        self.confidences.append(float(confidence))
+
+    @property
+    def confidence(self) -> float:
+        """Mean probability of the class over the segment's windows."""
+        return float(np.mean(self.confidences))
 
 
 @dataclass
@@ -45,10 +89,25 @@ class _Pending:
     probabilities: np.ndarray
     filled: int = 0
     read_done: bool = False
+    skipped: list[np.ndarray] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
         return self.read_done and self.filled == len(self.starts)
+
+    def result(self) -> RecordingPrediction:
+        if not self.skipped:
+            return RecordingPrediction(self.recording, self.starts, self.ends, self.probabilities)
+        keep = np.ones(len(self.starts), dtype=bool)
+        skipped = np.concatenate(self.skipped)
+        keep[skipped] = False
+        return RecordingPrediction(
+            self.recording,
+            self.starts[keep],
+            self.ends[keep],
+            self.probabilities[keep],
+            n_skipped=len(skipped),
+        )
 
 
 @dataclass
@@ -113,8 +172,7 @@ def predict_recordings(
 
     def finished() -> Iterator[RecordingPrediction]:
         while pending and pending[0].done:
-            p = pending.popleft()
-            yield RecordingPrediction(p.recording, p.starts, p.ends, p.probabilities)
+            yield pending.popleft().result()
 
     for rec in recordings:
         if len(rec.channels) != n_channels:
@@ -138,6 +196,9 @@ def predict_recordings(
         try:
             preprocess = make_preprocessor(plugin, rec, fs_out)
             for block in stream_windows(rec, preprocess, starts, window):
+                if len(block.skipped):
+                    state.skipped.append(block.skipped)
+                    state.filled += len(block.skipped)
                 begin = 0
                 while begin < len(block.index):
                     # Take only what fills the batch, so every batch has batch_size windows.
@@ -158,6 +219,13 @@ def predict_recordings(
             batch.drop(state)
             continue
         state.read_done = True
+        if state.skipped and sum(map(len, state.skipped)) == len(starts):
+            pending.remove(state)
+            error = RecordingError(f"{describe(rec)}: every window holds missing samples (gaps)")
+            if on_damage is None:
+                raise error
+            on_damage(error)
+            continue
         yield from finished()
     run()
     yield from finished()

@@ -4,12 +4,16 @@ A recording is read chunk by chunk, passed through its plugin's stateful preproc
 cut into windows at planned start positions by :class:`Windower`, which holds only the
 samples that a window still to be cut needs. Positions are kept in model-rate samples
 internally and reported in the recording's original samples.
+
+Missing samples: a preprocessor outputs NaN where a recording has a gap (a multi-segment
+WFDB record's missing segment). A window holding any of them is skipped, not scored and not
+trained on, and reported in ``Windows.skipped``; an infinite sample is damage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +50,22 @@ class Windows:
     starts: np.ndarray  # in model-rate samples
     lengths: np.ndarray  # valid samples per window (== W except for short recordings)
     data: np.ndarray
+    #: planned positions of windows dropped because they hold missing (NaN) samples
+    skipped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def without_missing(self) -> Windows:
+        """These windows less those holding a NaN, which move to ``skipped``."""
+        missing = np.isnan(self.data).any(axis=(1, 2))
+        if not missing.any():
+            return self
+        keep = ~missing
+        return Windows(
+            self.index[keep],
+            self.starts[keep],
+            self.lengths[keep],
+            self.data[keep],
+            np.concatenate([self.skipped, self.index[missing]]),
+        )
 
 
 class Windower:
@@ -141,11 +161,12 @@ def make_preprocessor(plugin: Plugin, recording: Recording, fs_out: float) -> Pr
 
 
 def _check_finite(chunk: np.ndarray, recording: Recording, offset: int) -> None:
-    # One NaN would turn every loss and every probability it touches into NaN, silently.
-    if not np.isfinite(chunk).all():
-        first = int(np.argwhere(~np.isfinite(chunk))[0, 1]) + offset
+    # NaN marks a missing sample (its windows are skipped); an infinite one is corrupt and
+    # would turn every loss and probability it touches into NaN.
+    if np.isinf(chunk).any():
+        first = int(np.argwhere(np.isinf(chunk))[0, 1]) + offset
         raise RecordingError(
-            f"{describe(recording)}: NaN or infinite sample near model-rate sample {first}"
+            f"{describe(recording)}: infinite sample near model-rate sample {first}"
         )
 
 
@@ -157,7 +178,8 @@ def stream_windows(
     chunk_size: int | None = None,
 ) -> Iterator[Windows]:
     """Read ``recording`` through its (fresh) preprocessor and cut windows at ``starts``
-    (model-rate samples), block by block."""
+    (model-rate samples), block by block; windows holding missing samples come back in
+    ``skipped`` instead."""
     windower = Windower(starts, window, len(recording.channels))
     seen = 0
     for chunk in recording.chunks(chunk_size or DEFAULT_CHUNK):
@@ -166,13 +188,13 @@ def stream_windows(
         seen += model_chunk.shape[1]
         out = windower.push(model_chunk)
         if out is not None:
-            yield out
+            yield out.without_missing()
     tail = preprocess.flush()
     _check_finite(tail, recording, seen)
     if tail.shape[1]:
         out = windower.push(tail)
         if out is not None:
-            yield out
+            yield out.without_missing()
     out = windower.finish()
     if out is not None:
-        yield out
+        yield out.without_missing()

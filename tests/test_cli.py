@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib
 import io
+import itertools
 import json
 import re
 import shutil
@@ -150,14 +151,18 @@ def test_predict_without_model_uses_latest_and_prints_recordings(workdir: Path, 
         assert_prediction_row(row)
 
 
-def test_predict_out_writes_window_and_recording_tables(
+def test_predict_out_writes_window_recording_and_segment_tables(
     workdir: Path, tmp_path: Path, run_cli
 ) -> None:
     out = tmp_path / "predictions"
     result = run_cli("predict", "--plugin", "numpy", "signals.npy", "--out", out, cwd=workdir)
     assert result.code == 0, result.err
     assert f"{N_RECORDINGS} recordings predicted" in result.err
-    assert sorted(p.name for p in out.iterdir()) == ["recordings.tsv", "windows.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "recordings.tsv",
+        "segments.tsv",
+        "windows.tsv",
+    ]
     assert table_columns(out / "windows.tsv") == WINDOW_COLUMNS
     assert table_columns(out / "recordings.tsv") == RECORDING_COLUMNS
 
@@ -175,6 +180,15 @@ def test_predict_out_writes_window_and_recording_tables(
         mean = np.mean([probabilities(w) for w in mine], axis=0)
         np.testing.assert_allclose(probabilities(rec), mean, atol=TOLERANCE)
         assert_prediction_row(rec)
+        # segments cover each recording from its first window's start to its last's end
+        segments = [
+            g for g in read_table(out / "segments.tsv") if g["recording"] == rec["recording"]
+        ]
+        assert int(segments[0]["start"]) == STARTS[0]
+        assert int(segments[-1]["end"]) == STARTS[-1] + WINDOW
+        assert sum(int(g["n_windows"]) for g in segments) == len(mine)
+        assert all(a["label"] != b["label"] for a, b in itertools.pairwise(segments))
+        assert all(a["end"] == b["start"] for a, b in itertools.pairwise(segments))
 
     # the table printed without --out is the same one
     printed = run_cli("predict", "--plugin", "numpy", "signals.npy", cwd=workdir)
@@ -188,7 +202,11 @@ def test_predict_formats(workdir: Path, tmp_path: Path, run_cli, fmt: str) -> No
         "predict", "--plugin", "numpy", "signals.npy", "--out", out, "--format", fmt, cwd=workdir
     )
     assert result.code == 0, result.err
-    assert sorted(p.name for p in out.iterdir()) == [f"recordings.{fmt}", f"windows.{fmt}"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"recordings.{fmt}",
+        f"segments.{fmt}",
+        f"windows.{fmt}",
+    ]
     assert table_columns(out / f"windows.{fmt}") == WINDOW_COLUMNS
     assert table_columns(out / f"recordings.{fmt}") == RECORDING_COLUMNS
     windows = read_table(out / f"windows.{fmt}")

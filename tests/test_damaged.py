@@ -18,6 +18,7 @@ from biosig.examples import build_examples
 from biosig.model import SignalClassifier, model_config
 from biosig.plugin import iter_recordings
 from biosig.stream import predict_recordings
+from biosig.windows import window_starts
 
 WINDOW, HOP = 64, 32
 
@@ -182,9 +183,9 @@ def test_a_recording_id_seen_twice_is_skipped_as_damage() -> None:
         list(iter_recordings(plugin, plugin.find(["one", "two"])))
 
 
-def test_non_finite_samples_make_a_recording_damaged() -> None:
+def test_infinite_samples_make_a_recording_damaged() -> None:
     data = np.zeros((1, 300), dtype=np.float32)
-    data[0, 123] = np.nan
+    data[0, 123] = np.inf
     rec = ArrayRecording("nan", data, 1.0)
     good = recording("ok", 300, 0)
     intervals = [LabelledInterval("nan", 0, 300, "x"), LabelledInterval("ok", 0, 300, "y")]
@@ -202,4 +203,29 @@ def test_non_finite_samples_make_a_recording_damaged() -> None:
     )
     assert set(store.recording_ids) == {"ok"}
     assert np.isfinite(store.x).all()
-    assert "recording nan: NaN or infinite sample near model-rate sample 123" in policy.skipped[0]
+    assert "recording nan: infinite sample near model-rate sample 123" in policy.skipped[0]
+
+
+def test_missing_samples_skip_only_the_windows_that_hold_them() -> None:
+    data = np.ones((1, 300), dtype=np.float32)
+    data[0, 123] = np.nan  # a gap: the windows covering sample 123 are left out
+    rec = ArrayRecording("gappy", data, 1.0)
+    intervals = [LabelledInterval("gappy", 0, 300, "x"), LabelledInterval("ok", 0, 300, "y")]
+    policy = DamagePolicy()
+    store = build_examples(
+        FilesPlugin({}),
+        [rec, recording("ok", 300, 0)],
+        intervals,
+        ["x", "y"],
+        WINDOW,
+        HOP,
+        1.0,
+        progress=False,
+        on_damage=policy.handle,
+    )
+    assert policy.skipped == []
+    gappy = store.starts[store.recording_ids == "gappy"]
+    planned = window_starts(300, WINDOW, HOP)
+    expected = [s for s in planned if not s <= 123 < s + WINDOW]
+    np.testing.assert_array_equal(np.sort(gappy), expected)
+    assert np.isfinite(store.x).all()

@@ -268,13 +268,18 @@ def test_table_round_trip(fmt: str) -> None:
 
 def test_prediction_tables_written_in_place(tmp_path: Path) -> None:
     pred = hand_prediction()
-    with prediction_tables(tmp_path / "out", CLASSES, "tsv") as (windows, recordings):
-        for row in window_rows(pred, CLASSES):
-            windows.write(row)
-        recordings.write(recording_row(pred, CLASSES))
+    with prediction_tables(tmp_path / "out", CLASSES, "tsv") as tables:
+        tables.write(pred, CLASSES)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "recordings.tsv",
+        "segments.tsv",
         "windows.tsv",
+    ]
+    _, segment_table = parse((tmp_path / "out" / "segments.tsv").read_text(), "tsv")
+    assert [(r["start"], r["end"], r["label"]) for r in segment_table] == [
+        ("0", "96", "n"),
+        ("96", "158", "v"),
+        ("158", "250", "s"),
     ]
     _, window_table = parse((tmp_path / "out" / "windows.tsv").read_text(), "tsv")
     _, recording_table = parse((tmp_path / "out" / "recordings.tsv").read_text(), "tsv")
@@ -291,11 +296,9 @@ def test_prediction_tables_failure_leaves_no_file(tmp_path: Path) -> None:
     pred = hand_prediction()
     with (
         pytest.raises(RuntimeError, match="model exploded"),
-        prediction_tables(out, CLASSES, "csv") as (windows, recordings),
+        prediction_tables(out, CLASSES, "csv") as tables,
     ):
-        for row in window_rows(pred, CLASSES):
-            windows.write(row)
-        recordings.write(recording_row(pred, CLASSES))
+        tables.write(pred, CLASSES)
         raise RuntimeError("model exploded")
     assert list(out.iterdir()) == []
 
@@ -305,7 +308,7 @@ def test_prediction_tables_failure_keeps_earlier_output(tmp_path: Path) -> None:
     out.mkdir()
     (out / "windows.jsonl").write_text("old\n")
     with pytest.raises(KeyboardInterrupt), prediction_tables(out, CLASSES, "jsonl") as tables:
-        tables[0].write(next(window_rows(hand_prediction(), CLASSES)))
+        tables.windows.write(next(window_rows(hand_prediction(), CLASSES)))
         raise KeyboardInterrupt
     assert [p.name for p in out.iterdir()] == ["windows.jsonl"]
     assert (out / "windows.jsonl").read_text() == "old\n"
@@ -313,10 +316,64 @@ def test_prediction_tables_failure_keeps_earlier_output(tmp_path: Path) -> None:
 
 def test_prediction_tables_without_directory_print_recordings(capsys) -> None:
     pred = hand_prediction()
-    with prediction_tables(None, CLASSES, "jsonl") as (windows, recordings):
-        assert windows is None
-        recordings.write(recording_row(pred, CLASSES))
+    with prediction_tables(None, CLASSES, "jsonl") as tables:
+        assert tables.windows is None and tables.segments is None
+        tables.write(pred, CLASSES)
     (line,) = capsys.readouterr().out.splitlines()
     row = json.loads(line)
     assert list(row) == recording_columns(CLASSES)
     assert row["label"] == "v" and row["n_windows"] == 3
+
+
+def prediction_of(classes: list[int], starts: list[int], ends: list[int]) -> RecordingPrediction:
+    rec = ArrayRecording("r", np.zeros((1, max(ends)), dtype=np.float32), 1.0)
+    probs = np.full((len(classes), 3), 0.1, dtype=np.float32)
+    probs[np.arange(len(classes)), classes] = 0.8
+    return RecordingPrediction(rec, np.array(starts), np.array(ends), probs)
+
+
+def test_segments_join_runs_of_one_class() -> None:
+    # non-overlapping windows: segments are exactly the runs of windows
+    pred = prediction_of([0, 0, 1, 1, 1, 0], [0, 10, 20, 30, 40, 50], [10, 20, 30, 40, 50, 60])
+    got = [(s.start, s.end, s.label, len(s.confidences)) for s in pred.segments()]
+    assert got == [(0, 20, 0, 2), (20, 50, 1, 3), (50, 60, 0, 1)]
+    assert pred.segments()[0].confidence == pytest.approx(0.8)
+
+
+def test_segments_split_overlaps_at_midpoints_and_never_cover_gaps() -> None:
+    # hop 5, window 10: the change between windows at 5 and 10 falls at (10 + 15) / 2
+    pred = prediction_of([0, 0, 1], [0, 5, 10], [10, 15, 20])
+    assert [(s.start, s.end, s.label) for s in pred.segments()] == [(0, 12, 0), (12, 20, 1)]
+    # windows 20-30 and 30-40 were skipped (a gap): the segments stop at its edges
+    pred = prediction_of([0, 0], [10, 40], [20, 50])
+    assert [(s.start, s.end) for s in pred.segments()] == [(10, 20), (40, 50)]
+
+
+def test_windows_holding_missing_samples_are_not_predicted(model_and_meta) -> None:
+    model, meta = model_and_meta
+    data = np.random.default_rng(0).normal(size=(CHANNELS, 700)).astype(np.float32)
+    data[:, 300:310] = np.nan
+    preds = list(
+        predict_recordings(
+            model, meta, ToyPlugin(), [ArrayRecording("g", data, 1.0)], CPU, batch_size=4
+        )
+    )
+    (pred,) = preds
+    planned = window_starts(700, WINDOW, HOP)
+    hit = (planned <= 309) & (planned + WINDOW > 300)
+    np.testing.assert_array_equal(pred.starts, planned[~hit])
+    assert pred.n_skipped == hit.sum() and np.isfinite(pred.probabilities).all()
+
+
+def test_recording_all_gap_is_damaged(model_and_meta) -> None:
+    model, meta = model_and_meta
+    gap = ArrayRecording("gap", np.full((CHANNELS, 300), np.nan, dtype=np.float32), 1.0)
+    ok = ArrayRecording("ok", np.zeros((CHANNELS, 300), dtype=np.float32), 1.0)
+    skipped: list[str] = []
+    preds = list(
+        predict_recordings(
+            model, meta, ToyPlugin(), [gap, ok], CPU, on_damage=lambda e: skipped.append(str(e))
+        )
+    )
+    assert [p.recording.id for p in preds] == ["ok"]
+    assert skipped == ["recording gap: every window holds missing samples (gaps)"]

@@ -4,6 +4,7 @@ defaults, and locating models."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..device import resolve_device
 from ..errors import BiosigError
-from ..pipeline import load_pipeline
+from ..pipeline import load_pipeline, unknown_key
 from ..plugin import Plugin
 from ..registry import get_plugin
 
@@ -30,13 +31,28 @@ class Options:
         params = {
             p.name: p for p in ctx.command.params if p.name not in ("pipeline", "more_inputs")
         }
-        loaded = load_pipeline(pipeline, set(params)) if pipeline else {}
+        self._pipeline_path = pipeline
+        self._params = set(params)
+        loaded = load_pipeline(pipeline) if pipeline else {}
         # Checked up front as the flags are, so that `lr = -5` or `loss = "hinge"` stops here
         # instead of reaching (or silently steering) training.
         self._pipeline = {
             key: _cast(ctx, params[key], value, f"{pipeline}: {key}")
             for key, value in loaded.items()
+            if key in params
         }
+        # The other keys can only be the plugin's own options; checked once it is known.
+        self._plugin_values = {k: v for k, v in loaded.items() if k not in params}
+
+    def configure_plugin(self, plugin: Plugin, tokens: Sequence[str]) -> list[str]:
+        """Give ``plugin`` its options from the pipeline file, then from ``--<option>``
+        flags among ``tokens``; returns the other tokens (input paths)."""
+        known = {o.name for o in plugin.options}
+        for key in self._plugin_values:
+            if key not in known:
+                raise unknown_key(self._pipeline_path, key, self._params | known)
+        plugin.configure(self._plugin_values)
+        return configure_plugin(plugin, tokens)
 
     def get(self, name: str, fallback: Any = None) -> Any:
         source = self._ctx.get_parameter_source(name)
@@ -63,6 +79,65 @@ def _cast(ctx: click.Context, param: click.Parameter, value: Any, where: str) ->
         raise BiosigError(f"{where}: {exc.message}") from None
     except click.UsageError as exc:
         raise BiosigError(f"{where}: {exc.format_message()}") from None
+
+
+def configure_plugin(
+    plugin: Plugin, tokens: Sequence[str], meta: dict[str, Any] | None = None
+) -> list[str]:
+    """Set the plugin options given as ``--<option> VALUE`` (or ``--<option>=VALUE``) among
+    ``tokens``, which click leaves with the input paths; returns the input paths.
+
+    A flag the plugin does not take is an error. One that changes a preprocessing option
+    the model (checkpoint ``meta``) was trained with is warned about, since the model then
+    sees data prepared differently from its training data.
+    """
+    by_flag = {o.flag: o for o in plugin.options}
+    inputs: list[str] = []
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if not token.startswith("--"):
+            inputs.append(token)
+            continue
+        flag, has_value, value = token.partition("=")
+        option = by_flag.get(flag)
+        if option is None:
+            takes = f"; plugin {plugin.name!r} takes {', '.join(by_flag)}" if by_flag else ""
+            raise click.UsageError(f"no such option: {flag}{takes}")
+        if not has_value:
+            if i >= len(tokens):
+                raise click.UsageError(f"option {flag} requires an argument")
+            value, i = tokens[i], i + 1
+        values[option.name] = value
+    plugin.configure(values)
+    trained = meta["plugin"].get("options", {}) if meta else {}
+    for option in plugin.options:
+        now = plugin.settings[option.name]
+        if option.preprocessing and option.name in trained and now != trained[option.name]:
+            log.warning(
+                "%s %s differs from the model's %s: its input is prepared differently",
+                option.flag,
+                now,
+                trained[option.name],
+            )
+    return inputs
+
+
+def reject_flags(tokens: Sequence[str]) -> None:
+    """With no plugin to take them, a ``--flag`` left among the inputs is unknown."""
+    for token in tokens:
+        if token.startswith("--"):
+            raise click.UsageError(f"no such option: {token.partition('=')[0]}")
+
+
+def label_source(plugin: Plugin, labels: str | Path) -> Path | str:
+    """``--labels`` as the plugin takes it: one of its label keywords (labels the
+    recordings carry, such as ``beats``), else a file that must exist."""
+    if str(labels) in plugin.label_keywords:
+        return str(labels)
+    return require_file(labels, "labels file")
 
 
 def as_list(value: Any) -> list[str]:
@@ -92,7 +167,8 @@ def load_model_and_plugin(
     and ``evaluate`` run with.
 
     The plugin is resolved first, so ``--plugin nope`` is reported as an unknown plugin and
-    not as a missing ``runs/nope/latest``. Without ``--model`` the plugin's latest run is
+    not as a missing ``runs/nope/latest``; it is configured with the preprocessing options
+    the model was trained with. Without ``--model`` the plugin's latest run is
     used; without ``--plugin`` the model's own. A plugin other than the model's, or another
     version of it, is warned about: its preprocessing may differ.
     """
@@ -106,6 +182,12 @@ def load_model_and_plugin(
     trained_with = meta["plugin"]["name"]
     if plugin is None:
         plugin = get_plugin(trained_with)
+    if plugin.name == trained_with:
+        # Read the inputs as the training data was read (channels, filters); flags may
+        # still change these, with a warning.
+        known = {o.name: o for o in plugin.options}
+        saved = meta["plugin"].get("options", {})
+        plugin.configure({k: v for k, v in saved.items() if k in known and known[k].preprocessing})
     if plugin.name != trained_with:
         log.warning(
             "model %s was trained with plugin %r, reading with %r",

@@ -65,6 +65,7 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
                     patience=n_epochs,
                     batch_size=int(settings.get("batch_size", TrainConfig.batch_size)),
                 ),
+                plugin_options=settings.get("options", {}),
             ),
             progress=False,
         )
@@ -79,7 +80,7 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
             model_dir,
             plugin.name,
             [str(p) for p in test_data.inputs],
-            test_data.labels,
+            str(test_data.labels),
             device_name=device,
             progress=False,
         )
@@ -89,7 +90,7 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
             f"\n{plugin.name} demo took {time.perf_counter() - started:.0f} s\n"
             f"  data         {base / 'train'}, {base / 'test'}\n"
             f"  model        {model_dir}\n"
-            f"  predictions  {base / 'predictions'}/windows.tsv, recordings.tsv\n"
+            f"  predictions  {base / 'predictions'}/windows.tsv, recordings.tsv, segments.tsv\n"
         )
         ran += 1
     if not ran:

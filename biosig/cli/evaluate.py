@@ -18,10 +18,11 @@ from ..plugin import iter_recordings
 from ..train import predict_store
 from .common import (
     batch_option,
+    configure_plugin,
     device_option,
+    label_source,
     load_model_and_plugin,
     more_inputs_argument,
-    require_file,
     strict_option,
 )
 
@@ -47,7 +48,8 @@ def run_evaluation(
     Without ``model_path``, the plugin's latest run (see ``load_model_and_plugin``).
     """
     plugin, model, meta, device = load_model_and_plugin(plugin_name, model_path, device_name)
-    labels_path = require_file(labels, "labels file")
+    inputs = configure_plugin(plugin, inputs, meta)
+    labels_path = label_source(plugin, labels)
     if not inputs:
         raise BiosigError("no --input given")
     damage = DamagePolicy(strict)
@@ -102,7 +104,8 @@ def per_recording(
     return first_label[~mixed], sums[~mixed] / counts[~mixed, None]
 
 
-@click.command()
+# Unknown `--flags` reach `more_inputs`, where the plugin's own options are picked out.
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.option(
     "--model",
     "model_path",
@@ -111,7 +114,9 @@ def per_recording(
 )
 @click.option("--plugin", help="Plugin that reads the inputs [default: the model's].")
 @click.option("--input", "inputs", multiple=True, help="File, directory or glob; repeatable.")
-@click.option("--labels", required=True, help="Labels file.")
+@click.option(
+    "--labels", required=True, help="Labels file, or a word the plugin takes (its labels)."
+)
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between windows [default: window].")
 @batch_option
 @device_option

@@ -69,6 +69,9 @@ def show_plugin(name: str) -> None:
             ("normalization", d.normalization),
             ("labels", p.label_formats),
         ]
+        for option in p.options:
+            kind = "preprocessing, kept with the model" if option.preprocessing else "option"
+            rows.append((option.flag, f"{option.help} [{kind}; default: {option.default!r}]"))
         doc = type(p).__doc__ or sys.modules[type(p).__module__].__doc__
         if doc:
             rows.append(("about", "\n" + doc.strip()))

@@ -10,10 +10,16 @@ import click
 
 from ..damaged import DamagePolicy
 from ..errors import BiosigError
-from ..output import FORMATS, prediction_tables, recording_row, window_rows
+from ..output import FORMATS, prediction_tables
 from ..plugin import iter_recordings
 from ..stream import predict_recordings
-from .common import batch_option, device_option, load_model_and_plugin, strict_option
+from .common import (
+    batch_option,
+    configure_plugin,
+    device_option,
+    load_model_and_plugin,
+    strict_option,
+)
 
 
 def run_prediction(
@@ -30,13 +36,14 @@ def run_prediction(
 ) -> int:
     """Predict every recording of ``inputs``; returns the number of recordings."""
     plugin, model, meta, device = load_model_and_plugin(plugin_name, model_path, device_name)
+    inputs = configure_plugin(plugin, inputs, meta)
     if not inputs:
         raise BiosigError("no input files given")
     files = plugin.find(inputs)
     classes = meta["classes"]
     damage = DamagePolicy(strict)
     count = 0
-    with prediction_tables(out, classes, fmt) as (windows, recordings):
+    with prediction_tables(out, classes, fmt) as tables:
         for pred in predict_recordings(
             model,
             meta,
@@ -47,10 +54,7 @@ def run_prediction(
             hop=hop,
             on_damage=damage.handle,
         ):
-            if windows is not None:
-                for row in window_rows(pred, classes):
-                    windows.write(row)
-            recordings.write(recording_row(pred, classes))
+            tables.write(pred, classes)
             count += 1
         if count == 0:
             raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
@@ -60,7 +64,8 @@ def run_prediction(
     return count
 
 
-@click.command()
+# Unknown `--flags` reach INPUTS, where the plugin's own options are picked out.
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("inputs", nargs=-1)
 @click.option("--plugin", help="Plugin that reads the inputs [default: the model's].")
 @click.option(
@@ -92,5 +97,10 @@ def predict(
     device: str,
     strict: bool,
 ) -> None:
-    """Classify every window of every recording in INPUTS."""
+    """Classify every window of every recording in INPUTS.
+
+    With --out, writes windows, recordings and segments (consecutive windows of one class
+    joined) tables there. A plugin's own options (`biosig plugins show NAME`) are given as
+    further flags; those that shape its input default to the model's.
+    """
     run_prediction(plugin, inputs, model_path, out, fmt, batch_size or 256, hop, device, strict)

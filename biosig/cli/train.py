@@ -29,8 +29,9 @@ from .common import (
     as_list,
     batch_option,
     device_option,
+    label_source,
     more_inputs_argument,
-    require_file,
+    reject_flags,
     strict_option,
 )
 
@@ -54,14 +55,17 @@ class TrainRequest:
     val_fraction: float = 0.2
     device: str = "auto"
     config: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    #: the plugin's own options (``--annotator atr``), by name
+    plugin_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) -> Path:
     """Train a model as ``request`` says; returns the run directory."""
     plugin = get_plugin(request.plugin)
+    plugin.configure(request.plugin_options)
     if not request.inputs:
         raise BiosigError("no --input given")
-    labels_path = require_file(request.labels, "labels file")
+    labels_path = label_source(plugin, request.labels)
     if request.out is not None and Path(request.out).exists() and not Path(request.out).is_dir():
         # Found now rather than when the first checkpoint is written, after the data is read.
         raise BiosigError(f"--out {request.out}: exists and is not a directory")
@@ -121,7 +125,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         "model": dataclasses.asdict(model.config),
         "preset": request.preset,
         "classes": classes,
-        "plugin": {"name": plugin.name, "version": plugin.version},
+        "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
         "window": window,
         "hop": hop,
         "sample_rate": sample_rate,
@@ -210,10 +214,13 @@ def _remove_if_empty(run_dir: Path) -> None:
             return
 
 
-@click.command()
+# Unknown `--flags` reach `more_inputs`, where the plugin's own options are picked out.
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--plugin", help="Plugin that reads the inputs (see `biosig plugins list`).")
 @click.option("--input", "input", multiple=True, help="File, directory or glob; repeatable.")
-@click.option("--labels", help="Labels file, in a format the plugin reads.")
+@click.option(
+    "--labels", help="Labels file, in a format the plugin reads, or a word the plugin takes."
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -294,11 +301,17 @@ def _remove_if_empty(run_dir: Path) -> None:
 @more_inputs_argument
 @click.pass_context
 def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
-    """Train a classifier on labelled recordings."""
+    """Train a classifier on labelled recordings.
+
+    A plugin's own options (`biosig plugins show NAME`) are given as further flags.
+    """
     opts = Options(ctx, pipeline)
     plugin = opts.get("plugin")
     if not plugin:
+        reject_flags(ctx.params["more_inputs"])
         raise BiosigError("--plugin is required (see `biosig plugins list`)")
+    reader = get_plugin(plugin)
+    more_inputs = opts.configure_plugin(reader, ctx.params["more_inputs"])
     labels = opts.get("labels")
     if not labels:
         raise BiosigError("--labels is required")
@@ -318,7 +331,7 @@ def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
     run_training(
         TrainRequest(
             plugin=plugin,
-            inputs=as_list(opts.get("input")) + list(ctx.params["more_inputs"]),
+            inputs=as_list(opts.get("input")) + more_inputs,
             labels=labels,
             out=Path(out) if out else None,
             preset=opts.get("preset"),
@@ -330,5 +343,6 @@ def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
             val_fraction=opts.get("val_fraction"),
             device=opts.get("device"),
             config=config,
+            plugin_options=reader.settings,
         )
     )
