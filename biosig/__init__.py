@@ -24,6 +24,7 @@ from .plugin import (
     Preprocessor,
     Recording,
     RecordingError,
+    describe,
 )
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "StreamingResampler",
     "__version__",
     "band_pass_sos",
+    "describe",
     "expand_inputs",
     "notch_sos",
     "read_label_table",

@@ -24,13 +24,14 @@ def band_pass_sos(
     """Butterworth sections passing ``low``–``high`` Hz at rate ``fs``.
 
     ``low`` alone is a high-pass (baseline removal), ``high`` alone a low-pass; neither gives
-    ``None`` (no filter). A band edge at or above Nyquist is dropped with the low-pass it
-    would have been, since a record sampled at 100 Hz cannot be low-passed at 50 Hz.
+    ``None`` (no filter). An edge at or above Nyquist is dropped, since a record sampled at
+    60 Hz holds nothing above 30 Hz to remove (and a numerics record sampled once a minute
+    has no 0.5 Hz baseline to take away).
     """
     nyquist = fs / 2
     if high is not None and high >= nyquist:
         high = None
-    if low is not None and low <= 0:
+    if low is not None and (low <= 0 or low >= nyquist):
         low = None
     if low is not None and high is not None and low >= high:
         raise BiosigError(f"band {low:g}-{high:g} Hz is empty")

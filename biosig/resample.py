@@ -56,7 +56,7 @@ class StreamingResampler:
     down: int
 
     def __init__(
-        self, fs_in: float, fs_out: float, n_channels: int, max_denominator: int = 1000
+        self, fs_in: float, fs_out: float, n_channels: int, max_denominator: int = 100_000
     ) -> None:
         if not (math.isfinite(fs_in) and fs_in > 0):
             raise ValueError(f"fs_in must be a positive finite rate, got {fs_in!r}")

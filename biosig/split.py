@@ -30,8 +30,19 @@ def split_by_group(
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     # StratifiedGroupKFold warns when a class has fewer groups than splits; it still
     # splits by group, which is the property that matters here.
-    train_idx, val_idx = next(splitter.split(np.zeros(len(y)), y, groups))
-    missing = set(np.unique(y[train_idx])) - set(np.unique(y[val_idx]))
+    folds = list(splitter.split(np.zeros(len(y)), y, groups))
+    classes = set(np.unique(y))
+    # With few groups (three patients) a fold may miss a class on one side; take the first
+    # fold whose both sides hold every class, so early stopping sees every class.
+    train_idx, val_idx = next(
+        (
+            (t, v)
+            for t, v in folds
+            if set(np.unique(y[t])) == classes and set(np.unique(y[v])) == classes
+        ),
+        folds[0],
+    )
+    missing = classes - set(np.unique(y[val_idx]))
     if missing:
         log.warning("validation split lacks %d of the classes (too few groups)", len(missing))
     return np.sort(train_idx), np.sort(val_idx)

@@ -282,6 +282,17 @@ def test_split_by_group_seed_changes_split() -> None:
     assert len(splits) > 1
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_split_by_group_with_three_patients_holds_out_the_mixed_one(seed: int) -> None:
+    # CPSC 2021's shape: patient 8 all AF, 21 all normal, 101 both; only holding out 101
+    # leaves every class on both sides
+    groups = np.array(["8"] * 30 + ["21"] * 50 + ["101"] * 20)
+    y = np.array([0] * 30 + [1] * 50 + [0] * 8 + [1] * 12)
+    train, val = split_by_group(groups, y, 0.2, seed)
+    assert set(groups[val]) == {"101"}
+    assert set(y[train]) == set(y[val]) == {0, 1}
+
+
 def test_split_by_group_single_group_is_an_error() -> None:
     with pytest.raises(BiosigError, match="one group"):
         split_by_group(np.array(["only"] * 10), np.arange(10) % 2, 0.2, 0)
