@@ -28,13 +28,13 @@ def band_pass_sos(
     60 Hz holds nothing above 30 Hz to remove (and a numerics record sampled once a minute
     has no 0.5 Hz baseline to take away).
     """
+    if low is not None and high is not None and low >= high:
+        raise BiosigError(f"band {low:g}-{high:g} Hz is empty")
     nyquist = fs / 2
     if high is not None and high >= nyquist:
         high = None
     if low is not None and (low <= 0 or low >= nyquist):
         low = None
-    if low is not None and high is not None and low >= high:
-        raise BiosigError(f"band {low:g}-{high:g} Hz is empty")
     if low is None and high is None:
         return None
     if low is not None and high is not None:
@@ -55,6 +55,9 @@ def notch_sos(fs: float, freq: float, quality: float = 30.0) -> np.ndarray | Non
 
 class StreamingFilter:
     """Apply second-order sections to ``[C, n]`` chunks, carrying state between calls.
+
+    Input must be finite: one NaN would spread through the state to every later sample, so
+    a plugin with gaps holds them first (see the ``ecg`` plugin's ``GapHold``).
 
     The state starts at the filter's steady state for the first sample of each channel
     (``sosfilt_zi`` scaled by it), so a signal sitting on a DC offset does not ring at the

@@ -146,7 +146,13 @@ def segment_intervals(
     intervals: list[LabelledInterval] = []
     unmatched: set[str] = set()
     first = True
-    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise BiosigError(f"{path}: labels file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BiosigError(f"{path}: cannot read labels file ({exc})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -93,7 +93,9 @@ def format_report(report: dict) -> str:
             f"{rec['accuracy']:.4f}, balanced accuracy {rec['balanced_accuracy']:.4f}, "
             f"macro F1 {rec['macro_f1']:.4f}",
         ]
-    width = max(len(c) for c in report["classes"]) + 2
+    # wide enough for the longest class name and the largest count, with two spaces
+    largest = max((v for row in report["confusion"] for v in row), default=0)
+    width = max(max(len(c) for c in report["classes"]), len(str(largest))) + 2
     lines += ["", "confusion (rows true, columns predicted)"]
     lines.append(" " * width + "".join(f"{c:>{width}}" for c in report["classes"]))
     for name, row in zip(report["classes"], report["confusion"], strict=True):

@@ -66,7 +66,14 @@ class PluginOption:
 
     def parse(self, value: Any) -> Any:
         """``value`` (a flag's text or a pipeline's TOML value) as this option's type."""
-        if value is None or isinstance(value, self.type):
+        if value is None:
+            return value
+        # TOML gives typed values: a bool is no number, and 7.5 is no whole number
+        if self.type in (int, float) and isinstance(value, bool):
+            raise BiosigError(f"{self.flag}: expected {self.type.__name__}, got {value!r}")
+        if self.type is int and isinstance(value, float) and not value.is_integer():
+            raise BiosigError(f"{self.flag}: expected int, got {value!r}")
+        if isinstance(value, self.type):
             return value
         if self.type is bool:
             text = str(value).strip().lower()

@@ -238,9 +238,16 @@ class EcgPlugin(WfdbPlugin):
         headers = write_ecg_records(Path(directory), seed=seed)
         return DemoData(
             inputs=(Path(directory),),
-            labels="beats",
-            description=f"{len(headers)} synthetic 2-lead ECG WFDB records, beats N/S/V",
-            settings={"epochs": 6, "window": 256, "hop": 256, "batch_size": 32},
+            labels="rhythm",
+            description=(
+                f"{len(headers)} synthetic 2-lead ECG WFDB records of 6 patients, rhythm AFIB vs N"
+            ),
+            # CPSC 2021's conventions: no rhythm mark in a sinus record; split by patient.
+            settings={
+                "epochs": 6,
+                "batch_size": 16,
+                "options": {"unannotated": "N", "group_pattern": r"p(\d+)_"},
+            },
         )
 
 
@@ -249,7 +256,8 @@ class EegPlugin(WfdbPlugin):
 
     name = "eeg"
     summary = "EEG from EDF/EDF+ (with annotations) or WFDB: event segments, record labels"
-    defaults = PluginDefaults(sample_rate=160.0, window=640, hop=320, normalization="window")
+    # 2 s windows: several fit inside one 4 s motor-imagery event.
+    defaults = PluginDefaults(sample_rate=160.0, window=320, hop=160, normalization="window")
     options = _common_options("event", "0.5,45")
     prefer_edf = True
 
@@ -261,7 +269,12 @@ class EegPlugin(WfdbPlugin):
             inputs=(Path(directory),),
             labels="events",
             description=f"{len(files)} synthetic 8-channel EEG EDF+ files, events T0/T1/T2",
-            settings={"epochs": 6, "batch_size": 32},
+            settings={
+                "epochs": 8,
+                "hop": 64,
+                "batch_size": 32,
+                "options": {"group_pattern": r"S(\d+)R"},
+            },
         )
 
 
