@@ -16,7 +16,6 @@ on a 2-core CPU.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
