@@ -29,7 +29,7 @@ Read lengths, channels, speeds, noise and calibration are drawn identically for 
 so nothing but the sequence content tells them apart; overall level and spread are erased by
 per-read normalisation and are not informative.
 
-Files are written in the real on-disk layouts (see ``/work/shared/data/nanopore/README.md``):
+Files are written in the real on-disk layouts (see ``../shared/data/nanopore/README.md``):
 multi-read FAST5 v2.2 through h5py (gzip or VBZ, HDF5 filter 32020) and POD5 through the
 ``pod5`` package. ``pA = (raw + offset) * range / digitisation`` in both formats.
 """

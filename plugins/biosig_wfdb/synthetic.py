@@ -4,7 +4,7 @@ Real PhysioNet records cannot be bundled with the project, so the demo and the t
 stand-ins. They are written with the reference writers (``wfdb.wrsamp`` / ``wfdb.wrann`` and
 ``pyedflib.EdfWriter``) and follow the conventions of the databases they imitate, so the readers
 in this plugin meet the same headers, annotation files and label conventions as on real data
-(see ``/work/shared/data/wfdb/README.md`` for the real records they mirror).
+(see ``../shared/data/wfdb/README.md`` for the real records they mirror).
 
 ECG (after MIT-BIH Arrhythmia and CPSC 2021): two leads, MLII and V1, in mV.
 
