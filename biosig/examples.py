@@ -87,8 +87,11 @@ def plan_starts(
 ) -> tuple[np.ndarray, list[str]]:
     """Window starts (model-rate samples) and labels for one recording's intervals.
 
-    An interval at least one window long is tiled with the hop; a shorter one (an event)
-    gets one window centred on it, moved inside the recording where it would overhang.
+    An interval at least one window long is tiled with the hop; an event (a single sample,
+    such as a beat) gets one window centred on it, moved inside the recording where it would
+    overhang. A segment shorter than a window is centred on too when it fills at least half
+    of the window (or the whole recording); a shorter one is left out, since the window
+    would show mostly its neighbours under its label (a 3 s AF run in a 10 s window).
     """
     starts: list[np.ndarray] = []
     labels: list[str] = []
@@ -102,6 +105,8 @@ def plan_starts(
             continue
         if b - a >= window:
             s = a + window_starts(b - a, window, hop)
+        elif iv.stop - iv.start > 1 and 2 * (b - a) < min(window, n_model):
+            continue
         else:
             s = np.array([min(max((a + b) // 2 - window // 2, 0), last_start)], dtype=np.int64)
         starts.append(s)

@@ -57,7 +57,7 @@ class StreamingFilter:
     """Apply second-order sections to ``[C, n]`` chunks, carrying state between calls.
 
     Input must be finite: one NaN would spread through the state to every later sample, so
-    a plugin with gaps holds them first (see the ``ecg`` plugin's ``GapHold``).
+    a plugin with gaps fills them first and restarts the filter where the signal resumes.
 
     The state starts at the filter's steady state for the first sample of each channel
     (``sosfilt_zi`` scaled by it), so a signal sitting on a DC offset does not ring at the
@@ -70,13 +70,18 @@ class StreamingFilter:
         self.fs_out = float(fs)
         self._state: np.ndarray | None = None  # [sections, C, 2]
 
-    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+    def __call__(self, chunk: np.ndarray, restart: np.ndarray | None = None) -> np.ndarray:
+        """Filter the next chunk. Channels flagged in ``restart`` start afresh at this
+        chunk's first sample, as at the start of a stream (where a signal resumes after a
+        gap, so the step from the held value does not ring)."""
         x = np.asarray(chunk, dtype=np.float64)
         if x.shape[1] == 0:
             return x.astype(np.float32)
+        steady = sosfilt_zi(self.sos)[:, None, :] * x[None, :, 0, None]  # [sections, C, 2]
         if self._state is None:
-            steady = sosfilt_zi(self.sos)  # [sections, 2] for a unit step
-            self._state = steady[:, None, :] * x[None, :, 0, None]
+            self._state = steady
+        elif restart is not None and restart.any():
+            self._state[:, restart] = steady[:, restart]
         y, self._state = sosfilt(self.sos, x, axis=1, zi=self._state)
         return y.astype(np.float32)
 

@@ -22,6 +22,7 @@ that still need samples past the end of the stream (which count as zero) come ou
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -35,6 +36,25 @@ __all__ = ["StreamingResampler"]
 _BLOCK_ELEMENTS = 1 << 19
 #: Preferred number of outputs per block; larger blocks amortise the per-tap Python loop.
 _BLOCK_OUTPUTS = 65536
+
+
+@functools.lru_cache(maxsize=16)
+def _polyphase(up: int, down: int) -> tuple[np.ndarray, list[int]]:
+    """The FIR of ``resample_poly`` split into its ``up`` polyphase branches, designed once
+    per ratio: an awkward ratio (249.89 Hz to 360 Hz is 36000/24989) needs a filter of
+    720 001 taps, which every recording of a run would otherwise redesign. Row ``r`` holds
+    ``h[r], h[r + up], ...`` zero-padded to a rectangle; the true length of each branch is
+    returned beside it so the padding is never multiplied. Treat the arrays as read-only."""
+    max_rate = max(up, down)
+    if up == down == 1:
+        h = np.ones(1)
+    else:
+        h = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
+    n_taps_max = -(-h.size // up)
+    padded = np.zeros(n_taps_max * up)
+    padded[: h.size] = h
+    branches = padded.reshape(n_taps_max, up).T.copy()
+    return branches, [-(-(h.size - r) // up) for r in range(up)]
 
 
 class StreamingResampler:
@@ -85,18 +105,8 @@ class StreamingResampler:
         # there is no filter (resample_poly copies the input; firwin rejects cutoff 1).
         max_rate = max(self.up, self.down)
         self._half_len = 10 * max_rate
-        if self._passthrough:
-            h = np.ones(1)
-        else:
-            h = firwin(2 * self._half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
-            h *= self.up
-        # Polyphase branches: row r holds h[r], h[r + up], ...; zero-padded to a rectangle,
-        # with the true length of each branch in _n_taps so the padding is never multiplied.
-        self._n_taps_max = -(-h.size // self.up)
-        padded = np.zeros(self._n_taps_max * self.up)
-        padded[: h.size] = h
-        self._branches = padded.reshape(self._n_taps_max, self.up).T.copy()
-        self._n_taps = [-(-(h.size - r) // self.up) for r in range(self.up)]
+        self._branches, self._n_taps = _polyphase(self.up, self.down)
+        self._n_taps_max = self._branches.shape[1]
 
         # Outputs per block: enough that every phase gets a run of outputs, few enough that
         # the float64 input span (about block * down / up samples per channel) stays small.

@@ -24,7 +24,7 @@ def split_by_group(
     if len(unique_groups) < 2:
         raise BiosigError(
             "cannot hold out a validation set: every labelled window comes from one group "
-            f"({unique_groups[0]!r}); add recordings"
+            f"({str(unique_groups[0])!r}); add recordings"
         )
     n_splits = min(max(2, round(1 / val_fraction)), len(unique_groups))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)

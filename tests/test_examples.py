@@ -114,9 +114,17 @@ def test_plan_starts_event_gets_one_centred_window_inside_recording(
 
 
 def test_plan_starts_short_interval_centred_on_its_middle() -> None:
-    iv = LabelledInterval("r", 300, 340, "x")  # shorter than a window
+    iv = LabelledInterval("r", 300, 300 + WINDOW // 2, "x")  # half a window
     starts, _ = plan_starts([iv], 1000, WINDOW, HOP, Rate(1.0), 1.0)
-    np.testing.assert_array_equal(starts, [320 - WINDOW // 2])
+    np.testing.assert_array_equal(starts, [300 + WINDOW // 4 - WINDOW // 2])
+
+
+def test_plan_starts_events_centred_and_short_segments_left_out() -> None:
+    beat = LabelledInterval("r", 500, 501, "N")  # an event: one window centred on it
+    short = LabelledInterval("r", 300, 300 + WINDOW // 2 - 1, "AFIB")  # under half a window
+    starts, labels = plan_starts([beat, short], 1000, WINDOW, HOP, Rate(1.0), 1.0)
+    np.testing.assert_array_equal(starts, [500 - WINDOW // 2])
+    assert labels == ["N"]
 
 
 def test_plan_starts_recording_shorter_than_window() -> None:

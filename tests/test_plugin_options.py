@@ -518,8 +518,9 @@ def test_predict_reuses_the_models_preprocessing_options(
     assert len(result.out.splitlines()) == 1 + N_RECORDINGS
     prepared = seen("preprocessor")
     assert len(prepared) == N_RECORDINGS
-    # the preprocessing option comes from the model; the others are the plugin's defaults
-    assert all(s == {**DEFAULTS, "my_option": 7} for _, s in prepared)
+    # every option comes from the model, the ones that label data too
+    trained_settings = {**DEFAULTS, "my_option": 7, "annotator": "cardiologist"}
+    assert all(s == trained_settings for _, s in prepared)
 
 
 def test_a_flag_overrides_the_models_option_with_a_warning(
@@ -551,16 +552,17 @@ def test_evaluate_takes_the_label_keyword_and_the_models_options(
     report = json.loads(result.out)
     assert report["n"] == 2 * N_RECORDINGS  # two 128-sample windows of each recording
     assert report["recordings"]["n"] == N_RECORDINGS
-    assert seen("labels") == [("beats", {**DEFAULTS, "my_option": 7})]
-    assert all(s == {**DEFAULTS, "my_option": 7} for _, s in seen("preprocessor"))
+    trained_settings = {**DEFAULTS, "my_option": 7, "annotator": "cardiologist"}
+    assert seen("labels") == [("beats", trained_settings)]
+    assert all(s == trained_settings for _, s in seen("preprocessor"))
 
 
-def test_load_model_and_plugin_applies_preprocessing_options_only(trained: dict[str, Any]) -> None:
+def test_load_model_and_plugin_applies_the_models_options(trained: dict[str, Any]) -> None:
     for name in ("withopts", None):  # named, or taken from the model
         plugin, _, meta, _ = load_model_and_plugin(name, trained["run"] / "best", "cpu")
         assert isinstance(plugin, OptionPlugin)
         assert meta["plugin"]["options"]["annotator"] == "cardiologist"
-        assert plugin.settings == {**DEFAULTS, "my_option": 7}
+        assert plugin.settings == {**DEFAULTS, "my_option": 7, "annotator": "cardiologist"}
 
 
 def test_load_model_and_plugin_ignores_options_the_plugin_lost(
@@ -572,7 +574,7 @@ def test_load_model_and_plugin_ignores_options_the_plugin_lost(
     info["plugin"]["options"]["removed_option"] = "x"
     (model / "biosig.json").write_text(json.dumps(info), encoding="utf-8")
     plugin, *_ = load_model_and_plugin("withopts", model, "cpu")
-    assert plugin.settings == {**DEFAULTS, "my_option": 7}
+    assert plugin.settings == {**DEFAULTS, "my_option": 7, "annotator": "cardiologist"}
 
 
 def test_another_plugins_options_are_not_applied(

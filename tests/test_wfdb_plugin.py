@@ -118,6 +118,28 @@ def test_records_named_as_wfdb_tools_name_them(wfdb_dir: Path) -> None:
     assert p.find([wfdb_dir / "mitdb" / "100.dat"]) == [wfdb_dir / "mitdb" / "100.hea"]
 
 
+def test_a_glob_over_a_records_files_gives_its_header_once(wfdb_dir: Path) -> None:
+    p = plugin()
+    found = p.find([str(wfdb_dir / "cpsc2021" / "data_8_4*")])  # .hea .dat .atr
+    assert found == [wfdb_dir / "cpsc2021" / "data_8_4.hea"]
+    both = p.find([wfdb_dir / "mitdb" / "100.dat", wfdb_dir / "mitdb" / "100.hea"])
+    assert both == [wfdb_dir / "mitdb" / "100.hea"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"band": "40,0.5"}, "--band 40,0.5: give 'low,high' with low < high"),
+        ({"band": "40"}, "--band: expected 'low,high'"),
+        ({"notch": "-60"}, "--notch -60: give a frequency"),
+        ({"channels": "x"}, "--channels x: give channel indices"),
+    ],
+)
+def test_bad_options_are_refused_before_reading(options: dict, message: str) -> None:
+    with pytest.raises(BiosigError, match=message):
+        plugin(**options)
+
+
 def test_channels_chosen_by_index(wfdb_dir: Path) -> None:
     (rec,) = records(plugin(channels="1"), wfdb_dir / "mitdb" / "100.hea")
     assert rec.channels == ("V5",)

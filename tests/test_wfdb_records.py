@@ -308,6 +308,11 @@ def test_damage_found_while_reading(wfdb_dir: Path, tmp_path: Path) -> None:
         next(chunks)
 
 
+SIGNAL_LINES = (
+    "100.dat 212 200 11 1024 995 -22131 0 MLII\n100.dat 212 200 11 1024 1011 20052 0 V5\n"
+)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -315,6 +320,11 @@ def test_damage_found_while_reading(wfdb_dir: Path, tmp_path: Path) -> None:
         "",
         "100 2 abc 650000\n",  # wfdb itself accepts this, with no signals
         "100 2 360 650000\n100.dat 212 200 11 1024 995 -22131 0 MLII\n",  # a line short
+        # fields wfdb would replace by its defaults (250 Hz; a length from the file size)
+        "100 2 abc 650000\n" + SIGNAL_LINES,
+        "100 2 -200 650000\n" + SIGNAL_LINES,
+        "100 2 360 abc\n" + SIGNAL_LINES,
+        "100 x 360 650000\n" + SIGNAL_LINES,
     ],
 )
 def test_malformed_header(tmp_path: Path, text: str) -> None:
@@ -454,3 +464,11 @@ def test_wfdb_recording_repr(wfdb_dir: Path) -> None:
     recording = open_wfdb(wfdb_dir / "mitdb/100.hea")
     assert isinstance(recording, WfdbRecording)
     assert repr(recording) == "WfdbRecording(id='100', fs=360, channels=2, n_samples=650000)"
+
+
+def test_a_record_without_samples_is_refused(tmp_path: Path) -> None:
+    header = tmp_path / "empty.hea"
+    header.write_text("empty 1 125 0\nempty.dat 16 200 16 0 0 0 0 II\n")
+    (tmp_path / "empty.dat").write_bytes(b"")
+    with pytest.raises(RecordingError, match="record has no samples"):
+        open_wfdb(header)

@@ -167,8 +167,8 @@ def load_model_and_plugin(
     and ``evaluate`` run with.
 
     The plugin is resolved first, so ``--plugin nope`` is reported as an unknown plugin and
-    not as a missing ``runs/nope/latest``; it is configured with the preprocessing options
-    the model was trained with. Without ``--model`` the plugin's latest run is
+    not as a missing ``runs/nope/latest``; it is configured with the options the model was
+    trained with. Without ``--model`` the plugin's latest run is
     used; without ``--plugin`` the model's own. A plugin other than the model's, or another
     version of it, is warned about: its preprocessing may differ.
     """
@@ -183,11 +183,12 @@ def load_model_and_plugin(
     if plugin is None:
         plugin = get_plugin(trained_with)
     if plugin.name == trained_with:
-        # Read the inputs as the training data was read (channels, filters); flags may
-        # still change these, with a warning.
-        known = {o.name: o for o in plugin.options}
+        # Read and label the inputs as the training data was (channels, filters, the
+        # annotator, the class of unannotated spans); flags may still change these, with a
+        # warning where that changes what the model sees.
+        known = {o.name for o in plugin.options}
         saved = meta["plugin"].get("options", {})
-        plugin.configure({k: v for k, v in saved.items() if k in known and known[k].preprocessing})
+        plugin.configure({k: v for k, v in saved.items() if k in known})
     if plugin.name != trained_with:
         log.warning(
             "model %s was trained with plugin %r, reading with %r",

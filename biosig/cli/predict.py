@@ -3,6 +3,7 @@ per-recording tables."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import click
 from ..damaged import DamagePolicy
 from ..errors import BiosigError
 from ..output import FORMATS, prediction_tables
-from ..plugin import iter_recordings
+from ..plugin import describe, iter_recordings
 from ..stream import predict_recordings
 from .common import (
     batch_option,
@@ -20,6 +21,8 @@ from .common import (
     load_model_and_plugin,
     strict_option,
 )
+
+log = logging.getLogger("biosig")
 
 
 def run_prediction(
@@ -55,6 +58,13 @@ def run_prediction(
             on_damage=damage.handle,
         ):
             tables.write(pred, classes)
+            if pred.n_skipped:
+                log.warning(
+                    "%s: %d of %d windows skipped: they hold missing samples (gaps)",
+                    describe(pred.recording),
+                    pred.n_skipped,
+                    pred.n_skipped + len(pred.starts),
+                )
             count += 1
         if count == 0:
             raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")

@@ -96,7 +96,10 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     if not recordings:
         raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
     intervals = plugin.labels(labels_path, recordings)
-    classes = check_classes(intervals, labels_path)
+    # a keyword is named as the flag that gave it, so "rhythm: …" is not read as a file
+    classes = check_classes(
+        intervals, labels_path if isinstance(labels_path, Path) else f"--labels {labels_path}"
+    )
     store = build_examples(
         plugin,
         recordings,

@@ -105,6 +105,10 @@ class WfdbPlugin(Plugin):
             if path.is_dir():
                 files.extend(self._scan(path, find_wfdb_records))
                 continue
+            # `data_8_4*` names the record's .dat and .atr too: each stands for its header
+            path = Path(_header_for(path))
+            if path in files:
+                continue
             kind = _kind(path)
             if kind is None:
                 raise BiosigError(f"{path}: not a WFDB header (.hea) or an EDF file (.edf)")
@@ -140,6 +144,22 @@ class WfdbPlugin(Plugin):
             from .records import open_wfdb
 
             yield open_wfdb(path, self._channels())
+
+    def configure(self, values: dict) -> None:
+        """Set options, checking the filter band, notch and channels at once, before any
+        file is read."""
+        super().configure(values)
+        from .preprocess import parse_band
+
+        try:
+            low, high = parse_band(str(self.settings["band"]))
+        except ValueError as exc:
+            raise BiosigError(f"--band: {exc}") from None
+        if (low is not None and low < 0) or (low and high and low >= high):
+            raise BiosigError(f"--band {self.settings['band']}: give 'low,high' with low < high")
+        if float(self.settings["notch"]) < 0:
+            raise BiosigError(f"--notch {self.settings['notch']:g}: give a frequency in Hz, or 0")
+        self._channels()
 
     def _channels(self) -> list[int] | None:
         text = str(self.settings["channels"]).strip()
@@ -197,8 +217,10 @@ class WfdbPlugin(Plugin):
             annotation = read_annotations(rec.record_path, annotator, rec.source)
             if source == "beats":
                 intervals += beat_intervals(rec, annotation)
-            else:
+            elif source in ("rhythm", "events"):
                 intervals += rhythm_intervals(rec, annotation, unannotated)
+            else:
+                raise BiosigError(f"--labels {source}: choose {', '.join(LABEL_KEYWORDS)}")
         if not intervals:
             raise BiosigError(
                 f"--labels {source}: no {source} found in the {annotator!r} annotations of "
@@ -288,10 +310,12 @@ def _kind(path: Path) -> str | None:
 
 
 def _header_for(item: str | Path) -> str | Path:
-    """A record named as WFDB tools name it (``mitdb/100``), or by its ``.dat``, stands for
-    its header."""
+    """A record named as WFDB tools name it (``mitdb/100``), or by one of its other files
+    (``100.dat``, ``100.atr``), stands for its header."""
     path = Path(item)
-    if path.suffix.lower() == ".hea" or path.is_dir():
+    if path.suffix.lower() in (".hea", ".edf") or path.is_dir():
         return item
-    header = path.with_suffix(".hea") if path.suffix.lower() == ".dat" else Path(f"{path}.hea")
-    return header if header.is_file() else item
+    for header in (Path(f"{path}.hea"), path.with_suffix(".hea")):
+        if header.is_file():
+            return header
+    return item

@@ -8,7 +8,9 @@ The chain runs at the record's own rate, then resamples to the model's:
 2. Band-pass (baseline removal and low-pass in one causal Butterworth filter) and an
    optional mains notch, as ``biosig.StreamingFilter`` s carrying state across chunks. Being
    causal they never look ahead, so no whole-record statistic is ever taken and a 24-hour
-   record streams in constant memory. Below the model rate the low-pass also anti-aliases.
+   record streams in constant memory. Where a record's rate is above the model's, the
+   low-pass also helps the resampler's anti-aliasing. Each filter restarts where a gap
+   ends, so the signal's return from the held value does not ring.
 3. ``biosig.StreamingResampler`` to the model rate, the gap mask riding along as extra
    channels; a resampled sample the mask touches becomes NaN again, and the core skips the
    windows that hold it.
@@ -56,22 +58,43 @@ class GapHold:
 
 
 class SignalFilters:
-    """The band-pass and notch filters applied to the signal rows only, not the mask."""
+    """The band-pass and notch filters applied to the signal rows only, not the mask.
+
+    Where a channel's gap ends, its filters restart at the first valid sample, as at the
+    start of a stream: the signal rarely resumes at the held level, and the step would
+    make a 0.5 Hz high-pass ring for seconds into the windows after the gap. Where that is
+    depends only on the mask, so the output is the same in any chunking.
+    """
 
     def __init__(self, n_channels: int, fs: float, sections: list[np.ndarray]) -> None:
         self.n_channels = n_channels
         self.fs_out = float(fs)
         self._filters = [StreamingFilter(sos, n_channels, fs) for sos in sections]
+        self._in_gap = np.zeros(n_channels, dtype=bool)  # at the end of the last chunk
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        signal, mask = chunk[: self.n_channels], chunk[self.n_channels :]
-        for stage in self._filters:
-            signal = stage(signal)
-        return np.concatenate([signal, mask.astype(np.float32)], axis=0)
+        signal, mask = chunk[: self.n_channels], chunk[self.n_channels :] > 0
+        if signal.shape[1] == 0:
+            return np.zeros((2 * self.n_channels, 0), dtype=np.float32)
+        previous = np.concatenate([self._in_gap[:, None], mask[:, :-1]], axis=1)
+        resumes = previous & ~mask  # [C, n]: the first valid sample after a gap
+        self._in_gap = mask[:, -1].copy()
+        bounds = [0, *np.flatnonzero(resumes.any(axis=0)), signal.shape[1]]
+        pieces = []
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            if stop == start:
+                continue
+            piece = signal[:, start:stop]
+            for stage in self._filters:
+                piece = stage(piece, restart=resumes[:, start])
+            pieces.append(piece)
+        out = np.concatenate(pieces, axis=1) if pieces else signal.astype(np.float32)
+        return np.concatenate([out, mask.astype(np.float32)], axis=0)
 
     def flush(self) -> np.ndarray:
         for stage in self._filters:
             stage.flush()
+        self._in_gap[:] = False
         return np.zeros((2 * self.n_channels, 0), dtype=np.float32)
 
 

@@ -33,6 +33,7 @@ treats it as "missing".
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -91,12 +92,13 @@ class WfdbRecording:
         self.channels = tuple(names)
         self.units = tuple(units)
         self.native_rates = tuple(frame_rate * s for s in samps_per_frame)
-        self._frame_rate = float(frame_rate)
+        #: rate of frames, which annotation sample numbers count
+        self.frame_rate = float(frame_rate)
         self._n_frames = int(n_frames)
         self._indices = tuple(indices)
         self._spf = tuple(samps_per_frame)
         self._spf_max = max(samps_per_frame)
-        self.fs = self._frame_rate * self._spf_max
+        self.fs = self.frame_rate * self._spf_max
         self.n_samples = self._n_frames * self._spf_max
         self._margin = _margin_frames(self._spf, self._spf_max)
 
@@ -200,6 +202,7 @@ def open_wfdb(header: Path, channels: Sequence[int] | None = None) -> WfdbRecord
     source = record_path.parent / f"{record_path.name}.hea"
     if not source.is_file():
         raise RecordingError(f"{source}: no such WFDB header file")
+    _check_record_line(source)
     try:
         hdr = wfdb.rdheader(str(record_path))
     except Exception as exc:  # the parser fails with HeaderSyntaxError, IndexError, ...
@@ -232,6 +235,8 @@ def open_wfdb(header: Path, channels: Sequence[int] | None = None) -> WfdbRecord
                 f"{source}: record has {len(names)} channels (indices 0-{len(names) - 1}); "
                 f"--channels asks for {index}"
             )
+    if n_frames == 0:
+        raise RecordingError(f"{source}: record has no samples (a layout header?)")
     return WfdbRecording(
         source=source,
         frame_rate=float(hdr.fs),
@@ -242,6 +247,35 @@ def open_wfdb(header: Path, channels: Sequence[int] | None = None) -> WfdbRecord
         samps_per_frame=[int(spf[i] or 1) for i in indices],
         comments=hdr.comments or [],
     )
+
+
+_NUMBER = r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+#: A record line's frequency field: ``fs[/counter_freq[(base_counter)]]``.
+_FREQUENCY = re.compile(rf"{_NUMBER}(?:/{_NUMBER}(?:\(-?{_NUMBER}\))?)?")
+
+
+def _check_record_line(source: Path) -> None:
+    """Refuse a record line whose fields do not parse. wfdb's parser substitutes defaults
+    instead (``100 2 abc 650000`` reads as 250 Hz), which would train on a wrong rate."""
+    try:
+        lines = source.read_text(encoding="latin-1").splitlines()
+    except OSError as exc:
+        raise RecordingError(f"{source}: cannot read header ({exc.strerror})") from None
+    record_line = next((ln.split() for ln in lines if ln.strip() and ln[0] != "#"), None)
+    if not record_line:
+        raise RecordingError(f"{source}: malformed WFDB header (no record line)")
+    fields = dict(enumerate(record_line))
+    problem = None
+    if not fields.get(1, "").isdigit():
+        problem = f"number of signals {fields.get(1, '(none)')!r}"
+    elif 2 in fields and not (
+        _FREQUENCY.fullmatch(fields[2]) and float(fields[2].split("/")[0]) > 0
+    ):
+        problem = f"sampling frequency {fields[2]!r}"
+    elif 3 in fields and not fields[3].isdigit():
+        problem = f"number of samples {fields[3]!r}"
+    if problem:
+        raise RecordingError(f"{source}: malformed WFDB header ({problem} on the record line)")
 
 
 def _multi_segment_layout(
