@@ -27,12 +27,7 @@ def read_label_table(path: Path) -> dict[str, str]:
     id given twice with different classes is an error naming both lines.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise BiosigError(f"{path}: labels file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BiosigError(f"{path}: cannot read labels file ({exc})") from None
+    text = _read_text(path)
     table: dict[str, str] = {}
     first_line: dict[str, int] = {}
     seen_content = False
@@ -118,17 +113,21 @@ def table_intervals(
     return whole_recording_intervals(read_label_table(path), recordings, path, case_insensitive)
 
 
-def _first_row_width(path: Path) -> int:
+def _read_text(path: Path) -> str:
+    """A labels file's text, or one line saying why it cannot be read."""
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            for raw in handle:
-                line = raw.strip()
-                if line and not line.startswith("#"):
-                    return len(line.split("\t" if "\t" in line else ","))
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise BiosigError(f"{path}: labels file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BiosigError(f"{path}: cannot read labels file ({exc})") from None
+
+
+def _first_row_width(path: Path) -> int:
+    for raw in _read_text(path).splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            return len(line.split("\t" if "\t" in line else ","))
     return 0
 
 
@@ -146,12 +145,7 @@ def segment_intervals(
     intervals: list[LabelledInterval] = []
     unmatched: set[str] = set()
     first = True
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise BiosigError(f"{path}: labels file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BiosigError(f"{path}: cannot read labels file ({exc})") from None
+    text = _read_text(path)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
