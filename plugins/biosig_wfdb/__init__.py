@@ -149,17 +149,20 @@ class WfdbPlugin(Plugin):
         """Set options, checking the filter band, notch and channels at once, before any
         file is read."""
         super().configure(values)
-        from .preprocess import parse_band
-
-        try:
-            low, high = parse_band(str(self.settings["band"]))
-        except ValueError as exc:
-            raise BiosigError(f"--band: {exc}") from None
+        low, high = self._band()
         if (low is not None and low < 0) or (low and high and low >= high):
             raise BiosigError(f"--band {self.settings['band']}: give 'low,high' with low < high")
         if float(self.settings["notch"]) < 0:
             raise BiosigError(f"--notch {self.settings['notch']:g}: give a frequency in Hz, or 0")
         self._channels()
+
+    def _band(self) -> tuple[float | None, float | None]:
+        from .preprocess import parse_band
+
+        try:
+            return parse_band(str(self.settings["band"]))
+        except ValueError as exc:
+            raise BiosigError(f"--band: {exc}") from None
 
     def _channels(self) -> list[int] | None:
         text = str(self.settings["channels"]).strip()
@@ -173,12 +176,9 @@ class WfdbPlugin(Plugin):
             ) from None
 
     def preprocessor(self, recording: Recording, fs_out: float) -> Preprocessor:
-        from .preprocess import filter_chain, parse_band
+        from .preprocess import filter_chain
 
-        try:
-            band = parse_band(str(self.settings["band"]))
-        except ValueError as exc:
-            raise BiosigError(f"--band: {exc}") from None
+        band = self._band()
         if fs_out > MAX_UPSAMPLING * recording.fs:
             # A numerics record (one frame a minute beside a MIMIC waveform record) is no
             # waveform; interpolating it thousands of times over would only cost time.
@@ -214,7 +214,7 @@ class WfdbPlugin(Plugin):
                     )
                 intervals += edf_event_intervals(rec, rec.annotations())
                 continue
-            annotation = read_annotations(rec.record_path, annotator, rec.source)
+            annotation = read_annotations(rec.record_path, annotator)
             if source == "beats":
                 intervals += beat_intervals(rec, annotation)
             elif source in ("rhythm", "events"):

@@ -36,7 +36,7 @@ AAMI_CLASSES: dict[str, str] = {
 }
 
 
-def read_annotations(record_path: Path, annotator: str, source: Path):
+def read_annotations(record_path: Path, annotator: str):
     """``wfdb.rdann`` of one record, or one line naming the missing or unreadable file."""
     import wfdb
 

@@ -21,6 +21,8 @@ import pyedflib
 
 from biosig import RecordingError
 
+from .channels import select_channels
+
 #: Labels of annotation signals. EDF+ readers hide them, but a plain EDF file written by a
 #: careless tool may still carry one as an ordinary signal.
 _ANNOTATION_LABELS = frozenset({"EDF Annotations", "BDF Annotations"})
@@ -141,15 +143,7 @@ def open_edf(path: Path, channels: Sequence[int] | None = None) -> EdfRecording:
     if not signals:
         raise RecordingError(f"{path}: EDF file has no signals")
 
-    picked = list(range(len(signals))) if channels is None else [int(c) for c in channels]
-    if not picked:
-        raise RecordingError(f"{path}: --channels selects no channel")
-    for index in picked:
-        if not 0 <= index < len(signals):
-            raise RecordingError(
-                f"{path}: file has {len(signals)} signals (indices 0-{len(signals) - 1}); "
-                f"--channels asks for {index}"
-            )
+    picked = select_channels(path, len(signals), channels, f"file has {len(signals)} signals")
     picked_rates = sorted({rates[i] for i in picked})
     if len(picked_rates) > 1:
         by_rate = "; ".join(

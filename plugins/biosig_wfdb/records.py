@@ -43,6 +43,8 @@ import wfdb
 
 from biosig import BiosigError, RecordingError
 
+from .channels import select_channels
+
 #: Bits per stored sample of the uncompressed WFDB formats. Formats 310 and 311 pack three
 #: 10-bit samples into 4 bytes. The FLAC formats (508, 516, 524) are compressed, so their
 #: file size says nothing about their length and they are left out.
@@ -226,15 +228,7 @@ def open_wfdb(header: Path, channels: Sequence[int] | None = None) -> WfdbRecord
         n_frames = _check_signal_files(source, source.parent, hdr)
         names, units, spf = list(hdr.sig_name), list(hdr.units), list(hdr.samps_per_frame)
 
-    indices = list(range(len(names))) if channels is None else [int(c) for c in channels]
-    if not indices:
-        raise RecordingError(f"{source}: --channels selects no channel")
-    for index in indices:
-        if not 0 <= index < len(names):
-            raise RecordingError(
-                f"{source}: record has {len(names)} channels (indices 0-{len(names) - 1}); "
-                f"--channels asks for {index}"
-            )
+    indices = select_channels(source, len(names), channels, f"record has {len(names)} channels")
     if n_frames == 0:
         raise RecordingError(f"{source}: record has no samples (a layout header?)")
     return WfdbRecording(
