@@ -48,6 +48,9 @@ class ExampleStore:
     recording_ids: np.ndarray  # [N] str
     starts: np.ndarray  # [N] start in original samples
     classes: list[str]
+    #: [N] first original sample after what each label depends on: the window's end, or a
+    #: forecast's label end; time splits keep it clear of the validation side
+    label_ends: np.ndarray
 
     def __len__(self) -> int:
         return len(self.y)
@@ -84,20 +87,33 @@ def plan_starts(
     hop: int,
     recording: Recording,
     fs_out: float,
-) -> tuple[np.ndarray, list[str]]:
-    """Window starts (model-rate samples) and labels for one recording's intervals.
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Window starts (model-rate samples), labels, and label ends (original samples) for
+    one recording's intervals.
 
     An interval at least one window long is tiled with the hop; an event (a single sample,
     such as a beat) gets one window centred on it, moved inside the recording where it would
     overhang. A segment shorter than a window is centred on too when it fills at least half
     of the window (or the whole recording); a shorter one is left out, since the window
-    would show mostly its neighbours under its label (a 3 s AF run in a 10 s window).
+    would show mostly its neighbours under its label (a 3 s AF run in a 10 s window). A
+    forecast (an interval with ``label_end``) labels the one window ending at its ``stop``,
+    left out when the recording holds less than a window before it.
+
+    A label end is the first original sample the label does not depend on: the window's end,
+    or a forecast's ``label_end``.
     """
     starts: list[np.ndarray] = []
     labels: list[str] = []
+    ends: list[np.ndarray] = []
     last_start = max(n_model - window, 0)
     for iv in intervals:
         a, b = (int(v) for v in to_model(np.array([iv.start, iv.stop]), recording, fs_out))
+        if iv.label_end is not None:
+            if window <= b <= n_model:
+                starts.append(np.array([b - window], dtype=np.int64))
+                labels.append(iv.label)
+                ends.append(np.array([iv.label_end], dtype=np.int64))
+            continue
         if iv.stop > iv.start:
             b = max(b, a + 1)  # a one-sample event must not round away at a lower model rate
         a, b = max(a, 0), min(b, n_model)
@@ -111,9 +127,10 @@ def plan_starts(
             s = np.array([min(max((a + b) // 2 - window // 2, 0), last_start)], dtype=np.int64)
         starts.append(s)
         labels.extend([iv.label] * len(s))
+        ends.append(to_original(np.minimum(s + window, n_model), recording, fs_out))
     if not starts:
-        return np.zeros(0, dtype=np.int64), []
-    return np.concatenate(starts), labels
+        return np.zeros(0, dtype=np.int64), [], np.zeros(0, dtype=np.int64)
+    return np.concatenate(starts), labels, np.concatenate(ends)
 
 
 def build_examples(
@@ -154,11 +171,11 @@ def build_examples(
                 f"{describe(rec)} has {len(rec.channels)} channels but recording {first_id} "
                 f"has {n_channels}; one model takes one channel layout"
             )
-        starts, labels = plan_starts(
+        starts, labels, label_ends = plan_starts(
             by_recording[rec.id], model_length(rec, fs_out), window, hop, rec, fs_out
         )
         if len(starts):
-            plans.append((rec, starts, labels))
+            plans.append((rec, starts, labels, label_ends))
     total = sum(len(p[1]) for p in plans)
     if total == 0 or n_channels is None:
         raise BiosigError("no labelled window could be cut from the inputs")
@@ -169,6 +186,7 @@ def build_examples(
     groups = np.empty(total, dtype=object)
     rec_ids = np.empty(total, dtype=object)
     starts_orig = np.zeros(total, dtype=np.int64)
+    label_ends_orig = np.zeros(total, dtype=np.int64)
     keep = np.ones(total, dtype=bool)
     gap_windows = 0
     offset = 0
@@ -180,13 +198,14 @@ def build_examples(
         disable=None if progress else True,
         leave=False,
     )
-    for rec, starts, labels in plans:
+    for rec, starts, labels, label_ends in plans:
         k = len(starts)
         sl = slice(offset, offset + k)
         y[sl] = [class_index[label] for label in labels]
         groups[sl] = plugin.group(rec)
         rec_ids[sl] = rec.id
         starts_orig[sl] = to_original(starts, rec, fs_out)
+        label_ends_orig[sl] = label_ends
         try:
             for block in stream_windows(
                 rec, make_preprocessor(plugin, rec, fs_out), starts, window
@@ -213,8 +232,16 @@ def build_examples(
         # Rare: copies the kept windows (into memory, even from a memory-mapped store).
         x, lengths, y = x[keep], lengths[keep], y[keep]
         groups, rec_ids, starts_orig = groups[keep], rec_ids[keep], starts_orig[keep]
+        label_ends_orig = label_ends_orig[keep]
     return ExampleStore(
-        x, lengths, y, groups.astype(str), rec_ids.astype(str), starts_orig, list(classes)
+        x,
+        lengths,
+        y,
+        groups.astype(str),
+        rec_ids.astype(str),
+        starts_orig,
+        list(classes),
+        label_ends_orig,
     )
 
 

@@ -183,3 +183,48 @@ def segment_intervals(
     if unmatched:
         log.warning("%s: %d ids match no recording", path, len(unmatched))
     return intervals
+
+
+def parse_span(text: str) -> tuple[float, float]:
+    """``"A:B"`` as fractions ``0 <= A < B <= 1`` of a recording's length (``--span``)."""
+    first, sep, second = str(text).partition(":")
+    try:
+        span = (float(first or 0), float(second or 1))
+    except ValueError:
+        span = (-1.0, -1.0)
+    if not sep or not 0 <= span[0] < span[1] <= 1:
+        raise BiosigError(
+            f"--span {text}: give fractions of each recording as START:END, "
+            "0 <= START < END <= 1 (e.g. 0:0.7)"
+        )
+    return span
+
+
+def restrict_to_span(
+    intervals: Sequence[LabelledInterval],
+    recordings: Sequence[Recording],
+    span: tuple[float, float],
+) -> list[LabelledInterval]:
+    """The parts of ``intervals`` inside ``span`` (fractions) of each recording.
+
+    Intervals are clipped to the span; a forecast is kept only when its decision and its
+    whole label horizon lie inside, so that a test span never shares a label's future with
+    a training span.
+    """
+    lengths = {r.id: r.n_samples for r in recordings}
+    kept = []
+    for iv in intervals:
+        n = lengths[iv.recording_id]
+        a, b = int(round(span[0] * n)), int(round(span[1] * n))
+        if iv.label_end is not None:
+            if a <= iv.start and iv.label_end <= b:
+                kept.append(iv)
+            continue
+        start, stop = max(iv.start, a), min(iv.stop, b)
+        if stop > start:
+            kept.append(LabelledInterval(iv.recording_id, start, stop, iv.label))
+    if not kept:
+        raise BiosigError(
+            f"--span {span[0]:g}:{span[1]:g}: no labelled part of the recordings lies inside it"
+        )
+    return kept

@@ -24,6 +24,8 @@ SUPPORTED_API_VERSIONS = frozenset({1})
 
 Normalization = Literal["window", "recording", "dataset", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("window", "recording", "dataset", "none")
+Split = Literal["auto", "group", "time"]
+SPLITS: tuple[str, ...] = ("auto", "group", "time")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,10 @@ class PluginDefaults:
     preprocessor). ``normalization`` says how windows are scaled before the model:
     ``window`` (z-score each window), ``recording`` (the preprocessor already did it),
     ``dataset`` (per-channel statistics of the training set, kept in the checkpoint) or
-    ``none``.
+    ``none``. ``split`` says how ``train`` holds out validation windows: ``group`` (whole
+    groups, see ``Plugin.group``), ``time`` (the tail of each recording in time, after a
+    gap, for series where the future must not inform the past) or ``auto`` (by group,
+    unless some class has a single group, then by time).
     """
 
     sample_rate: float
@@ -42,6 +47,7 @@ class PluginDefaults:
     hop: int
     channels: tuple[str, ...] | None = None
     normalization: Normalization = "window"
+    split: Split = "auto"
 
 
 @dataclass(frozen=True)
@@ -94,12 +100,19 @@ class PluginOption:
 
 @dataclass(frozen=True)
 class LabelledInterval:
-    """A span ``[start, stop)`` of one recording, in original samples, with its class."""
+    """A span ``[start, stop)`` of one recording, in original samples, with its class.
+
+    With ``label_end`` the label is a *forecast*, derived from samples the model must not
+    see: exactly one window is labelled, the one ending at ``stop``, and its label was
+    computed from samples up to ``label_end`` (exclusive, at least ``stop``). Time splits
+    keep a training window's ``[start, label_end)`` clear of every validation window.
+    """
 
     recording_id: str
     start: int
     stop: int
     label: str
+    label_end: int | None = None
 
 
 class RecordingError(BiosigError):

@@ -682,3 +682,43 @@ def test_predict_warns_when_the_plugin_version_changed(workdir: Path, tmp_path, 
     )
     assert scored.code == 0, scored.err
     assert "trained with numpy plugin 0.0.1; this is version 0.1.0" in scored.err
+
+
+def test_train_on_the_start_of_each_recording_and_evaluate_its_end(
+    tmp_path: Path, synthetic_npy: Path, run_cli
+) -> None:
+    data = ("--input", synthetic_npy / "signals.npy", "--labels", synthetic_npy / "labels.npy")
+    short = ("--preset", "tiny", "--epochs", "1", "--window", "32", "--hop", "16")
+    trained = run_cli(
+        "train",
+        "--plugin",
+        "numpy",
+        *data,
+        *short,
+        "--split",
+        "time",
+        "--span",
+        "0:0.7",
+        "--out",
+        tmp_path / "m",
+    )
+    assert trained.code == 0, trained.err
+    assert "the last part of each recording" in trained.out
+    training = meta(tmp_path / "m" / "best")["training"]
+    assert (training["split"], training["span"]) == ("time", [0.0, 0.7])
+    evaluated = run_cli("evaluate", "--model", tmp_path / "m", *data, "--span", "0.75:1", "--json")
+    assert evaluated.code == 0, evaluated.err
+    # 64 samples of each 256-sample recording, in two 32-sample windows
+    assert json.loads(evaluated.out)["n"] == N_RECORDINGS * 2
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_bad_span_is_one_line(tmp_path: Path, synthetic_npy: Path, run_cli, command) -> None:
+    data = ("--input", synthetic_npy / "signals.npy", "--labels", synthetic_npy / "labels.npy")
+    model = () if command == "train" else ("--model", tmp_path / "none")
+    result = run_cli(command, "--plugin", "numpy", *model, *data, "--span", "0.8:0.2")
+    assert result.code != 0
+    assert result.err_lines == [
+        "error: --span 0.8:0.2: give fractions of each recording as START:END, "
+        "0 <= START < END <= 1 (e.g. 0:0.7)"
+    ]

@@ -86,7 +86,7 @@ def whole(rec: ArrayRecording, label: str) -> LabelledInterval:
 
 def test_plan_starts_tiles_whole_recording_with_hop() -> None:
     iv = LabelledInterval("r", 0, 1000, "a")
-    starts, labels = plan_starts([iv], 1000, WINDOW, HOP, Rate(1.0), 1.0)
+    starts, labels, _ = plan_starts([iv], 1000, WINDOW, HOP, Rate(1.0), 1.0)
     np.testing.assert_array_equal(starts, window_starts(1000, WINDOW, HOP))
     assert labels == ["a"] * len(starts)
     assert starts[-1] + WINDOW == 1000
@@ -94,7 +94,7 @@ def test_plan_starts_tiles_whole_recording_with_hop() -> None:
 
 def test_plan_starts_tiles_segment_from_its_start() -> None:
     ivs = [LabelledInterval("r", 200, 600, "a"), LabelledInterval("r", 700, 900, "b")]
-    starts, labels = plan_starts(ivs, 1000, WINDOW, HOP, Rate(1.0), 1.0)
+    starts, labels, _ = plan_starts(ivs, 1000, WINDOW, HOP, Rate(1.0), 1.0)
     np.testing.assert_array_equal(starts, [200, 264, 328, 392, 456, 472, 700, 764, 772])
     assert labels == ["a"] * 6 + ["b"] * 3
     assert all(s + WINDOW <= 600 for s in starts[:6])
@@ -108,35 +108,35 @@ def test_plan_starts_event_gets_one_centred_window_inside_recording(
     event: int, expected: int
 ) -> None:
     iv = LabelledInterval("r", event, event + 1, "beat")
-    starts, labels = plan_starts([iv], 1000, WINDOW, HOP, Rate(1.0), 1.0)
+    starts, labels, _ = plan_starts([iv], 1000, WINDOW, HOP, Rate(1.0), 1.0)
     np.testing.assert_array_equal(starts, [expected])
     assert labels == ["beat"]
 
 
 def test_plan_starts_short_interval_centred_on_its_middle() -> None:
     iv = LabelledInterval("r", 300, 300 + WINDOW // 2, "x")  # half a window
-    starts, _ = plan_starts([iv], 1000, WINDOW, HOP, Rate(1.0), 1.0)
+    starts, _, _ = plan_starts([iv], 1000, WINDOW, HOP, Rate(1.0), 1.0)
     np.testing.assert_array_equal(starts, [300 + WINDOW // 4 - WINDOW // 2])
 
 
 def test_plan_starts_events_centred_and_short_segments_left_out() -> None:
     beat = LabelledInterval("r", 500, 501, "N")  # an event: one window centred on it
     short = LabelledInterval("r", 300, 300 + WINDOW // 2 - 1, "AFIB")  # under half a window
-    starts, labels = plan_starts([beat, short], 1000, WINDOW, HOP, Rate(1.0), 1.0)
+    starts, labels, _ = plan_starts([beat, short], 1000, WINDOW, HOP, Rate(1.0), 1.0)
     np.testing.assert_array_equal(starts, [500 - WINDOW // 2])
     assert labels == ["N"]
 
 
 def test_plan_starts_recording_shorter_than_window() -> None:
     iv = LabelledInterval("r", 0, 60, "a")
-    starts, labels = plan_starts([iv], 60, WINDOW, HOP, Rate(1.0), 1.0)
+    starts, labels, _ = plan_starts([iv], 60, WINDOW, HOP, Rate(1.0), 1.0)
     np.testing.assert_array_equal(starts, [0])
     assert labels == ["a"]
 
 
 def test_plan_starts_converts_original_samples_to_model_rate() -> None:
     segment = LabelledInterval("r", 400, 1400, "a")  # original samples at 500 Hz
-    starts, labels = plan_starts([segment], 1000, WINDOW, HOP, Rate(500.0), 250.0)
+    starts, labels, _ = plan_starts([segment], 1000, WINDOW, HOP, Rate(500.0), 250.0)
     np.testing.assert_array_equal(starts, 200 + window_starts(500, WINDOW, HOP))
     assert labels == ["a"] * len(starts)
 
@@ -145,7 +145,7 @@ def test_plan_starts_converts_original_samples_to_model_rate() -> None:
 def test_plan_starts_one_sample_event_survives_lower_model_rate(sample: int) -> None:
     """A beat annotation is one original sample; halving the rate must not lose it."""
     event = LabelledInterval("r", sample, sample + 1, "beat")
-    starts, labels = plan_starts([event], 1000, WINDOW, HOP, Rate(500.0), 250.0)
+    starts, labels, _ = plan_starts([event], 1000, WINDOW, HOP, Rate(500.0), 250.0)
     centre = round(sample / 2)
     np.testing.assert_array_equal(starts, [max(centre - WINDOW // 2, 0)])
     assert labels == ["beat"]
@@ -153,7 +153,7 @@ def test_plan_starts_one_sample_event_survives_lower_model_rate(sample: int) -> 
 
 def test_plan_starts_drops_intervals_outside_recording() -> None:
     ivs = [LabelledInterval("r", 1200, 1500, "a"), LabelledInterval("r", 50, 50, "b")]
-    starts, labels = plan_starts(ivs, 1000, WINDOW, HOP, Rate(1.0), 1.0)
+    starts, labels, _ = plan_starts(ivs, 1000, WINDOW, HOP, Rate(1.0), 1.0)
     assert starts.shape == (0,)
     assert starts.dtype == np.int64
     assert labels == []

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from biosig import ArrayRecording, BiosigError, LabelledInterval, segment_intervals, table_intervals
+from biosig.labels import parse_span, restrict_to_span
 
 #: Three recordings of different lengths (samples).
 LENGTHS = {"100": 1000, "101": 650, "a7": 300}
@@ -231,3 +232,37 @@ def test_an_undecodable_table_is_one_error(tmp_path: Path, recordings) -> None:
     path.write_bytes(b"100\t0\t10\t\xff\xfe\n")
     with pytest.raises(BiosigError, match="cannot read labels file"):
         table_intervals(path, recordings)
+
+
+# ---------------------------------------------------------------------------- spans
+
+
+@pytest.mark.parametrize(("text", "span"), [("0:0.7", (0.0, 0.7)), ("0.75:1", (0.75, 1.0))])
+def test_parse_span(text: str, span) -> None:
+    assert parse_span(text) == span
+
+
+@pytest.mark.parametrize("text", ["0.7", "0.7:0.2", "-1:0.5", "0:1.5", "a:b", "0.5:0.5"])
+def test_parse_span_refuses_what_is_no_span(text: str) -> None:
+    with pytest.raises(BiosigError, match="--span"):
+        parse_span(text)
+
+
+def test_restrict_to_span_clips_intervals_and_keeps_whole_forecasts() -> None:
+    recs = [ArrayRecording("r", np.zeros((1, 1000), dtype=np.float32), 1.0)]
+    intervals = [
+        LabelledInterval("r", 0, 1000, "a"),
+        LabelledInterval("r", 100, 200, "b"),
+        LabelledInterval("r", 690, 691, "up", label_end=700),  # horizon ends at the edge
+        LabelledInterval("r", 695, 696, "up", label_end=705),  # its future crosses it
+    ]
+    first = restrict_to_span(intervals, recs, (0.0, 0.7))
+    assert first == [
+        LabelledInterval("r", 0, 700, "a"),
+        LabelledInterval("r", 100, 200, "b"),
+        LabelledInterval("r", 690, 691, "up", label_end=700),
+    ]
+    rest = restrict_to_span(intervals, recs, (0.7, 1.0))
+    assert rest == [LabelledInterval("r", 700, 1000, "a")]
+    with pytest.raises(BiosigError, match="no labelled part"):
+        restrict_to_span(intervals[1:2], recs, (0.5, 1.0))

@@ -58,6 +58,7 @@ def store_of(x: np.ndarray, y: np.ndarray, classes: list[str]) -> ExampleStore:
         recording_ids=ids,
         starts=np.zeros(n, dtype=np.int64),
         classes=classes,
+        label_ends=np.full(n, x.shape[-1], dtype=np.int64),
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from ..damaged import DamagePolicy
 from ..errors import BiosigError
 from ..examples import build_examples
+from ..labels import parse_span, restrict_to_span
 from ..metrics import classification_report, format_report
 from ..plugin import iter_recordings
 from ..train import predict_store
@@ -39,14 +40,17 @@ def run_evaluation(
     device_name: str = "auto",
     progress: bool = True,
     strict: bool = False,
+    span: str | None = None,
 ) -> dict:
     """Metrics of the model at ``model_path`` on the labelled windows of ``inputs``.
 
     Windows do not overlap unless ``hop`` says so, so that no sample is counted twice.
     Under ``"recordings"`` the same metrics per recording (window probabilities averaged,
     as ``predict`` reports them), for recordings whose windows all carry one class.
-    Without ``model_path``, the plugin's latest run (see ``load_model_and_plugin``).
+    Without ``model_path``, the plugin's latest run (see ``load_model_and_plugin``). With
+    ``span`` (``"A:B"``), only that part of each recording is scored.
     """
+    span_fractions = parse_span(span) if span else None
     plugin, model, meta, device = load_model_and_plugin(plugin_name, model_path, device_name)
     inputs = configure_plugin(plugin, inputs, meta)
     labels_path = label_source(plugin, labels)
@@ -55,6 +59,8 @@ def run_evaluation(
     damage = DamagePolicy(strict)
     recordings = list(iter_recordings(plugin, plugin.find(inputs), damage.handle))
     intervals = plugin.labels(labels_path, recordings)
+    if span_fractions is not None:
+        intervals = restrict_to_span(intervals, recordings, span_fractions)
     classes = list(meta["classes"])
     unknown = sorted({iv.label for iv in intervals} - set(classes))
     if unknown:
@@ -118,6 +124,12 @@ def per_recording(
     "--labels", required=True, help="Labels file, or a word the plugin takes (its labels)."
 )
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between windows [default: window].")
+@click.option(
+    "--span",
+    metavar="START:END",
+    help="Score only this part of each recording, as fractions of its length (0.75:1: the "
+    "last quarter, held out by `biosig train --span 0:0.7`).",
+)
 @batch_option
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
@@ -129,6 +141,7 @@ def evaluate(
     inputs: tuple[str, ...],
     labels: str,
     hop: int | None,
+    span: str | None,
     batch_size: int | None,
     device: str,
     as_json: bool,
@@ -145,5 +158,6 @@ def evaluate(
         batch_size or 256,
         device,
         strict=strict,
+        span=span,
     )
     click.echo(json.dumps(report) if as_json else format_report(report))

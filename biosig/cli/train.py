@@ -17,11 +17,12 @@ from ..damaged import DamagePolicy
 from ..device import resolve_device
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
+from ..labels import parse_span, restrict_to_span
 from ..model import PRESETS, SignalClassifier, count_parameters, model_config
 from ..normalize import dataset_statistics
-from ..plugin import NORMALIZATIONS, iter_recordings
+from ..plugin import NORMALIZATIONS, SPLITS, iter_recordings
 from ..registry import get_plugin
-from ..split import split_by_group
+from ..split import split_examples
 from ..train import TrainConfig, fit, seed_everything
 from .common import (
     RUNS,
@@ -53,6 +54,10 @@ class TrainRequest:
     sample_rate: float | None = None
     strict: bool = False
     val_fraction: float = 0.2
+    #: how validation windows are held out: auto, group or time (None: the plugin's)
+    split: str | None = None
+    #: ``"A:B"``: only this part (fractions of its length) of each recording is used
+    span: str | None = None
     device: str = "auto"
     config: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     #: the plugin's own options (``--annotator atr``), by name
@@ -80,6 +85,10 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         raise BiosigError(
             f"--normalization {normalization}: choose from {', '.join(NORMALIZATIONS)}"
         )
+    split_mode = request.split or plugin.defaults.split
+    if split_mode not in SPLITS:
+        raise BiosigError(f"--split {split_mode}: choose from {', '.join(SPLITS)}")
+    span = parse_span(request.span) if request.span else None
     device = resolve_device(request.device)
     try:
         build_augmentation(request.config.augment)
@@ -96,6 +105,8 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     if not recordings:
         raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
     intervals = plugin.labels(labels_path, recordings)
+    if span is not None:
+        intervals = restrict_to_span(intervals, recordings, span)
     # a keyword is named as the flag that gave it, so "rhythm: …" is not read as a file
     classes = check_classes(
         intervals, labels_path if isinstance(labels_path, Path) else f"--labels {labels_path}"
@@ -112,8 +123,8 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         progress=progress,
         on_damage=damage.handle,
     )
-    train_idx, val_idx = split_by_group(
-        store.groups, store.y, request.val_fraction, request.config.seed
+    train_idx, val_idx, split_used = split_examples(
+        store, split_mode, request.val_fraction, request.config.seed
     )
     norm_spec: dict[str, Any] = {"mode": normalization}
     if normalization == "dataset":
@@ -140,6 +151,8 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
             "inputs": [str(i) for i in request.inputs],
             "labels": str(labels_path),
             "val_fraction": request.val_fraction,
+            "split": split_used,
+            "span": list(span) if span else None,
             "n_train_windows": int(len(train_idx)),
             "n_val_windows": int(len(val_idx)),
             "n_recordings": len(labelled),
@@ -154,7 +167,8 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     echo(
         f"training {request.preset} model ({count_parameters(model):,} "
         f"parameters) on {len(train_idx)} windows, validating on {len(val_idx)} "
-        f"({len(labelled)} recordings, classes: {', '.join(classes)}) on {device}"
+        f"({_split_words(split_used)}; {len(labelled)} recordings, classes: "
+        f"{', '.join(classes)}) on {device}"
     )
     try:
         result = fit(
@@ -184,6 +198,12 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     damage.report()
     echo(f"model written to {run_dir}")
     return run_dir
+
+
+def _split_words(split: str) -> str:
+    if split == "time":
+        return "the last part of each recording, a window apart"
+    return "whole groups held out"
 
 
 def _timestamp() -> str:
@@ -289,6 +309,19 @@ def _remove_if_empty(run_dir: Path) -> None:
     show_default=True,
 )
 @click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    help="Hold out validation windows by group (recording, patient), in time (the tail of "
+    "each recording, a window apart), or auto: by group unless a class has one group "
+    "[default: the plugin's].",
+)
+@click.option(
+    "--span",
+    metavar="START:END",
+    help="Use only this part of each recording, as fractions of its length (0:0.7 is the "
+    "first 70 %); evaluate the rest with `biosig evaluate --span`.",
+)
+@click.option(
     "--patience",
     type=click.IntRange(min=1),
     default=DEFAULTS.patience,
@@ -344,6 +377,8 @@ def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
             sample_rate=opts.get("sample_rate"),
             strict=opts.get("strict"),
             val_fraction=opts.get("val_fraction"),
+            split=opts.get("split"),
+            span=opts.get("span"),
             device=opts.get("device"),
             config=config,
             plugin_options=reader.settings,

@@ -1,0 +1,125 @@
+"""Leakage-free validation splits: the choice between group and time, and time blocks
+whose training windows (label horizons included) stay a window clear of validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biosig.errors import BiosigError
+from biosig.examples import build_examples
+from biosig.plugin import ArrayRecording, LabelledInterval, Plugin, PluginDefaults, Recording
+from biosig.split import choose_split, split_examples, split_in_time
+
+WINDOW, HOP = 64, 16
+
+
+class Recordings(Plugin):
+    """Recordings given in memory, one group each."""
+
+    name = "memory"
+    defaults = PluginDefaults(sample_rate=1.0, window=WINDOW, hop=HOP)
+
+    def find(self, inputs: Sequence[str | Path]) -> list[Path]:
+        return []
+
+    def open(self, path: Path) -> Iterator[Recording]:
+        return iter(())
+
+    def labels(self, source, recordings) -> list[LabelledInterval]:
+        return []
+
+
+def recordings(lengths: Sequence[int], seed: int = 0) -> list[ArrayRecording]:
+    rng = np.random.default_rng(seed)
+    return [
+        ArrayRecording(f"r{i}", rng.normal(size=(1, n)).astype(np.float32), 1.0)
+        for i, n in enumerate(lengths)
+    ]
+
+
+def store_of(recs, intervals, classes):
+    return build_examples(Recordings(), recs, intervals, classes, WINDOW, HOP, 1.0, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("groups", "y", "expected"),
+    [
+        (["a", "b", "c", "d"], [0, 0, 1, 1], "group"),
+        (["a", "b", "c", "c"], [0, 0, 1, 1], "time"),  # class 1 has one group
+        (["a", "a", "a", "a"], [0, 1, 0, 1], "time"),
+    ],
+)
+def test_auto_splits_in_time_only_where_a_class_has_one_group(groups, y, expected) -> None:
+    assert choose_split("auto", np.array(groups), np.array(y)) == expected
+    assert choose_split("group", np.array(groups), np.array(y)) == "group"
+
+
+@pytest.mark.parametrize("val_fraction", [0.1, 0.2, 0.3, 0.5])
+def test_time_split_leaves_a_window_between_training_and_validation(val_fraction) -> None:
+    # one recording per class: the shape of the CWRU subset
+    recs = recordings([3000, 2500, 4100, 1800])
+    intervals = [LabelledInterval(r.id, 0, r.n_samples, str(i)) for i, r in enumerate(recs)]
+    store = store_of(recs, intervals, ["0", "1", "2", "3"])
+    train, val, used = split_examples(store, "auto", val_fraction, seed=0)
+    assert used == "time"
+    assert not set(train) & set(val)
+    for rec in recs:
+        mine = store.recording_ids == rec.id
+        t, v = train[mine[train]], val[mine[val]]
+        assert len(t) and len(v)
+        # every training window ends at least one window before the first validation one
+        assert (store.starts[t] + WINDOW).max() + WINDOW <= store.starts[v].min()
+        # validation is the tail: no validation window starts before a training one ends
+        assert store.starts[v].min() >= store.starts[t].max()
+        assert abs(len(v) / mine.sum() - val_fraction) < 0.1
+    assert set(store.y[val]) == set(store.y[train]) == {0, 1, 2, 3}
+
+
+def test_time_split_purges_forecasts_whose_horizon_reaches_validation() -> None:
+    # one forecast per sample, each looking 10 samples past its window
+    n, horizon = 2000, 10
+    recs = recordings([n])
+    intervals = [
+        LabelledInterval("r0", i, i + 1, "up" if i % 2 else "down", label_end=i + 1 + horizon)
+        for i in range(WINDOW, n - horizon)
+    ]
+    store = store_of(recs, intervals, ["down", "up"])
+    assert np.array_equal(store.label_ends - store.starts, np.full(len(store), WINDOW + horizon))
+    train, val, used = split_examples(store, "time", 0.2, seed=0)
+    assert used == "time"
+    first_val = store.starts[val].min()
+    # purged: no label's future reaches the validation part, with an embargo of a window
+    # beyond the horizon
+    assert store.label_ends[train].max() + WINDOW + horizon <= first_val
+    # and nothing more than that is thrown away
+    assert store.label_ends[train].max() + WINDOW + horizon > first_val - 2
+    assert len(train) + len(val) >= len(store) - (WINDOW + 2 * horizon + WINDOW)
+
+
+def test_forecast_labels_the_window_ending_at_its_stop() -> None:
+    recs = recordings([500])
+    intervals = [
+        LabelledInterval("r0", 99, 100, "up", label_end=105),
+        LabelledInterval("r0", 30, 31, "down", label_end=40),  # less than a window before it
+        LabelledInterval("r0", 499, 500, "down", label_end=500),
+    ]
+    store = store_of(recs, intervals, ["down", "up"])
+    np.testing.assert_array_equal(store.starts, [100 - WINDOW, 500 - WINDOW])
+    np.testing.assert_array_equal(store.label_ends, [105, 500])
+    np.testing.assert_array_equal(store.x[0, 0], recs[0]._data[0, 100 - WINDOW : 100])
+
+
+def test_time_split_of_recordings_too_short_is_an_error() -> None:
+    ids = np.array(["a", "a"])
+    starts = np.array([0, 10])
+    with pytest.raises(BiosigError, match="too short"):
+        split_in_time(ids, starts, starts + 64, np.full(2, 64), 0.2)
+
+
+def test_time_split_rejects_a_bad_fraction() -> None:
+    with pytest.raises(BiosigError, match="val-fraction"):
+        split_in_time(np.array(["a"]), np.array([0]), np.array([64]), np.array([64]), 1.0)
