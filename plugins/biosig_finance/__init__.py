@@ -1,0 +1,172 @@
+"""The ``finance`` plugin: OHLCV bars from CSV files, forecast labels with their horizon.
+
+* Inputs: CSV text of the common shapes (Yahoo with ``Adj Close``, lower-case names, a
+  written-out index column, separate ``Date`` and ``Time``), recognised by the header, not the
+  extension (``.txt`` files are CSV too); directories are searched for such files. One file
+  is one recording, id = file stem, one sample per bar (``fs = 1``, daily or intraday alike).
+  See :mod:`biosig_finance.ohlcv` for the validation (sorting, duplicates, impossible bars).
+* Channels: six trailing features per bar (:mod:`biosig_finance.features`), computed when
+  the file is opened from bars at or before each bar only; the first ``vol_window`` bars are
+  NaN (windows holding them are skipped).
+* Labels (``--labels``): ``direction`` (sign of the log return over ``--horizon`` bars, with
+  an optional ``--dead-zone`` giving ``flat``) or ``barrier`` (triple barrier at
+  ``+-barrier`` trailing sigmas within ``--horizon`` bars), see :mod:`biosig_finance.targets`.
+  Each labels the window ending at its decision bar and carries ``label_end``, the end of
+  the future it read, so time splits purge and embargo around it.
+* Splits: chronological (``split = "time"``), never shuffled across time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from biosig import (
+    ArrayRecording,
+    BiosigError,
+    DemoData,
+    LabelledInterval,
+    Plugin,
+    PluginDefaults,
+    PluginOption,
+    Recording,
+    expand_inputs,
+    table_intervals,
+)
+
+from .features import FEATURES, compute_features, volatility
+from .ohlcv import Bars, read_bars, sniff
+from .targets import barrier_targets, direction_targets
+
+__version__ = "0.1.0"
+
+LABEL_KEYWORDS = ("direction", "barrier")
+
+
+class PriceRecording(ArrayRecording):
+    """The features of one file, ``[len(FEATURES), n_bars]``, with the bars they came from
+    (``bars``; their timestamps also as ``times``) for labels and messages."""
+
+    def __init__(self, bars: Bars, vol_window: int) -> None:
+        features = compute_features(bars.close, bars.high, bars.low, bars.volume, vol_window)
+        super().__init__(bars.source.stem, features, 1.0, FEATURES, source=bars.source)
+        self.bars = bars
+        self.times = bars.times
+
+
+class FinancePlugin(Plugin):
+    """OHLCV price bars from CSV files; direction and triple-barrier forecast labels."""
+
+    api_version = 1
+    name = "finance"
+    version = __version__
+    summary = "OHLCV bars from CSV (Yahoo, pandas, backtrader): direction, triple barrier"
+    # One sample per bar; 64-bar windows (about three months of days). Windows are scaled
+    # with training-set statistics, not one by one: z-scoring each window would erase the
+    # level of volatility and volume, which is what several channels measure.
+    defaults = PluginDefaults(
+        sample_rate=1.0, window=64, hop=1, normalization="dataset", split="time"
+    )
+    label_keywords = LABEL_KEYWORDS
+    label_formats = (
+        "direction | barrier (derived from the prices), or a table: "
+        "file-stem<TAB>class, file-stem<TAB>start-bar<TAB>stop-bar<TAB>class"
+    )
+    options = (
+        PluginOption("horizon", 5, "bars ahead a label looks (h)", int),
+        PluginOption(
+            "dead_zone",
+            0.0,
+            "direction: 'flat' when |return| <= this many sigma*sqrt(h) (0: up/down only)",
+            float,
+        ),
+        PluginOption(
+            "barrier", 2.0, "barrier: up/down barriers at +-this many one-bar sigmas", float
+        ),
+        PluginOption(
+            "vol_window",
+            20,
+            "bars of the trailing windows for sigma and z-scores (also the warm-up)",
+            int,
+            preprocessing=True,
+        ),
+    )
+
+    def configure(self, values: dict) -> None:
+        """Set options, checking them at once, before any file is read."""
+        super().configure(values)
+        s = self.settings
+        if s["horizon"] < 1:
+            raise BiosigError(f"--horizon {s['horizon']}: give a positive number of bars")
+        if not (math.isfinite(s["dead_zone"]) and s["dead_zone"] >= 0):
+            raise BiosigError(f"--dead-zone {s['dead_zone']:g}: give 0 (off) or a positive number")
+        if not (math.isfinite(s["barrier"]) and s["barrier"] > 0):
+            raise BiosigError(f"--barrier {s['barrier']:g}: give a positive number of sigmas")
+        if s["vol_window"] < 2:
+            raise BiosigError(f"--vol-window {s['vol_window']}: give at least 2 bars")
+
+    # ------------------------------------------------------------------ files and records
+
+    def find(self, inputs: Sequence[str | Path]) -> list[Path]:
+        files: list[Path] = []
+        for path in expand_inputs(inputs):
+            if not path.is_dir():
+                sniff(path)  # empty, binary or no price column: said now, in one line
+                files.append(path)
+                continue
+            found = [p for p in sorted(path.rglob("*")) if _looks_like_bars(p)]
+            if not found:
+                raise BiosigError(
+                    f"{path}: no OHLCV CSV files found there (a header with Date and Close)"
+                )
+            files.extend(found)
+        return files
+
+    def open(self, path: Path) -> Iterator[Recording]:
+        yield PriceRecording(read_bars(Path(path)), int(self.settings["vol_window"]))
+
+    # ------------------------------------------------------------------ labels
+
+    def labels(self, source: Path | str, recordings: Sequence[Recording]) -> list[LabelledInterval]:
+        if not isinstance(source, str):
+            return table_intervals(Path(source), recordings)
+        if source not in LABEL_KEYWORDS:
+            raise BiosigError(f"--labels {source}: choose {', '.join(LABEL_KEYWORDS)}")
+        s = self.settings
+        horizon = int(s["horizon"])
+        intervals: list[LabelledInterval] = []
+        for rec in recordings:
+            close = rec.bars.close
+            sigma = volatility(close, int(s["vol_window"]))
+            if source == "direction":
+                targets = direction_targets(close, sigma, horizon, float(s["dead_zone"]))
+            else:
+                targets = barrier_targets(close, sigma, horizon, float(s["barrier"]))
+            intervals += [
+                LabelledInterval(rec.id, t.bar, t.bar + 1, t.label, label_end=t.end)
+                for t in targets
+            ]
+        if not intervals:
+            longest = max((r.n_samples for r in recordings), default=0)
+            raise BiosigError(
+                f"--labels {source}: no bar of {len(recordings)} recordings has {horizon} bars "
+                f"after it and a trailing volatility (the longest has {longest} bars)"
+            )
+        return intervals
+
+    def make_demo_data(self, directory: Path, seed: int = 0) -> DemoData:
+        from .synthetic import make_demo_data
+
+        return make_demo_data(Path(directory), seed)
+
+
+def _looks_like_bars(path: Path) -> bool:
+    """Whether a file found in a directory is OHLCV CSV text, by its header."""
+    if not path.is_file() or path.name.startswith("."):
+        return False
+    try:
+        sniff(path)
+    except BiosigError:
+        return False
+    return True
