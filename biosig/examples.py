@@ -223,7 +223,11 @@ def build_examples(
         offset += k
     bar.close()
     if gap_windows:
-        log.warning("%d labelled windows left out: they hold missing samples (gaps)", gap_windows)
+        log.warning(
+            "%d labelled windows left out: they hold missing samples "
+            "(a gap, or the warm-up of trailing features)",
+            gap_windows,
+        )
     if not keep.all():
         if not keep.any():
             raise BiosigError(

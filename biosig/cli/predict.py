@@ -60,7 +60,8 @@ def run_prediction(
             tables.write(pred, classes)
             if pred.n_skipped:
                 log.warning(
-                    "%s: %d of %d windows skipped: they hold missing samples (gaps)",
+                    "%s: %d of %d windows skipped: they hold missing samples "
+                    "(a gap, or the warm-up of trailing features)",
                     describe(pred.recording),
                     pred.n_skipped,
                     pred.n_skipped + len(pred.starts),

