@@ -28,6 +28,7 @@ def test_cwru_time_block_split_reaches_99_percent(shared_data: Path, in_tmp: Pat
     assert "classes: ball, inner_race, normal, outer_race" in trained.out
     meta = json.loads((in_tmp / "model" / "best" / "biosig.json").read_text())
     assert meta["sample_rate"] == 12000 and meta["channels"] == ["X118_DE_time"]
+    assert meta["normalization"]["mode"] == "window"  # amplitudes differ 30-fold by file
     assert meta["plugin"]["options"]["manifest"] == str(MANIFEST)
 
     # the held-out tail, from another directory: the model's manifest path is absolute

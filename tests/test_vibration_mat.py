@@ -168,17 +168,3 @@ def test_damaged_mat_files_are_recording_errors(tmp_path: Path) -> None:
     with pytest.raises(RecordingError) as excinfo:
         whole(rec)
     assert str(excinfo.value) == f"{path}: cannot load X105_DE_time (could not read bytes)"
-
-
-def test_synthetic_cwru_like_files_have_cwru_layout(tmp_path: Path) -> None:
-    paths = write_cwru_like(tmp_path, seconds=0.5)
-    whos = {label: scipy.io.whosmat(path) for label, path in paths.items()}
-    assert whos["normal"] == [
-        ("X097_DE_time", (24000, 1), "double"),
-        ("X097_FE_time", (24000, 1), "double"),
-        ("X097RPM", (1, 1), "uint16"),
-    ]
-    assert [v for v, _, _ in whos["ball"]] == [
-        "X118_DE_time", "X118_FE_time", "X118_BA_time", "X118RPM"
-    ]  # fmt: skip
-    assert whos["outer_race"][0][1] == (6000, 1)  # 12 kHz

@@ -64,8 +64,7 @@ class ManifestPath(str):
 
 
 class VibrationPlugin(Plugin):
-    """Vibration (accelerometer) recordings: CSV/TSV with or without a time column, and
-    MATLAB v5 files such as the CWRU bearing data."""
+    # No docstring of its own: `biosig plugins show vibration` then prints the module's.
 
     api_version = 1
     name = "vibration"
@@ -123,7 +122,7 @@ class VibrationPlugin(Plugin):
 
     def manifest(self) -> Manifest | None:
         """The ``--manifest`` file, read once; ``None`` when none is given."""
-        path = str(self.settings["manifest"])
+        path = str(self.settings["manifest"] or "")
         if not path:
             return None
         cached = getattr(self, "_manifest", None)
