@@ -229,3 +229,25 @@ def test_missing_samples_skip_only_the_windows_that_hold_them() -> None:
     expected = [s for s in planned if not s <= 123 < s + WINDOW]
     np.testing.assert_array_equal(np.sort(gappy), expected)
     assert np.isfinite(store.x).all()
+
+
+def test_training_stops_when_damage_leaves_a_class_without_windows(tmp_path, run_cli) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "recordings"
+    data.mkdir()
+    for name in ("a", "b", "c"):
+        np.save(data / f"{name}.npy", rng.normal(size=(1, 256)).astype(np.float32))
+    broken = rng.normal(size=(1, 256)).astype(np.float32)
+    broken[0, 100] = np.inf  # the only "spike" recording is damaged
+    np.save(data / "d.npy", broken)
+    (tmp_path / "labels.tsv").write_text("a\tquiet\nb\tquiet\nc\tquiet\nd\tspike\n")
+    result = run_cli(
+        "train", "--plugin", "numpy", "--input", data, "--labels", tmp_path / "labels.tsv",
+        "--preset", "tiny", "--epochs", "1", "--window", "64", "--out", tmp_path / "m",
+    )  # fmt: skip
+    assert result.code != 0
+    assert result.err_lines[-1] == (
+        "error: no window of class spike could be read (damaged or too short recordings); "
+        "add data for it or leave it out of the labels"
+    )
+    assert not (tmp_path / "m" / "best").exists()

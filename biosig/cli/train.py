@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from .. import __version__
 from ..atomic import point_link
@@ -123,6 +124,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         progress=progress,
         on_damage=damage.handle,
     )
+    _check_every_class_has_windows(store.y, classes)
     train_idx, val_idx, split_used = split_examples(
         store, split_mode, request.val_fraction, request.config.seed
     )
@@ -198,6 +200,18 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     damage.report()
     echo(f"model written to {run_dir}")
     return run_dir
+
+
+def _check_every_class_has_windows(y, classes: list[str]) -> None:
+    """A class whose every window was lost (damaged files, gaps, too short) would be a model
+    output never trained: an error, named, rather than a model that cannot predict it."""
+    counts = np.bincount(y, minlength=len(classes))
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if empty:
+        raise BiosigError(
+            f"no window of class {', '.join(empty)} could be read (damaged or too short "
+            "recordings); add data for it or leave it out of the labels"
+        )
 
 
 def _split_words(split: str) -> str:
