@@ -21,7 +21,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import BiosigError
-from .plugin import LabelledInterval, Plugin, Recording, RecordingError, describe
+from .plugin import (
+    LabelledInterval,
+    Plugin,
+    Recording,
+    RecordingError,
+    describe,
+    recording_times,
+)
 from .windows import (
     make_preprocessor,
     model_length,
@@ -51,6 +58,17 @@ class ExampleStore:
     #: [N] first original sample after what each label depends on: the window's end, or a
     #: forecast's label end; time splits keep it clear of the validation side
     label_ends: np.ndarray
+    #: [N] calendar times (seconds) of each window's first sample and of the last sample
+    #: its label depends on, where recordings carry ``times`` (else NaN)
+    start_times: np.ndarray | None = None
+    end_times: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.y)
+        if self.start_times is None:
+            self.start_times = np.full(n, np.nan)
+        if self.end_times is None:
+            self.end_times = np.full(n, np.nan)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -109,6 +127,13 @@ def plan_starts(
     for iv in intervals:
         a, b = (int(v) for v in to_model(np.array([iv.start, iv.stop]), recording, fs_out))
         if iv.label_end is not None:
+            if recording.fs != fs_out:
+                # resampling filters look ahead: the window's last samples would hold bars
+                # after the decision bar
+                raise BiosigError(
+                    f"{describe(recording)}: forecast labels need the model at the "
+                    f"recording's rate ({recording.fs:g}), not {fs_out:g}"
+                )
             if window <= b <= n_model:
                 starts.append(np.array([b - window], dtype=np.int64))
                 labels.append(iv.label)
@@ -187,6 +212,8 @@ def build_examples(
     rec_ids = np.empty(total, dtype=object)
     starts_orig = np.zeros(total, dtype=np.int64)
     label_ends_orig = np.zeros(total, dtype=np.int64)
+    start_times = np.full(total, np.nan)
+    end_times = np.full(total, np.nan)
     keep = np.ones(total, dtype=bool)
     gap_windows = 0
     offset = 0
@@ -206,6 +233,11 @@ def build_examples(
         rec_ids[sl] = rec.id
         starts_orig[sl] = to_original(starts, rec, fs_out)
         label_ends_orig[sl] = label_ends
+        times = recording_times(rec)
+        if times is not None:
+            last = rec.n_samples - 1
+            start_times[sl] = times[np.clip(starts_orig[sl], 0, last)]
+            end_times[sl] = times[np.clip(label_ends - 1, 0, last)]
         try:
             for block in stream_windows(
                 rec, make_preprocessor(plugin, rec, fs_out), starts, window
@@ -237,6 +269,7 @@ def build_examples(
         x, lengths, y = x[keep], lengths[keep], y[keep]
         groups, rec_ids, starts_orig = groups[keep], rec_ids[keep], starts_orig[keep]
         label_ends_orig = label_ends_orig[keep]
+        start_times, end_times = start_times[keep], end_times[keep]
     return ExampleStore(
         x,
         lengths,
@@ -246,6 +279,8 @@ def build_examples(
         starts_orig,
         list(classes),
         label_ends_orig,
+        start_times,
+        end_times,
     )
 
 

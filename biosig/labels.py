@@ -11,8 +11,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .errors import BiosigError
-from .plugin import LabelledInterval, Recording
+from .plugin import LabelledInterval, Recording, recording_times
 
 log = logging.getLogger("biosig")
 
@@ -209,13 +211,26 @@ def restrict_to_span(
 
     Intervals are clipped to the span; a forecast is kept only when its decision and its
     whole label horizon lie inside, so that a test span never shares a label's future with
-    a training span.
+    a training span. When every recording carries ``times``, the span is a fraction of the
+    calendar they cover together, the same moment for all (SPY's and NVDA's 80 % are one
+    date); else of each recording's own length.
     """
-    lengths = {r.id: r.n_samples for r in recordings}
+    by_id = {r.id: r for r in recordings}
+    times = {r.id: recording_times(r) for r in recordings}
+    calendar = all(t is not None and len(t) for t in times.values())
+    if calendar:
+        lo = min(t[0] for t in times.values())
+        hi = max(t[-1] for t in times.values())
+        moments = (lo + span[0] * (hi - lo), lo + span[1] * (hi - lo))
     kept = []
     for iv in intervals:
-        n = lengths[iv.recording_id]
-        a, b = int(round(span[0] * n)), int(round(span[1] * n))
+        n = by_id[iv.recording_id].n_samples
+        if calendar:
+            t = times[iv.recording_id]
+            a = int(np.searchsorted(t, moments[0], side="left"))
+            b = n if span[1] == 1 else int(np.searchsorted(t, moments[1], side="left"))
+        else:
+            a, b = int(round(span[0] * n)), int(round(span[1] * n))
         if iv.label_end is not None:
             if a <= iv.start and iv.label_end <= b:
                 kept.append(iv)

@@ -126,7 +126,13 @@ class RecordingError(BiosigError):
 
 @runtime_checkable
 class Recording(Protocol):
-    """One lazily read signal: metadata up front, samples only when ``chunks`` is iterated."""
+    """One lazily read signal: metadata up front, samples only when ``chunks`` is iterated.
+
+    A recording may also carry ``times``: one ascending timestamp per original sample
+    (``datetime64`` or seconds), for series sampled irregularly on a shared calendar (price
+    bars). When every recording has them, time splits and ``--span`` cut all recordings at
+    the same moment, so one series never trains on days another is validated on.
+    """
 
     id: str
     fs: float
@@ -301,6 +307,24 @@ class Plugin(ABC):
         """Write a small synthetic labelled data set for ``biosig demo``; ``None`` if the
         plugin has none."""
         return None
+
+
+def recording_times(recording: Recording) -> np.ndarray | None:
+    """The recording's ``times`` as float seconds (``None`` when it has none)."""
+    times = getattr(recording, "times", None)
+    if times is None:
+        return None
+    times = np.asarray(times)
+    if np.issubdtype(times.dtype, np.datetime64):
+        seconds = times.astype("datetime64[ns]").astype(np.int64) / 1e9
+    else:
+        seconds = times.astype(np.float64)
+    if len(seconds) != recording.n_samples or np.any(np.diff(seconds) < 0):
+        raise BiosigError(
+            f"{describe(recording)}: its times must be one ascending timestamp per sample "
+            f"(got {len(seconds)} for {recording.n_samples} samples)"
+        )
+    return seconds
 
 
 def describe(recording: Recording) -> str:

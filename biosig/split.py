@@ -34,8 +34,16 @@ def split_examples(
     if mode != "time":
         raise BiosigError(f"--split {mode}: choose auto, group or time")
     window_lengths = store.label_ends - store.starts
+    calendar = None
+    if np.isfinite(store.start_times).all() and np.isfinite(store.end_times).all():
+        calendar = (store.start_times, store.end_times)
     train, val = split_in_time(
-        store.recording_ids, store.starts, store.label_ends, window_lengths, val_fraction
+        store.recording_ids,
+        store.starts,
+        store.label_ends,
+        window_lengths,
+        val_fraction,
+        calendar,
     )
     missing = set(np.unique(store.y)) - set(np.unique(store.y[val]))
     if missing:
@@ -49,41 +57,57 @@ def split_in_time(
     label_ends: np.ndarray,
     gaps: np.ndarray,
     val_fraction: float,
+    calendar: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, val)``: in each recording, the windows starting in the last
-    ``val_fraction`` of the time its windows cover validate; a training window is kept only
-    when its label end plus its gap (at least its own length) comes no later than the
-    first validation window's start. Windows in between are left out (purged).
+    """Indices ``(train, val)``: the windows starting in the last ``val_fraction`` of the
+    time the windows cover validate; a training window is kept only when its label end plus
+    its gap (at least its own length) comes no later than the first validation window of
+    its recording. Windows in between are left out (purged).
+
+    Without ``calendar`` each recording is cut on its own. With it, ``(start_times,
+    end_times)`` of each window and of the last sample its label depends on, all recordings
+    are cut at one moment, and no training label may reach it: one price series cannot
+    train on the days another validates on.
 
     ``label_ends`` is where what a window's label depends on ends (its own end, or a
     forecast's horizon); ``gaps`` the embargo per window, in the same original samples.
     """
     if not 0 < val_fraction < 1:
         raise BiosigError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
-    train: list[np.ndarray] = []
-    val: list[np.ndarray] = []
-    purged = 0
+    in_train = np.zeros(len(starts), dtype=bool)
+    in_val = np.zeros(len(starts), dtype=bool)
+    if calendar is not None:
+        start_times, end_times = calendar
+        lo, hi = start_times.min(), end_times.max()
+        cut = lo + (1 - val_fraction) * (hi - lo)
+        in_val = start_times >= cut
+        in_train = end_times < cut
     for rid in np.unique(recording_ids):
         idx = np.flatnonzero(recording_ids == rid)
-        lo, hi = starts[idx].min(), label_ends[idx].max()
-        cut = lo + (1 - val_fraction) * (hi - lo)
-        held_out = idx[starts[idx] >= cut]
-        if len(held_out) == 0:  # a single window: nothing to hold out of this recording
-            train.append(idx)
+        if calendar is None:
+            lo, hi = starts[idx].min(), label_ends[idx].max()
+            cut = lo + (1 - val_fraction) * (hi - lo)
+            held_out = starts[idx] >= cut
+            if held_out.all() or not held_out.any():  # a single window: keep it to train
+                in_train[idx] = True
+                continue
+            in_val[idx] = held_out
+            in_train[idx] = True
+        if not in_val[idx].any():
             continue
-        first_val = starts[held_out].min()
-        kept = idx[label_ends[idx] + np.maximum(gaps[idx], 0) <= first_val]
-        purged += len(idx) - len(held_out) - len(kept)
-        train.append(kept)
-        val.append(held_out)
-    if not val or not any(len(t) for t in train):
+        first_val = starts[idx][in_val[idx]].min()
+        in_train[idx] &= label_ends[idx] + np.maximum(gaps[idx], 0) <= first_val
+        in_train[idx] &= ~in_val[idx]
+    train, val = np.flatnonzero(in_train), np.flatnonzero(in_val)
+    if not len(val) or not len(train):
         raise BiosigError(
             "cannot hold out a validation part in time: the recordings are too short for "
             "training and validation windows a window apart; add data or lower --window"
         )
+    purged = len(starts) - len(train) - len(val)
     if purged:
         log.info("%d windows between the training and validation parts left out", purged)
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    return train, val
 
 
 def split_by_group(

@@ -123,3 +123,66 @@ def test_time_split_of_recordings_too_short_is_an_error() -> None:
 def test_time_split_rejects_a_bad_fraction() -> None:
     with pytest.raises(BiosigError, match="val-fraction"):
         split_in_time(np.array(["a"]), np.array([0]), np.array([64]), np.array([64]), 1.0)
+
+
+class DatedRecording(ArrayRecording):
+    """A recording with one timestamp per sample, as price bars have."""
+
+    def __init__(self, id: str, data: np.ndarray, first_day: str) -> None:
+        super().__init__(id, data, 1.0)
+        self.times = np.datetime64(first_day, "D") + np.arange(self.n_samples)
+
+
+def test_recordings_with_times_are_cut_at_one_moment() -> None:
+    # two series over overlapping calendars: long (days 0-3999) and short (1000-2999)
+    rng = np.random.default_rng(0)
+    recs = [
+        DatedRecording("long", rng.normal(size=(1, 4000)).astype(np.float32), "2000-01-01"),
+        DatedRecording("short", rng.normal(size=(1, 2000)).astype(np.float32), "2002-09-27"),
+    ]
+    horizon = 5
+    intervals = [
+        LabelledInterval(r.id, i, i + 1, "up" if i % 2 else "down", label_end=i + 1 + horizon)
+        for r in recs
+        for i in range(WINDOW, r.n_samples - horizon)
+    ]
+    store = store_of(recs, intervals, ["down", "up"])
+    train, val, _ = split_examples(store, "time", 0.25, seed=0)
+    first_val_day = store.start_times[val].min()
+    # no training label, in either series, reaches the first validated day of either
+    assert store.end_times[train].max() < first_val_day
+    # cut per series the short one would have validated on days the long one trains on
+    short = store.recording_ids == "short"
+    assert not val[short[val]].size  # the short series ends before the cut: training only
+    assert store.start_times[val].min() > store.end_times[short].max()
+
+
+def test_span_of_recordings_with_times_is_a_fraction_of_their_shared_calendar() -> None:
+    from biosig.labels import restrict_to_span
+
+    recs = [
+        DatedRecording("long", np.zeros((1, 1000), dtype=np.float32), "2000-01-01"),
+        DatedRecording("late", np.zeros((1, 200), dtype=np.float32), "2002-03-11"),  # days 800-999
+    ]
+    ivs = [LabelledInterval(r.id, i, i + 1, "up", label_end=i + 6) for r in recs for i in (0, 150)]
+    ivs += [LabelledInterval("long", i, i + 1, "up", label_end=i + 6) for i in (700, 850)]
+    first = restrict_to_span(ivs, recs, (0.0, 0.8))
+    assert [(iv.recording_id, iv.start) for iv in first] == [
+        ("long", 0),
+        ("long", 150),
+        ("long", 700),
+    ]
+    rest = restrict_to_span(ivs, recs, (0.8, 1.0))
+    # day 800 on: the late series from its start, the long one from its 800th day
+    assert [(iv.recording_id, iv.start) for iv in rest] == [
+        ("late", 0),
+        ("late", 150),
+        ("long", 850),
+    ]
+
+
+def test_forecasts_refuse_a_model_rate_other_than_the_recordings() -> None:
+    recs = [ArrayRecording("r0", np.zeros((1, 400), dtype=np.float32), 2.0)]
+    intervals = [LabelledInterval("r0", 199, 200, "up", label_end=205)]
+    with pytest.raises(BiosigError, match="forecast labels need the model at the recording"):
+        build_examples(Recordings(), recs, intervals, ["up"], WINDOW, HOP, 1.0, progress=False)
