@@ -4,6 +4,7 @@ README), and what is done with files that are unsorted, duplicated, impossible o
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -230,13 +231,21 @@ def test_unusable_files_fail_in_one_line(text, message, tmp_path: Path, run_cli)
             "line 3: 'not-a-day' is not a date",
         ),
         ("2020-01-01,-1,2,0.5,1.5,10\n", "no usable bar: all 1 have a price <= 0"),
-        ("2020-01-01,1,2,0.5,1.5,10\n2020-01-02,1,2,0.5,,10\n", "line 3: close is missing"),
+        (
+            "2020-01-01,null,null,null,null,null\n2020-01-02,1,2,0.5,,10\n",
+            "no usable bar: all 2 have a missing price (first at line 2: open is 'null')",
+        ),
+        (
+            "2020-01-01,1,2,0.5,1.5,10\n\n\n2020-01-02,1,2,0.5,1.5,10\n"
+            "  \n2020-01-03,1,2,0.5,x,10\n",
+            "line 7: close 'x' is not a number",
+        ),
     ],
-    ids=["text-price", "bad-date", "non-positive", "missing-price"],
+    ids=["text-price", "bad-date", "non-positive", "all-missing", "after-blank-lines"],
 )
 def test_damaged_files_name_the_file_and_line(rows, message, tmp_path: Path, run_cli) -> None:
     path = write(tmp_path / "bad.csv", HEADER + rows)
-    with pytest.raises(RecordingError, match=message):
+    with pytest.raises(RecordingError, match=re.escape(message)):
         read_bars(path)
     # Damage: skipped with a warning among several inputs; --strict stops in one line.
     result = run_cli(
@@ -244,6 +253,72 @@ def test_damaged_files_name_the_file_and_line(rows, message, tmp_path: Path, run
     )
     assert result.code != 0
     assert len(result.err_lines) == 1 and f"{path}: {message}" in result.err_lines[0]
+
+
+def test_yahoo_null_rows_are_dropped_with_one_warning(tmp_path: Path, caplog) -> None:
+    # Yahoo downloads write "null" in every column but the date on some days; an empty
+    # cell or another missing marker is the same. A text price is still an error.
+    text = (
+        "Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "2020-01-01,10,11,9,10.5,10.4,100\n"
+        "2020-01-02,null,null,null,null,null,null\n"
+        "2020-01-03,10,11,9,10.6,10.5,100\n"
+        "2020-01-06,10,11,9,,10.5,100\n"
+        "2020-01-07,NaN,11,9,10.7,10.6,100\n"
+        "2020-01-08,10,11,9,10.8,10.7,100\n"
+    )
+    path = write(tmp_path / "yahoo.csv", text)
+    with caplog.at_level(logging.WARNING, logger="biosig"):
+        bars = read_bars(path)
+    assert [str(t)[:10] for t in bars.times] == ["2020-01-01", "2020-01-03", "2020-01-08"]
+    assert bars.close.tolist() == [10.4, 10.5, 10.7]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == (
+        f"{path}: dropped 3 bars with a missing price (first at line 3: open is 'null')"
+    )
+    with pytest.raises(RecordingError, match=r"line 3: open 'abc' is not a number"):
+        read_bars(write(tmp_path / "text.csv", text.replace("null", "abc", 5)))
+
+
+def test_times_are_one_ascending_entry_per_bar_after_cleaning(tmp_path: Path) -> None:
+    # What the core's calendar splits rely on: after sorting, dropping duplicates, missing
+    # and impossible bars, one strictly ascending datetime64 per bar the recording holds.
+    rows = [
+        "2020-01-03,10,11,9,10.5,100",
+        "2020-01-01,null,null,null,null,null",
+        "2020-01-02,10,11,9,10.4,100",
+        "",
+        "2020-01-02,10,11,9,10.9,100",
+        "2020-01-06,10,10.2,9,10.5,100",
+        "2020-01-07,10,11,9,10.6,100",
+    ]
+    path = write(tmp_path / "x.csv", HEADER + "\n".join(rows) + "\n")
+    (rec,) = iter_recordings(plugin(), [path])
+    assert rec.times.dtype == np.dtype("datetime64[ns]")
+    assert len(rec.times) == rec.n_samples == 3
+    assert np.all(np.diff(rec.times) > np.timedelta64(0))
+    assert [str(t)[:10] for t in rec.times] == ["2020-01-02", "2020-01-03", "2020-01-07"]
+
+
+def test_line_numbers_count_blank_lines(tmp_path: Path, caplog) -> None:
+    # Physical lines, header = line 1: the duplicate is on line 6, the impossible bar on 8.
+    text = HEADER + (
+        "\n"
+        "2020-01-01,10,11,9,10.5,100\n"
+        "\n"
+        "2020-01-02,10,11,9,10.4,100\n"
+        "2020-01-02,10,11,9,10.4,100\n"
+        "   \n"
+        "2020-01-03,10,10.2,9,10.5,100\n"
+        "2020-01-06,10,11,9,10.6,100\n\n"
+    )
+    path = write(tmp_path / "x.csv", text)
+    with caplog.at_level(logging.WARNING, logger="biosig"):
+        bars = read_bars(path)
+    assert len(bars) == 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 bars repeat an earlier timestamp (first at line 6)" in m for m in messages)
+    assert any("first at line 8: High below Open/Close" in m for m in messages)
 
 
 def test_utc_offsets_that_change_with_daylight_saving_compare_as_instants(tmp_path: Path):

@@ -3,6 +3,7 @@ keywords, recordings with their bar times, and demo data the reader takes."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -104,10 +105,56 @@ def test_a_table_of_bars_is_taken_too(tmp_path: Path) -> None:
     ]
 
 
-def test_a_directory_without_price_files_is_an_error(tmp_path: Path) -> None:
+def test_a_directory_without_price_files_is_an_error(tmp_path: Path, run_cli) -> None:
     (tmp_path / "notes.txt").write_text("nothing here\n")
     with pytest.raises(BiosigError, match="no OHLCV CSV files found there"):
         get_plugin("finance").find([tmp_path])
+    result = run_cli("train", "--plugin", "finance", "--input", tmp_path, "--labels", "direction")
+    assert result.code != 0
+    assert result.err_lines[-1].startswith(f"error: {tmp_path}: no OHLCV CSV files found there")
+
+
+def test_files_skipped_in_a_directory_are_named(tmp_path: Path, caplog) -> None:
+    # A file whose header is not recognised may be a price file gone wrong: one warning
+    # each, naming it. Documentation, code and hidden files are passed over quietly.
+    write_csv(tmp_path / "walk.csv", random_walk(300))
+    (tmp_path / "prices.csv").write_text("Day,Last\n2020-01-01,1.5\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "notes.txt").write_text("nothing here\n")
+    (tmp_path / "README.md").write_text("# Prices\n")
+    (tmp_path / "fetch.py").write_text("print('hi')\n")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x01")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[core]\n")
+    with caplog.at_level(logging.WARNING, logger="biosig"):
+        files = get_plugin("finance").find([tmp_path])
+    assert files == [tmp_path / "walk.csv"]
+    messages = sorted(r.getMessage() for r in caplog.records)
+    assert messages == [
+        f"{tmp_path / 'prices.csv'}: no Date column in the header 'Day,Last'; "
+        "skipped, not an OHLCV CSV file",
+        f"{tmp_path / 'sub' / 'notes.txt'}: no Date column in the header 'nothing here'; "
+        "skipped, not an OHLCV CSV file",
+    ]
+
+
+def test_demo_files_are_written_atomically(tmp_path: Path, monkeypatch) -> None:
+    # A write that fails half way leaves the earlier file whole and no temporary behind.
+    path = write_csv(tmp_path / "walk.csv", random_walk(300))
+    before = path.read_bytes()
+
+    def half_then_fail(self, target, *args, **kwargs):
+        if isinstance(target, str | Path):
+            Path(target).write_text("Date,Open\n2020-01")
+        else:
+            target.write("Date,Open\n2020-01")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_csv(path, random_walk(500))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.csv"]
 
 
 def test_demo_data_is_yahoo_style_and_trends(tmp_path: Path) -> None:

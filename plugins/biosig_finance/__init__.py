@@ -2,7 +2,10 @@
 
 * Inputs: CSV text of the common shapes (Yahoo with ``Adj Close``, lower-case names, a
   written-out index column, separate ``Date`` and ``Time``), recognised by the header, not the
-  extension (``.txt`` files are CSV too); directories are searched for such files. One file
+  extension (``.txt`` files are CSV too); directories are searched for such files, and each
+  file there whose header is not recognised is skipped with a warning naming it (hidden
+  files and the :data:`NOT_DATA` extensions, documentation, code and images such as a
+  ``README.md``, quietly; they never hold bars). One file
   is one recording, id = file stem, one sample per bar (``fs = 1``, daily or intraday alike).
   See :mod:`biosig_finance.ohlcv` for the validation (sorting, duplicates, impossible bars).
 * Channels: six trailing features per bar (:mod:`biosig_finance.features`), computed when
@@ -13,11 +16,14 @@
   ``+-barrier`` trailing sigmas within ``--horizon`` bars), see :mod:`biosig_finance.targets`.
   Each labels the window ending at its decision bar and carries ``label_end``, the end of
   the future it read, so time splits purge and embargo around it.
-* Splits: chronological (``split = "time"``), never shuffled across time.
+* Splits: chronological (``split = "time"``), never shuffled across time. Recordings carry
+  their bar times (``times``: one ascending timestamp per bar kept), so the core cuts time
+  splits and ``--span`` on one calendar: every file at the same date.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,6 +48,18 @@ from .targets import barrier_targets, direction_targets
 __version__ = "0.1.0"
 
 LABEL_KEYWORDS = ("direction", "barrier")
+#: Extensions of files a directory may hold beside price files that are clearly not bars
+#: (documentation, notebooks and code, configuration, images, documents): left out of a
+#: directory without a word. Anything else whose header is not OHLCV is named in a warning,
+#: since a price file that fails to be recognised must not vanish unnoticed.
+NOT_DATA = frozenset(
+    (  # noqa: SIM905 (one string reads better than 27 lines)
+        ".md .markdown .rst .pdf .html .htm .doc .docx .odt .py .pyc .ipynb .r .sh .bat "
+        ".js .toml .yaml .yml .ini .cfg .png .jpg .jpeg .gif .svg .bmp"
+    ).split()
+)
+
+log = logging.getLogger("biosig")
 
 
 class PriceRecording(ArrayRecording):
@@ -116,7 +134,7 @@ class FinancePlugin(Plugin):
                 sniff(path)  # empty, binary or no price column: said now, in one line
                 files.append(path)
                 continue
-            found = [p for p in sorted(path.rglob("*")) if _looks_like_bars(p)]
+            found = [p for p in sorted(path.rglob("*")) if _looks_like_bars(p, path)]
             if not found:
                 raise BiosigError(
                     f"{path}: no OHLCV CSV files found there (a header with Date and Close)"
@@ -162,12 +180,19 @@ class FinancePlugin(Plugin):
         return make_demo_data(Path(directory), seed)
 
 
-def _looks_like_bars(path: Path) -> bool:
-    """Whether a file found in a directory is OHLCV CSV text, by its header."""
-    if not path.is_file() or path.name.startswith("."):
+def _looks_like_bars(path: Path, directory: Path) -> bool:
+    """Whether a file found in ``directory`` is OHLCV CSV text, by its header. A file that
+    is not is skipped with a warning naming it and why, unless it is hidden (or in a hidden
+    folder) or its extension is one of :data:`NOT_DATA`."""
+    if not path.is_file():
+        return False
+    if any(part.startswith(".") for part in path.relative_to(directory).parts):
+        return False
+    if path.suffix.lower() in NOT_DATA:
         return False
     try:
         sniff(path)
-    except BiosigError:
+    except BiosigError as exc:
+        log.warning("%s; skipped, not an OHLCV CSV file", exc)
         return False
     return True

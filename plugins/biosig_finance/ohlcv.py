@@ -8,10 +8,16 @@ extension: backtrader ships CSV in ``.txt`` files):
 * separate date and time columns: ``Date,Time,Open,…,Volume,OpenInterest``;
 * a float-written volume (``4006500.0``), no trailing newline, ``;`` or tab delimiters.
 
-Validation keeps what is plausible and says what it dropped: rows are sorted by time,
-duplicate timestamps dropped, and bars whose High/Low do not bracket Open/Close or whose
-prices are not positive dropped, each with one warning naming the file, the count and the
-first such line. What cannot be read at all is a one-line :class:`biosig.RecordingError`.
+Validation keeps what is plausible and says what it dropped: blank lines are passed over;
+bars with a missing price (an empty cell or a marker such as Yahoo's ``null``, which it
+writes in every price column on some dates) are dropped; rows are sorted by time, duplicate
+timestamps dropped, and bars whose High/Low do not bracket Open/Close or whose prices are not
+positive dropped, each with one warning naming the file, the count and the first such line.
+What cannot be read at all (a price cell that is text such as ``abc``, a date that is not
+one) is a one-line :class:`biosig.RecordingError` naming the line. Line numbers are the
+file's own, 1-based, the header being line 1, blank lines counted.
+
+The bars' ``times`` come out strictly ascending, one per bar kept.
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ ALIASES = {
     "timestamp": "date",
 }
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
+#: How a missing price is written (after stripping, in lower case): an empty cell, Yahoo's
+#: ``null``, and the markers pandas reads as missing by default.
+MISSING = frozenset(
+    {"", "null", "nan", "-nan", "na", "n/a", "#n/a", "#na", "<na>", "none", "nil", "-", "--"}
+)
 #: Bytes read to sniff a file: enough for a header and a few rows.
 SNIFF_BYTES = 4096
 
@@ -111,7 +122,16 @@ def read_bars(path: Path) -> Bars:
     path = Path(path)
     try:
         delimiter, _ = sniff(path)
-        frame = pd.read_csv(path, sep=delimiter, dtype=str, skipinitialspace=True)
+        # Cells as written (``null`` stays ``null``, for messages), and blank lines read as
+        # empty rows rather than skipped, so that row k is line k + 2.
+        frame = pd.read_csv(
+            path,
+            sep=delimiter,
+            dtype=str,
+            skipinitialspace=True,
+            skip_blank_lines=False,
+            keep_default_na=False,
+        )
     except BiosigError as exc:
         raise RecordingError(str(exc)) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -121,13 +141,17 @@ def read_bars(path: Path) -> Bars:
     frame = frame.loc[:, ~frame.columns.str.match(r"^Unnamed")]
     frame.columns = [normalise_name(c) for c in frame.columns]
     frame = frame.loc[:, ~frame.columns.duplicated()]
+    # Line numbers in the file (header = line 1), kept through sorting for messages; then
+    # the blank lines (rows with no cell at all) are passed over.
+    lines = np.arange(len(frame)) + 2
+    blank = frame.fillna("").apply(lambda column: column.str.strip() == "").all(axis=1)
+    frame, lines = frame.loc[~blank.to_numpy()], lines[~blank.to_numpy()]
     if frame.empty:
         raise RecordingError(f"{path}: header only, no bars")
-    # Line numbers in the file (header = line 1), kept through sorting for messages.
-    lines = np.arange(len(frame)) + 2
 
     times = _timestamps(path, frame, lines)
     prices = {name: _numbers(path, frame, name, lines) for name in PRICE_COLUMNS if name in frame}
+    missing = np.logical_or.reduce([np.isnan(v) for v in prices.values()])
     close = prices.get("close", prices.get("adj_close"))
     for name in ("open", "high", "low"):  # a close-only file: the bar is its close
         prices.setdefault(name, close)
@@ -138,8 +162,24 @@ def read_bars(path: Path) -> Bars:
         else np.zeros(len(frame))
     )
 
-    order = np.argsort(times, kind="stable")
-    if np.any(order != np.arange(len(order))):
+    rows = np.arange(len(frame))
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        name = next(n for n in PRICE_COLUMNS if n in frame and np.isnan(prices[n][first]))
+        cell = frame[name].iloc[first]
+        written = "empty" if pd.isna(cell) or not cell.strip() else repr(cell)
+        where = f"first at line {int(lines[first])}: {name} is {written}"
+        if missing.all():
+            raise RecordingError(
+                f"{path}: no usable bar: all {len(missing)} have a missing price ({where})"
+            )
+        log.warning(
+            "%s: dropped %d bars with a missing price (%s)", path, int(missing.sum()), where
+        )
+        rows = rows[~missing]
+
+    order = rows[np.argsort(times[rows], kind="stable")]
+    if np.any(order != rows):
         log.warning("%s: bars are not in time order; sorted", path)
     keep = order
     sorted_times = times[keep]
@@ -216,12 +256,14 @@ def _timestamps(path: Path, frame: pd.DataFrame, lines: np.ndarray) -> np.ndarra
 
 
 def _numbers(path: Path, frame: pd.DataFrame, name: str, lines: np.ndarray) -> np.ndarray:
-    """A price column as float64; a cell that is not a number is an error naming its line."""
-    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values)
+    """A price column as float64, NaN where the cell is missing (empty, absent, or one of
+    :data:`MISSING` such as Yahoo's ``null``). A cell that is there but not a finite number
+    (``abc``, ``inf``) is an error naming its line."""
+    cells = frame[name]
+    missing = (cells.isna() | cells.str.strip().str.lower().isin(MISSING)).to_numpy()
+    values = pd.to_numeric(cells.where(~missing), errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values) & ~missing
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        cell = frame[name].iloc[i]
-        what = "is missing" if pd.isna(cell) else f"{cell!r} is not a number"
-        raise RecordingError(f"{path}: line {lines[i]}: {name} {what}")
+        raise RecordingError(f"{path}: line {lines[i]}: {name} {cells.iloc[i]!r} is not a number")
     return values

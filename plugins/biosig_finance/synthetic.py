@@ -13,6 +13,8 @@ steps once a year (so reading must take the adjusted column).
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +55,8 @@ def trend_walk(
 
 
 def write_csv(path: Path, close: np.ndarray, seed: int = 0, start: str = "2000-01-03") -> Path:
-    """Write ``close`` (the adjusted price path) as a Yahoo-style daily CSV at ``path``."""
+    """Write ``close`` (the adjusted price path) as a Yahoo-style daily CSV at ``path``
+    (atomically: a temporary file in the same directory, renamed into place)."""
     rng = np.random.default_rng(seed)
     n = len(close)
     times = pd.bdate_range(start, periods=n)
@@ -79,7 +82,17 @@ def write_csv(path: Path, close: np.ndarray, seed: int = 0, start: str = "2000-0
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, float_format="%.6f")
+    # Written under a hidden temporary name beside it (which a directory scan passes over),
+    # then renamed into place: an interrupted write never leaves a half file at ``path``.
+    # (Opened with "x", not mkstemp: the file gets the usual permissions, not 0600.)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as out:
+            frame.to_csv(out, index=False, float_format="%.6f")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
