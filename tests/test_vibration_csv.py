@@ -10,34 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from biosig_vibration import csv_files
+from vibration_helpers import open_one, plugin, whole, write
 
-from biosig import BiosigError, Recording, RecordingError
-from biosig.registry import get_plugin
+from biosig import BiosigError, RecordingError
 
 RNG = np.random.default_rng(7)
-
-
-def plugin(**options):
-    p = get_plugin("vibration")
-    p.configure(options)
-    return p
-
-
-def open_one(path: Path, **options) -> Recording:
-    p = plugin(**options)
-    (rec,) = p.open(p.find([path])[0])
-    return rec
-
-
-def whole(rec: Recording, chunk: int = 100_000) -> np.ndarray:
-    return np.concatenate(list(rec.chunks(chunk)), axis=1)
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, str):
-        text = text.encode("utf-8")
-    path.write_bytes(text)
-    return path
 
 
 def table(rows: int = 50, fs: float = 1000.0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +85,27 @@ def test_dates_in_a_time_column_give_the_rate(tmp_path: Path) -> None:
     assert rec.fs == 250 and rec.channels == ("x",)
 
 
+def test_a_headerless_file_starting_with_dates_has_no_header(tmp_path: Path) -> None:
+    # a date in the first row is data when the rows below hold dates there too
+    lines = [f"2024-01-01 00:00:00.{ms:03d},{ms / 10:.1f},{-ms:.1f}" for ms in range(0, 200, 2)]
+    rec = open_one(write(tmp_path / "dated.csv", "\n".join(lines) + "\n"))
+    assert rec.n_samples == 100 and rec.channels == ("col1", "col2") and rec.fs == 500
+    np.testing.assert_allclose(whole(rec)[:, :2], [[0.0, 0.2], [0.0, -2.0]])
+    # a header above them is still one: its cells are words over columns of numbers
+    text = "when,x,y\n" + "\n".join(lines) + "\n"
+    rec = open_one(write(tmp_path / "named.csv", text))
+    assert rec.n_samples == 100 and rec.channels == ("x", "y") and rec.fs == 500
+
+
+def test_spaces_and_decimal_commas_are_not_read_as_commas(tmp_path: Path) -> None:
+    # split at commas, each line has three cells ("0", "7733 -2", "5572"): not a CSV
+    values = RNG.normal(size=(60, 2)).round(4)
+    lines = [" ".join(f"{v:.4f}".replace(".", ",") for v in row) for row in values]
+    rec = open_one(write(tmp_path / "de.txt", "\n".join(lines) + "\n"), fs=100)
+    assert rec.channels == ("col0", "col1") and rec.n_samples == 60
+    np.testing.assert_allclose(whole(rec), values.T, rtol=1e-6)
+
+
 def test_non_numeric_columns_are_not_channels_by_default(tmp_path: Path) -> None:
     text = "t,x,state\n0.0,1.0,on\n0.5,2.0,off\n1.0,3.0,on\n"
     rec = open_one(write(tmp_path / "mixed.csv", text))
@@ -135,6 +133,33 @@ def test_channels_by_name_or_pattern_in_the_order_given(tmp_path: Path) -> None:
     np.testing.assert_allclose(whole(rec), data[1:], rtol=1e-6)
     with pytest.raises(RecordingError, match=r"no column matches 'gyro' \(its columns: "):
         open_one(path, channels="gyro")
+
+
+def test_time_steps_are_checked_through_the_whole_file(tmp_path, caplog, monkeypatch):
+    # the layout is learnt from the first 256 rows; dropouts come later, one of them
+    # across a boundary of the blocks the time column is read in
+    monkeypatch.setattr(csv_files, "TIME_ROWS", 1000, raising=False)
+    times, data = table(5000)
+    times[3000:] += 0.05  # 50 samples lost
+    times[4321:] += 0.002
+    path = write(tmp_path / "dropouts.csv", csv_text(times, data))
+    with caplog.at_level(logging.WARNING, logger="biosig"):
+        rec = open_one(path)
+    assert rec.fs == 1000 and rec.n_samples == 5000
+    assert len(caplog.records) == 1, caplog.text
+    assert f"{path}: column 'timestamp': time steps jitter by up to 5000.0% of their median" in (
+        caplog.text
+    )
+    assert "2 of 4999 steps off by more than 1 %, the first at line 3002" in caplog.text
+
+
+def test_a_steady_long_file_is_not_warned_about(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(csv_files, "TIME_ROWS", 700, raising=False)
+    times = np.cumsum(np.full(3000, 1 / 12000))  # summed: float noise, not jitter
+    path = write(tmp_path / "steady.csv", csv_text(times, RNG.normal(size=(3, 3000))))
+    with caplog.at_level(logging.WARNING, logger="biosig"):
+        assert open_one(path).fs == 12000
+    assert not caplog.records, caplog.text
 
 
 # -------------------------------------------------------------------------- streaming

@@ -11,34 +11,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from vibration_helpers import MOTOR_PIPELINE, REPO, plugin, read_all, whole
 
-from biosig import Recording
-from biosig.plugin import iter_recordings
-from biosig.registry import get_plugin
+from biosig.pipeline import load_pipeline
 
+#: Each file's run: consecutive file numbers are consecutive 5 s of one session (the data
+#: README; the runs named by the file numbers it says they span).
 RUNS = {
-    "H5": "h-a", "H6": "h-a", "H30": "h-b", "H31": "h-b", "H95": "h-c", "H96": "h-c",
-    "F20": "f-a", "F21": "f-a", "F85": "f-b", "F86": "f-b", "F108": "f-c", "F109": "f-c",
+    "H5": "H1-H17", "H6": "H1-H17", "H30": "H22-H33", "H31": "H22-H33",
+    "H95": "H89-H103", "H96": "H89-H103",
+    "F20": "F15-F80", "F21": "F15-F80", "F85": "F82-F91", "F86": "F82-F91",
+    "F108": "F107-F115", "F109": "F107-F115",
 }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def motor(shared_data: Path) -> Path:
     return shared_data / "vibration" / "kafeel2021_motor_csv"
-
-
-def plugin(**options):
-    p = get_plugin("vibration")
-    p.configure(options)
-    return p
-
-
-def read_all(p, *inputs) -> dict[str, Recording]:
-    return {rec.id: rec for rec in iter_recordings(p, p.find(list(inputs)))}
-
-
-def whole(rec: Recording, chunk: int = 1500) -> np.ndarray:
-    return np.concatenate(list(rec.chunks(chunk)), axis=1)
 
 
 def rail_fraction(x: np.ndarray) -> float:
@@ -89,3 +78,15 @@ def test_manifest_groups_consecutive_files_by_run(motor: Path, tmp_path: Path) -
 def test_only_chosen_axes_are_read(motor: Path) -> None:
     rec = read_all(plugin(channels="accZ"), motor / "faulty" / "F85.csv")["F85"]
     assert rec.channels == ("accZ",) and whole(rec).shape == (1, 5000)
+
+
+def test_the_pipeline_splits_by_run(motor: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)  # the pipeline's paths are relative to the repository root
+    settings = load_pipeline(MOTOR_PIPELINE)
+    assert settings["split"] == "group" and settings["labels"] == "folder"
+    assert (REPO / settings["input"][0]).resolve() == motor.resolve()
+    p = plugin(manifest=settings["manifest"], channels=settings["channels"])
+    recs = read_all(p, *settings["input"])
+    assert {rec_id: p.group(rec) for rec_id, rec in recs.items()} == RUNS
+    manifest = {iv.recording_id: iv.label for iv in p.labels("manifest", list(recs.values()))}
+    assert manifest == {iv.recording_id: iv.label for iv in p.labels("folder", list(recs.values()))}

@@ -4,22 +4,16 @@ file stem or name; runs from the manifest or ``--group-pattern``."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from biosig_vibration.manifest import read_manifest
+from vibration_helpers import plugin, records
 
 from biosig import BiosigError, LabelledInterval
-from biosig.plugin import iter_recordings
-from biosig.registry import get_plugin
-
-
-def plugin(**options):
-    p = get_plugin("vibration")
-    p.configure(options)
-    return p
 
 
 def motor_files(root: Path) -> list[Path]:
@@ -34,10 +28,6 @@ def motor_files(root: Path) -> list[Path]:
             path.write_text("t,accX,accY\n" + "\n".join(rows) + "\n")
             paths.append(path)
     return paths
-
-
-def records(p, *inputs):
-    return list(iter_recordings(p, p.find(list(inputs))))
 
 
 def test_labels_from_the_parent_folder(tmp_path: Path) -> None:
@@ -164,3 +154,63 @@ def test_manifest_path_option_is_a_plain_absolute_string(tmp_path: Path) -> None
     assert type(value) is str and Path(value).is_absolute()
     assert value == os.path.join(os.getcwd(), "some", "where.csv")
     assert plugin(manifest="").settings["manifest"] == ""
+
+
+def same_names_in_two_folders(root: Path) -> None:
+    """normal/0.csv, normal/1.csv, faulty/0.csv, faulty/1.csv: the stems repeat."""
+    for folder, seed in (("normal", 0), ("faulty", 10)):
+        for i in (0, 1):
+            x = np.random.default_rng(seed + i).normal(size=(600, 2))
+            rows = [f"{n / 1000!r},{a:.4f},{b:.4f}" for n, (a, b) in enumerate(x)]
+            path = root / folder / f"{i}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("t,accX,accY\n" + "\n".join(rows) + "\n")
+
+
+def test_files_of_one_name_in_two_folders_are_all_read(in_tmp: Path, run_cli) -> None:
+    same_names_in_two_folders(in_tmp / "data")
+    (in_tmp / "data" / "normal" / "2.csv").write_text(
+        (in_tmp / "data" / "normal" / "1.csv").read_text()
+    )  # a stem found once keeps it as its id
+    p = plugin()
+    recs = records(p, in_tmp / "data")
+    assert [r.id for r in recs] == ["faulty/0", "faulty/1", "normal/0", "normal/1", "2"]
+    assert {iv.recording_id: iv.label for iv in p.labels("folder", recs)}["faulty/0"] == "faulty"
+    fast = ("--preset", "tiny", "--epochs", "1", "--sample-rate", "1000", "--window", "100")
+    trained = run_cli(
+        "train", "--plugin", "vibration", "--input", "data", "--labels", "folder",
+        "--split", "time", "--hop", "100", *fast, "--out", "model",
+    )  # fmt: skip
+    assert trained.code == 0, trained.err
+    assert "already read" not in trained.err
+    assert "5 recordings, classes: faulty, normal" in trained.out, trained.out
+    # evaluate finds the same files, and gives them the same ids
+    report = run_cli(
+        "evaluate", "--model", "model", "--input", "data", "--labels", "folder", "--json"
+    )
+    assert report.code == 0, report.err
+    assert json.loads(report.out)["recordings"]["n"] == 5
+
+
+def test_a_labels_table_names_repeated_stems_by_their_trailing_path(tmp_path: Path) -> None:
+    same_names_in_two_folders(tmp_path / "a")
+    p = plugin()
+    recs = records(p, tmp_path / "a")
+    table = tmp_path / "labels.tsv"
+    table.write_text("normal/0\tok\nfaulty/0.csv\tbad\n./normal/1.csv\tok\n")
+    assert {(iv.recording_id, iv.label) for iv in p.labels(table, recs)} == {
+        ("normal/0", "ok"), ("faulty/0", "bad"), ("normal/1", "ok")
+    }  # fmt: skip
+    table.write_text("normal/0\tok\nnormal/0.csv\tbad\n")
+    with pytest.raises(BiosigError, match=r"'normal/0' and 'normal/0\.csv' both name normal/0"):
+        p.labels(table, recs)
+    table.write_text("0\tok\n")  # which 0?
+    with pytest.raises(BiosigError, match=r"labels\.tsv: '0' names 2 files \(faulty/0, normal/0\)"):
+        p.labels(table, recs)
+    (tmp_path / "a" / "faulty" / "0.csv").unlink()  # now one: by stem or name again
+    recs = records(p, tmp_path / "a")
+    assert [r.id for r in recs] == ["faulty/1", "0", "normal/1"]
+    table.write_text("0.csv\tok\nfaulty/1\tbad\n")
+    assert {(iv.recording_id, iv.label) for iv in p.labels(table, recs)} == {
+        ("0", "ok"), ("faulty/1", "bad")
+    }  # fmt: skip

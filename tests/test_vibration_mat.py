@@ -13,13 +13,11 @@ import pytest
 import scipy.io
 from biosig_vibration.synthetic import write_cwru_like
 from scipy.signal import resample_poly
+from vibration_helpers import CWRU_MANIFEST as MANIFEST
+from vibration_helpers import open_one, plugin, whole
 
-from biosig import BiosigError, Recording, RecordingError
-from biosig.registry import get_plugin
+from biosig import BiosigError, RecordingError
 from biosig.windows import make_preprocessor
-
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST = REPO / "pipelines" / "cwru-manifest.csv"
 
 #: The README's table: drive-end variable, samples, rate, DE standard deviation.
 CWRU = {
@@ -35,22 +33,6 @@ CWRU = {
 @pytest.fixture(scope="module")
 def cwru(shared_data: Path) -> Path:
     return shared_data / "vibration" / "cwru"
-
-
-def plugin(**options):
-    p = get_plugin("vibration")
-    p.configure(options)
-    return p
-
-
-def open_one(path: Path, **options) -> Recording:
-    p = plugin(**options)
-    (rec,) = p.open(path)
-    return rec
-
-
-def whole(rec: Recording, chunk: int = 1 << 20) -> np.ndarray:
-    return np.concatenate(list(rec.chunks(chunk)), axis=1)
 
 
 # ----------------------------------------------------------------------- the real files

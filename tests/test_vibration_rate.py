@@ -10,22 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from biosig_vibration.rate import name_hint, rate_from_times
+from biosig_vibration.rate import name_hint, rate_from_step
+from vibration_helpers import open_one, plugin
 
 from biosig import BiosigError
-from biosig.registry import get_plugin
-
-
-def plugin(**options):
-    p = get_plugin("vibration")
-    p.configure(options)
-    return p
 
 
 def rate_of(path: Path, **options) -> float:
-    p = plugin(**options)
-    (rec,) = p.open(path)
-    return rec.fs
+    return open_one(path, **options).fs
 
 
 def csv_file(path: Path, fs: float | None = 1000.0, rows: int = 20) -> Path:
@@ -113,10 +105,57 @@ def test_bad_fs_is_refused_before_reading(fs: str) -> None:
         plugin(fs=fs)
 
 
-def test_rate_from_times_rounds_the_median_step() -> None:
+def test_rate_from_the_median_step() -> None:
     t = np.cumsum(np.full(5000, 0.001)) - 0.001  # float noise, as the Kafeel files have
-    assert t[9] != 0.009 and rate_from_times(t, 1.0, "x") == 1000
-    assert rate_from_times(np.arange(10) * 2.0, 1.0, "x") == 0.5  # slower than 1 Hz
-    assert rate_from_times(np.arange(10) * 0.25, 1e-3, "x") == 4000  # milliseconds
-    with pytest.raises(BiosigError, match="x: the time column does not increase"):
-        rate_from_times(np.zeros(5), 1.0, "x")
+    assert t[9] != 0.009 and rate_from_step(float(np.median(np.diff(t)))) == 1000
+    assert rate_from_step(1 / 12000 * (1 + 1e-6)) == 12000
+    assert rate_from_step(3.0) == 0.333333  # slower than 1 Hz: 6 significant digits
+
+
+def test_a_time_column_that_does_not_rise_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "flat.csv"
+    path.write_text("time,x\n" + "".join(f"0.5,{i}\n" for i in range(10)))
+    with pytest.raises(BiosigError, match=r"flat\.csv: column 'time' does not increase"):
+        rate_of(path)
+    assert rate_of(path, fs=100) == 100
+
+
+# A time column that whole numbers step: milliseconds (from 0, or since 1970) or a sample
+# counter. Read as seconds it gave 0.25 Hz or 1 Hz, and training then upsampled the file
+# thousands of times over to the model's 12 kHz.
+WHOLE_STEPS = {
+    "ms": ("timestamp", np.arange(40) * 4.0),
+    "epoch_ms": ("timestamp", 1_700_000_000_000 + np.arange(40) * 4.0),
+    "counter": ("time", np.arange(40) + 1.0),
+    "slow_ms": ("time_ms", np.arange(40) * 2500.0),  # 0.4 Hz
+}
+
+
+@pytest.mark.parametrize("kind", list(WHOLE_STEPS))
+def test_a_time_column_of_whole_steps_or_under_1_hz_gives_no_rate(tmp_path, kind, caplog):
+    name, times = WHOLE_STEPS[kind]
+    x = np.random.default_rng(0).normal(size=times.size)
+    path = tmp_path / "log.csv"
+    rows = [f"{float(t)!r},{v:.5f}\n" for t, v in zip(times, x, strict=True)]
+    path.write_text(f"{name},x\n" + "".join(rows))
+    with pytest.raises(BiosigError) as excinfo:
+        rate_of(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}: column {name!r} ")
+    for way in ("--fs", "--manifest", "sidecar"):
+        assert way in message, message
+    assert ("if it holds milliseconds" in message) == (kind != "slow_ms"), message
+    # a rate given over it: the column is not used for the rate, nor warned about
+    with caplog.at_level(logging.WARNING, logger="biosig"):
+        assert rate_of(path, fs=250) == 250
+        (tmp_path / "log.json").write_text('{"fs": 500}')
+        assert rate_of(path) == 500
+    assert not caplog.records, caplog.text
+
+
+def test_milliseconds_named_as_such_give_the_rate(tmp_path: Path) -> None:
+    times = 1_700_000_000_000 + np.arange(40) * 4.0
+    path = tmp_path / "log.csv"
+    rows = [f"{float(t)!r},{i}\n" for i, t in enumerate(times)]
+    path.write_text("timestamp_ms,x\n" + "".join(rows))
+    assert rate_of(path) == 250

@@ -4,16 +4,21 @@
   a time column by name or by rising steadily; every other numeric column a channel) and
   MATLAB v5 ``.mat`` files (CWRU: the variables matching ``_DE_time$``), or directories
   searched for ``.csv``, ``.tsv`` and ``.mat`` (leaving out ``labels*`` and ``manifest*``).
-  One recording per file, its id the file stem. ``--channels`` picks columns or
-  variables by name or regular expression. MATLAB v7.3 (HDF5) files are refused.
+  One recording per file, its id the file stem, or where files found together share a
+  stem (``normal/0.csv``, ``faulty/0.csv``) the shortest trailing path that tells them
+  apart (``normal/0``, ``faulty/0``). ``--channels`` picks columns or variables by name or
+  regular expression. MATLAB v7.3 (HDF5) files are refused.
 * Sample rate, per file: ``--fs``; else a sidecar ``<file>.json`` (``{"fs": 12000}``) or
-  the ``fs`` column of ``--manifest``; else the CSV time column; else a hint in the file or
-  folder name (``12k_DE/``, ``_48k``, ``1000Hz``). None of these is an error: never a
-  silent default. Recordings are resampled (anti-aliased, ``resample_poly``) to the model's
-  12 kHz, so a 48 kHz baseline and 12 kHz fault files can be mixed.
+  the ``fs`` column of ``--manifest``; else the CSV time column (one stepping by whole
+  numbers, as milliseconds or a counter do, or slower than 1 Hz gives none: an error unless
+  a rate is given above it; dropouts anywhere in the file are warned about); else a hint in
+  the file or folder name (``12k_DE/``, ``_48k``, ``1000Hz``). None of these is an error:
+  never a silent default. Recordings are resampled (anti-aliased, ``resample_poly``) to
+  the model's 12 kHz, so a 48 kHz baseline and 12 kHz fault files can be mixed.
 * Labels (``--labels``): ``folder`` (the parent folder's name), ``manifest`` (the label
   column of ``--manifest``), or a table, ``file<TAB>class`` or
-  ``file<TAB>start<TAB>stop<TAB>class`` in original samples (file by stem or name).
+  ``file<TAB>start<TAB>stop<TAB>class`` in original samples (a file by its id, stem or
+  name, or where stems repeat by a trailing path: ``normal/0`` or ``normal/0.csv``).
 * Splits: by the manifest's ``group`` (a run: consecutive files of one session), else by
   ``--group-pattern`` on the file's path, else by file; classes held by a single file are
   split in time by the core. Windows of 2048 samples (171 ms at 12 kHz), each z-scored.
@@ -168,7 +173,15 @@ class VibrationPlugin(Plugin):
                 files.append(path)
             else:
                 raise BiosigError(f"{path}: not a CSV/TSV/TXT or MATLAB .mat file")
+        # Ids over all the files found, so that `predict` and `evaluate` given the same
+        # inputs name recordings as `train` did.
+        self._ids = unique_ids(files)
         return files
+
+    def _id(self, path: Path) -> str:
+        """The id ``find`` gave the file; its stem for a file opened without ``find``."""
+        ids = getattr(self, "_ids", {})
+        return ids.get(path.resolve()) or path.stem
 
     def open(self, path: Path) -> Iterator[Recording | RecordingError]:
         path = Path(path)
@@ -180,13 +193,14 @@ class VibrationPlugin(Plugin):
 
             names, n_samples = inspect_mat(path, items)
             fs, _ = resolve_rate(path, flag, entry.fs if entry else None)
-            yield MatRecording(path, names, n_samples, fs)
+            yield MatRecording(path, names, n_samples, fs, self._id(path))
             return
         from .csv_files import CsvRecording, inspect_csv
 
-        layout, columns, scan = inspect_csv(path, items)
-        fs, _ = resolve_rate(path, flag, entry.fs if entry else None, layout.time_rate)
-        yield CsvRecording(path, layout, columns, scan, fs)
+        layout, columns, scan, time_rate = inspect_csv(path, items)
+        problem = layout.time.problem if layout.time else None
+        fs, _ = resolve_rate(path, flag, entry.fs if entry else None, time_rate, problem)
+        yield CsvRecording(path, layout, columns, scan, fs, self._id(path))
 
     # ------------------------------------------------------------------ labels and groups
 
@@ -253,31 +267,90 @@ def _path_of(recording: Recording) -> Path:
     return Path(source)
 
 
+def unique_ids(paths: Sequence[Path]) -> dict[Path, str]:
+    """An id for each file (by resolved path), unique among them: its stem where no other
+    file has that stem, else the shortest trailing path without the suffix that no other
+    file shares (``normal/0``), else with it (``a/0.csv`` beside ``a/0.mat``)."""
+    files = list(dict.fromkeys(Path(p).resolve() for p in paths))
+    options = {f: _trailing_names(f) for f in files}
+    counts: dict[tuple[int, str], int] = {}
+    for names in options.values():
+        for option in names:
+            counts[option] = counts.get(option, 0) + 1
+    ids = {}
+    for file, names in options.items():
+        # the root's parts make a full path unique, save for one file found twice
+        ids[file] = next((name for key, name in names if counts[(key, name)] == 1), str(file))
+    return ids
+
+
+def _trailing_names(path: Path) -> list[tuple[int, str]]:
+    """A file's candidate ids, shortest first, each keyed by its kind and length: trailing
+    paths ending in the stem, then ending in the name."""
+    folders = path.parent.parts[1:]  # not the root
+    stems = ["/".join((*folders[len(folders) - k :], path.stem)) for k in range(len(folders) + 1)]
+    names = ["/".join((*folders[len(folders) - k :], path.name)) for k in range(len(folders) + 1)]
+    return [(k, n) for k, n in enumerate(stems)] + [(1000 + k, n) for k, n in enumerate(names)]
+
+
 def _table_labels(path: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
-    """A labels table whose first column names files by stem (the recording id) or by file
-    name (``H5.csv``): file names are matched through stand-ins carrying the name as id."""
-    by_name = {_path_of(r).name: r for r in recordings}
-    text = _first_fields(path)
-    if not by_name.keys() & text:
+    """A labels table whose first column names files by id, stem or name (``H5``,
+    ``H5.csv``), or by a trailing path (``normal/0``, ``normal/0.csv``) where stems repeat.
+    Each key naming one recording is matched through a stand-in carrying the key as its
+    id; a key that names several is an error listing them."""
+    aliases: dict[str, list[Recording]] = {}
+    for rec in recordings:
+        for _, name in _trailing_names(_path_of(rec).resolve()):
+            aliases.setdefault(name, []).append(rec)
+    by_id = {rec.id: rec for rec in recordings}
+    matched: dict[str, Recording] = {}  # table key -> recording
+    for key in _first_fields(path):
+        norm = _norm_key(key)
+        found = [by_id[key]] if key in by_id else aliases.get(norm, [])
+        if len(found) > 1:
+            ids = ", ".join(sorted(r.id for r in found))
+            raise BiosigError(
+                f"{path}: {key!r} names {len(found)} files ({ids}); name each by a trailing "
+                "path as its id does"
+            )
+        if found:
+            other = next((k for k, rec in matched.items() if rec is found[0]), None)
+            if other is not None:
+                raise BiosigError(f"{path}: {other!r} and {key!r} both name {found[0].id}")
+            matched[key] = found[0]
+    if all(key == rec.id for key, rec in matched.items()):
         return table_intervals(path, recordings)
-    stand_ins = [_Named(name, rec.n_samples) for name, rec in by_name.items()]
+    named = {rec.id for rec in matched.values()}
+    stand_ins = [_Named(key, rec.n_samples) for key, rec in matched.items()]
+    stand_ins += [_Named(rec.id, rec.n_samples) for rec in recordings if rec.id not in named]
+    ids = {key: rec.id for key, rec in matched.items()}
     return [
-        dataclasses.replace(iv, recording_id=by_name[iv.recording_id].id)
+        dataclasses.replace(iv, recording_id=ids.get(iv.recording_id, iv.recording_id))
         for iv in table_intervals(path, stand_ins)
     ]
 
 
-def _first_fields(path: Path) -> set[str]:
+def _norm_key(key: str) -> str:
+    # "./normal/0.csv" and "normal\\0.csv" name what "normal/0.csv" does
+    parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
+    return "/".join(parts)
+
+
+def _first_fields(path: Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError):
-        return set()  # table_intervals says why, in its words
-    sep = "\t" if any("\t" in line for line in lines) else ","
-    return {line.split(sep)[0].strip() for line in lines if line.strip()}
+        return []  # table_intervals says why, in its words
+    fields = []
+    for line in lines:
+        if line.strip() and not line.strip().startswith("#"):
+            sep = "\t" if "\t" in line else ","
+            fields.append(line.split(sep)[0].strip())
+    return list(dict.fromkeys(fields))
 
 
 class _Named:
-    """A recording's stand-in named by its file name, for labels tables that use names."""
+    """A recording's stand-in named as the labels table names it."""
 
     def __init__(self, name: str, n_samples: int) -> None:
         self.id = name

@@ -75,8 +75,10 @@ def _length(shape: tuple[int, ...]) -> int | None:
 class MatRecording:
     """Chosen vector variables of one ``.mat`` file, loaded when first read."""
 
-    def __init__(self, path: Path, names: Sequence[str], n_samples: int, fs: float) -> None:
-        self.id = path.stem
+    def __init__(
+        self, path: Path, names: Sequence[str], n_samples: int, fs: float, id: str | None = None
+    ) -> None:
+        self.id = id or path.stem
         self.source = path
         self.fs = float(fs)
         self.channels = tuple(names)

@@ -3,7 +3,9 @@
 1. ``--fs`` (or the pipeline's ``fs``): the user said so.
 2. A sidecar ``<file name>.json`` or ``<stem>.json`` holding ``{"fs": …}``, or the fs
    column of ``--manifest`` (the two must agree when both are given).
-3. A CSV time column: ``round(1 / median(diff(t)))``.
+3. A CSV time column: ``round(1 / median(diff(t)))``. One stepping by whole numbers
+   (milliseconds, a counter) or slower than 1 Hz gives no rate: with none given above
+   it, that is the error, naming the column and the ways to give the rate.
 4. A hint in the file name, else in its parent folder's name (``12k_DE/IR007_0.mat``,
    ``48kHz``, ``1000Hz``).
 
@@ -18,8 +20,6 @@ import logging
 import math
 import re
 from pathlib import Path
-
-import numpy as np
 
 from biosig import BiosigError
 
@@ -71,26 +71,9 @@ def sidecar_rate(path: Path) -> float | None:
     return None
 
 
-def rate_from_times(times: np.ndarray, seconds_per_unit: float, where: str) -> float:
-    """The sample rate a time column gives: ``round(1 / median step)`` in Hz (to 6 significant
-    digits below 1 Hz). Steps that jitter by more than 1 % of the median are warned about,
-    naming ``where``; a column that does not increase is an error."""
-    steps = np.diff(np.asarray(times, dtype=np.float64)) * seconds_per_unit
-    steps = steps[np.isfinite(steps)]
-    if steps.size == 0:
-        raise BiosigError(f"{where}: the time column needs two rows to give a sample rate")
-    step = float(np.median(steps))
-    if step <= 0:
-        raise BiosigError(f"{where}: the time column does not increase (median step {step:g})")
-    spread = float(np.max(np.abs(steps - step))) / step
-    if spread > JITTER_TOLERANCE:
-        log.warning(
-            "%s: time steps jitter by up to %.1f%% of their median %g s; "
-            "the sample rate is taken from the median",
-            where,
-            100 * spread,
-            step,
-        )
+def rate_from_step(step: float) -> float:
+    """The sample rate of a median step in seconds: ``round(1 / step)`` in Hz (to 6
+    significant digits below 1 Hz)."""
     rate = 1.0 / step
     return float(round(rate)) if rate >= 1 else float(f"{rate:.6g}")
 
@@ -100,9 +83,12 @@ def resolve_rate(
     flag: float | None,
     manifest: float | None,
     time_column: float | None = None,
+    time_problem: str | None = None,
 ) -> tuple[float, str]:
     """The rate of one file and where it came from (for messages), by the precedence in this
-    module's docstring; ``time_column`` is the rate a CSV's time column gave, if any."""
+    module's docstring; ``time_column`` is the rate a CSV's time column gave, if any, and
+    ``time_problem`` why its time column gives none (whole-number steps: milliseconds or a
+    counter), which is the error when no rate is given above it."""
     sidecar = sidecar_rate(path)
     if sidecar is not None and manifest is not None and not math.isclose(sidecar, manifest):
         raise BiosigError(
@@ -122,6 +108,8 @@ def resolve_rate(
                 rate,
             )
         return rate, source
+    if time_problem is not None:
+        raise BiosigError(time_problem)
     if time_column is not None:
         return time_column, "time column"
     hint = name_hint(path)

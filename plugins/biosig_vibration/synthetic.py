@@ -140,11 +140,11 @@ def write_motor_csv(
     return path
 
 
-def write_demo_data(directory: Path, seed: int = 0) -> DemoData:
-    """Four CWRU-like bearing files (normal at 48 kHz, three faults at 12 kHz) and a
-    manifest giving each its class and rate, for ``biosig demo``."""
+def write_demo_data(directory: Path, seed: int = 0, seconds: float = 2.0) -> DemoData:
+    """Four CWRU-like bearing files of ``seconds`` each (normal at 48 kHz, three faults at
+    12 kHz) and a manifest giving each its class and rate, for ``biosig demo``."""
     directory = Path(directory)
-    paths = write_cwru_like(directory / "cwru", seed=seed, seconds=2.0)
+    paths = write_cwru_like(directory / "cwru", seed=seed, seconds=seconds)
     manifest = directory / "manifest.csv"
     lines = ["path,label,fs"] + [
         f"cwru/{paths[label].name},{label},{CWRU_RATES[label]}" for label in CLASSES
