@@ -84,6 +84,17 @@ def test_a_random_walk_tail_is_not_predicted(run_cli, in_tmp: Path, one_torch_th
     assert abs(report["accuracy"] - report["majority_rate"]) <= 0.03, report
     assert abs(report["balanced_accuracy"] - 0.5) <= 0.03, report
 
+    # prediction: one forecast per bar, for every bar whose window is past the warm-up
+    predicted = run_cli("predict", "--model", "model", "--out", "out", path)
+    assert predicted.code == 0, predicted.err
+    windows = pd.read_csv(in_tmp / "out" / "windows.tsv", sep="\t")
+    warm_up, window = 20, 64
+    assert windows["start"].tolist() == list(range(warm_up, N_BARS - window + 1))
+    assert (windows["end"] - windows["start"] == window).all()
+    assert np.allclose(windows[["p_down", "p_up"]].sum(axis=1), 1, atol=1e-5)
+    recordings = pd.read_csv(in_tmp / "out" / "recordings.tsv", sep="\t")
+    assert recordings["n_windows"].tolist() == [len(windows)]
+
 
 def test_the_same_run_finds_a_leak_of_the_future(
     run_cli, in_tmp: Path, one_torch_thread, monkeypatch

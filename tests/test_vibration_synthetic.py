@@ -83,6 +83,19 @@ def test_demo_data_trains_and_generalises_to_another_seed(tmp_path: Path, run_cl
     # four classes, chance 0.25 (measured: 0.98)
     assert metrics["recordings"]["n"] == 4 and metrics["accuracy"] >= 0.8, metrics
 
+    # prediction names each held-out recording's class (windows span its original samples)
+    predicted = run_cli(
+        "predict", "--model", tmp_path / "model", "--out", tmp_path / "out", *test.inputs
+    )
+    assert predicted.code == 0, predicted.err
+    rows = [
+        line.split("\t") for line in (tmp_path / "out" / "recordings.tsv").read_text().splitlines()
+    ]
+    assert rows[0][:4] == ["recording", "label", "confidence", "n_windows"]
+    by_id = {row[0]: row[1] for row in rows[1:]}
+    assert by_id == {"Normal_0": "normal", "IR007_0": "inner_race", "B007_0": "ball",
+                     "OR007@6_0": "outer_race"}  # fmt: skip
+
 
 def test_synthetic_cwru_like_files_have_cwru_layout(tmp_path: Path) -> None:
     paths = write_cwru_like(tmp_path, seconds=0.5)
