@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": "Score a trained model against labelled recordings.",
     "plugins": "List and inspect plugins.",
     "demo": "Train, predict and evaluate on synthetic data.",
+    "bench": "Prediction throughput and memory, model alone and from files.",
 }
 
 #: What click 8.2+ raises for a bare ``biosig`` (8.1 prints the help and exits by itself);

@@ -1,0 +1,131 @@
+"""Throughput and memory of prediction: the model alone, and files through a plugin.
+
+``model_throughput`` times the model on random windows already on the device (the ceiling);
+``end_to_end_throughput`` times the whole prediction path (reading, preprocessing,
+windowing, batching, copies, model) on real files, so their ratio says how much of the
+ceiling the input pipeline leaves. On CUDA the model's FLOPs per window over the device's
+measured bf16 matrix rate give the model FLOPs utilisation (MFU).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .device import autocast
+from .normalize import normalize
+from .plugin import Plugin, Recording
+from .stream import predict_recordings
+
+#: Each measurement runs at least this long (after a warm-up), so timer noise stays small.
+MIN_SECONDS = 2.0
+
+
+@dataclass
+class Throughput:
+    """Windows per second over ``windows`` windows timed for ``seconds``."""
+
+    windows: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.windows / self.seconds if self.seconds > 0 else 0.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_throughput(
+    model: torch.nn.Module,
+    n_channels: int,
+    window: int,
+    batch_size: int,
+    device: torch.device,
+    normalization: dict[str, Any],
+    min_seconds: float = MIN_SECONDS,
+) -> Throughput:
+    """The model alone on random ``[batch_size, n_channels, window]`` batches on the device,
+    normalised as in prediction; three warm-up batches are not counted."""
+    model.eval()
+    x = torch.randn(batch_size, n_channels, window, device=device)
+    lengths = torch.full((batch_size,), window, device=device)
+
+    def step() -> None:
+        with torch.inference_mode(), autocast(device):
+            model(normalize(x, lengths, normalization), lengths)
+
+    for _ in range(3):
+        step()
+    _sync(device)
+    batches, started = 0, time.perf_counter()
+    while True:
+        step()
+        batches += 1
+        if batches >= 3:
+            _sync(device)
+            elapsed = time.perf_counter() - started
+            if elapsed >= min_seconds:
+                return Throughput(batches * batch_size, elapsed)
+
+
+def end_to_end_throughput(
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+    plugin: Plugin,
+    recordings: Sequence[Recording],
+    device: torch.device,
+    batch_size: int,
+) -> Throughput:
+    """Every window of ``recordings`` through :func:`biosig.stream.predict_recordings`,
+    from the files on disk to probabilities on the host."""
+    windows, started = 0, time.perf_counter()
+    for prediction in predict_recordings(
+        model, meta, plugin, recordings, device, batch_size=batch_size
+    ):
+        windows += len(prediction.starts)
+    _sync(device)
+    return Throughput(windows, time.perf_counter() - started)
+
+
+def flops_per_window(model: torch.nn.Module, n_channels: int, window: int) -> float:
+    """Floating-point operations of one forward pass on one window (a multiply-add counts
+    two), counted by ``torch.utils.flop_counter`` on the CPU."""
+    was = next(model.parameters()).device
+    model = model.to("cpu").eval()
+    x = torch.randn(1, n_channels, window)
+    lengths = torch.full((1,), window)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x, lengths)
+    model.to(was)
+    return float(counter.get_total_flops())
+
+
+def bf16_matmul_rate(device: torch.device, n: int = 8192, repeats: int = 20) -> float:
+    """The device's measured bf16 matrix-multiply rate in FLOP/s (CUDA only): the
+    denominator of MFU, measured rather than taken from a data sheet."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - started)
+
+
+def peak_host_mb() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS
