@@ -9,6 +9,7 @@ measured bf16 matrix rate give the model FLOPs utilisation (MFU).
 
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
@@ -23,6 +24,7 @@ from .device import autocast
 from .normalize import normalize
 from .plugin import Plugin, Recording
 from .stream import predict_recordings
+from .windows import model_length, window_starts
 
 #: Each measurement runs at least this long (after a warm-up), so timer noise stays small.
 MIN_SECONDS = 2.0
@@ -85,13 +87,18 @@ def end_to_end_throughput(
     recordings: Sequence[Recording],
     device: torch.device,
     batch_size: int,
+    min_windows: int = 0,
 ) -> Throughput:
     """Every window of ``recordings`` through :func:`biosig.stream.predict_recordings`,
-    from the files on disk to probabilities on the host."""
+    from the files on disk to probabilities on the host; the recordings are read again, in
+    one stream, until at least ``min_windows`` windows have passed, so that a small data set
+    still fills the batches the model-only figure is measured on."""
+    window, hop, fs = int(meta["window"]), int(meta["hop"]), float(meta["sample_rate"])
+    per_pass = sum(len(window_starts(model_length(r, fs), window, hop)) for r in recordings)
+    passes = max(1, math.ceil(min_windows / max(per_pass, 1)))
+    stream = (rec for _ in range(passes) for rec in recordings)
     windows, started = 0, time.perf_counter()
-    for prediction in predict_recordings(
-        model, meta, plugin, recordings, device, batch_size=batch_size
-    ):
+    for prediction in predict_recordings(model, meta, plugin, stream, device, batch_size):
         windows += len(prediction.starts)
     _sync(device)
     return Throughput(windows, time.perf_counter() - started)

@@ -93,7 +93,10 @@ def bench(
         alone = model_throughput(
             model, n_channels, window, batch_size, torch_device, normalization, seconds
         )
-        e2e = end_to_end_throughput(model, meta, plugin, recordings, torch_device, batch_size)
+        # as many windows as the model-only figure ran, in full batches
+        e2e = end_to_end_throughput(
+            model, meta, plugin, recordings, torch_device, batch_size, alone.windows
+        )
     mfu = None
     peak_device = None
     if torch_device.type == "cuda":
