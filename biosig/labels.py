@@ -8,7 +8,7 @@ are the plugins' to produce as :class:`~biosig.plugin.LabelledInterval` lists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,18 +67,29 @@ def whole_recording_intervals(
     recordings: Sequence[Recording],
     source: Path,
     case_insensitive: bool = False,
+    resolve_id: Callable[[str], str] | None = None,
 ) -> list[LabelledInterval]:
     """One interval spanning each labelled recording.
 
-    Ids in the table but not among the recordings, and recordings without a label, are
-    counted and logged; no match at all is an error, since training on nothing would
-    otherwise fail much later and less clearly.
+    ``resolve_id`` turns a table's key into a recording id, for plugins whose tables may
+    name a recording otherwise (``H5.csv`` for id ``H5``); two keys naming one recording are
+    an error. Ids in the table but not among the recordings, and recordings without a
+    label, are counted and logged; no match at all is an error, since training on nothing
+    would otherwise fail much later and less clearly.
     """
 
     def norm(key: str) -> str:
+        key = resolve_id(key) if resolve_id else key
         return key.lower() if case_insensitive else key
 
-    wanted = {norm(k): v for k, v in table.items()}
+    wanted: dict[str, str] = {}
+    key_of: dict[str, str] = {}
+    for key, label in table.items():
+        rid = norm(key)
+        if rid in key_of and resolve_id is not None:
+            raise BiosigError(f"{source}: {key_of[rid]!r} and {key!r} both name {rid}")
+        key_of[rid] = key
+        wanted[rid] = label
     intervals = []
     matched: set[str] = set()
     for rec in recordings:
@@ -104,15 +115,21 @@ def whole_recording_intervals(
 
 
 def table_intervals(
-    path: Path, recordings: Sequence[Recording], case_insensitive: bool = False
+    path: Path,
+    recordings: Sequence[Recording],
+    case_insensitive: bool = False,
+    resolve_id: Callable[[str], str] | None = None,
 ) -> list[LabelledInterval]:
     """Intervals from a labels table in either of its two shapes, told apart by the number
     of fields: ``id<TAB>class`` (one class per recording, its whole span) or
-    ``id<TAB>start<TAB>stop<TAB>class`` (segments, in original samples)."""
+    ``id<TAB>start<TAB>stop<TAB>class`` (segments, in original samples). ``resolve_id``
+    maps a key to a recording id (see :func:`whole_recording_intervals`)."""
     path = Path(path)
     if _first_row_width(path) == 4:
-        return segment_intervals(path, recordings, case_insensitive)
-    return whole_recording_intervals(read_label_table(path), recordings, path, case_insensitive)
+        return segment_intervals(path, recordings, case_insensitive, resolve_id)
+    return whole_recording_intervals(
+        read_label_table(path), recordings, path, case_insensitive, resolve_id
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -134,7 +151,10 @@ def _first_row_width(path: Path) -> int:
 
 
 def segment_intervals(
-    path: Path, recordings: Sequence[Recording], case_insensitive: bool = False
+    path: Path,
+    recordings: Sequence[Recording],
+    case_insensitive: bool = False,
+    resolve_id: Callable[[str], str] | None = None,
 ) -> list[LabelledInterval]:
     """Read ``id<TAB>start<TAB>stop<TAB>class`` lines (a header line is optional) into
     intervals of the given recordings.
@@ -170,7 +190,8 @@ def segment_intervals(
                 f"got {start_text!r} and {stop_text!r}"
             ) from None
         first = False
-        rec = by_id.get(key.lower() if case_insensitive else key)
+        rid = resolve_id(key) if resolve_id else key
+        rec = by_id.get(rid.lower() if case_insensitive else rid)
         if rec is None:
             unmatched.add(key)
             continue

@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -295,65 +294,29 @@ def _trailing_names(path: Path) -> list[tuple[int, str]]:
 
 def _table_labels(path: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
     """A labels table whose first column names files by id, stem or name (``H5``,
-    ``H5.csv``), or by a trailing path (``normal/0``, ``normal/0.csv``) where stems repeat.
-    Each key naming one recording is matched through a stand-in carrying the key as its
-    id; a key that names several is an error listing them."""
-    aliases: dict[str, list[Recording]] = {}
+    ``H5.csv``), or by a trailing path (``normal/0``, ``normal/0.csv``) where stems repeat;
+    a key that names several files is an error listing them."""
+    aliases: dict[str, list[str]] = {}
     for rec in recordings:
         for _, name in _trailing_names(_path_of(rec).resolve()):
-            aliases.setdefault(name, []).append(rec)
-    by_id = {rec.id: rec for rec in recordings}
-    matched: dict[str, Recording] = {}  # table key -> recording
-    for key in _first_fields(path):
-        norm = _norm_key(key)
-        found = [by_id[key]] if key in by_id else aliases.get(norm, [])
+            aliases.setdefault(name, []).append(rec.id)
+    ids = {rec.id for rec in recordings}
+
+    def resolve(key: str) -> str:
+        if key in ids:
+            return key
+        found = aliases.get(_norm_key(key), [])
         if len(found) > 1:
-            ids = ", ".join(sorted(r.id for r in found))
             raise BiosigError(
-                f"{path}: {key!r} names {len(found)} files ({ids}); name each by a trailing "
-                "path as its id does"
+                f"{path}: {key!r} names {len(found)} files ({', '.join(sorted(found))}); "
+                "name each by a trailing path as its id does"
             )
-        if found:
-            other = next((k for k, rec in matched.items() if rec is found[0]), None)
-            if other is not None:
-                raise BiosigError(f"{path}: {other!r} and {key!r} both name {found[0].id}")
-            matched[key] = found[0]
-    if all(key == rec.id for key, rec in matched.items()):
-        return table_intervals(path, recordings)
-    named = {rec.id for rec in matched.values()}
-    stand_ins = [_Named(key, rec.n_samples) for key, rec in matched.items()]
-    stand_ins += [_Named(rec.id, rec.n_samples) for rec in recordings if rec.id not in named]
-    ids = {key: rec.id for key, rec in matched.items()}
-    return [
-        dataclasses.replace(iv, recording_id=ids.get(iv.recording_id, iv.recording_id))
-        for iv in table_intervals(path, stand_ins)
-    ]
+        return found[0] if found else key
+
+    return table_intervals(path, recordings, resolve_id=resolve)
 
 
 def _norm_key(key: str) -> str:
     # "./normal/0.csv" and "normal\\0.csv" name what "normal/0.csv" does
     parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
     return "/".join(parts)
-
-
-def _first_fields(path: Path) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []  # table_intervals says why, in its words
-    fields = []
-    for line in lines:
-        if line.strip() and not line.strip().startswith("#"):
-            sep = "\t" if "\t" in line else ","
-            fields.append(line.split(sep)[0].strip())
-    return list(dict.fromkeys(fields))
-
-
-class _Named:
-    """A recording's stand-in named as the labels table names it."""
-
-    def __init__(self, name: str, n_samples: int) -> None:
-        self.id = name
-        self.n_samples = n_samples
-        self.fs = 1.0
-        self.channels: tuple[str, ...] = ()
