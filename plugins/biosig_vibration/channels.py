@@ -28,7 +28,7 @@ def parse_channels(text: str) -> list[str]:
     return items
 
 
-def select_channels(
+def match_channels(
     names: Sequence[str], items: Sequence[str], path: Path, what: str = "columns"
 ) -> list[int]:
     """Indices into ``names`` that ``items`` choose, in the items' order. An item that

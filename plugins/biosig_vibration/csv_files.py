@@ -30,7 +30,7 @@ import numpy as np
 
 from biosig import RecordingError
 
-from .channels import select_channels
+from .channels import match_channels
 from .rate import JITTER_TOLERANCE, rate_from_step
 
 log = logging.getLogger("biosig")
@@ -645,7 +645,7 @@ def inspect_csv(
     path = Path(path)
     layout = read_layout(path)
     if items:
-        columns = select_channels(layout.names, items, path, "columns")
+        columns = match_channels(layout.names, items, path, "columns")
         text = [layout.names[i] for i in columns if not layout.numeric[i]]
         if text:
             raise RecordingError(f"{path}: column {text[0]!r} does not hold numbers")

@@ -18,7 +18,7 @@ import numpy as np
 
 from biosig import RecordingError
 
-from .channels import select_channels
+from .channels import match_channels
 
 #: The drive-end accelerometer, CWRU's usual channel.
 DEFAULT_CHANNELS = ("_DE_time$",)
@@ -132,7 +132,7 @@ def inspect_mat(path: Path, items: Sequence[str]) -> tuple[list[str], int]:
     if not variables:
         raise RecordingError(f"{path}: holds no variables")
     names = [name for name, _, _ in variables]
-    picked = select_channels(names, items or DEFAULT_CHANNELS, path, "variables")
+    picked = match_channels(names, items or DEFAULT_CHANNELS, path, "variables")
     chosen = [variables[i] for i in picked]
     lengths = set()
     for name, shape, kind in chosen:
