@@ -84,8 +84,10 @@ def window_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[l
         ]
 
 
-def recording_row(pred: RecordingPrediction, classes: Sequence[str]) -> list[object]:
-    probs = pred.mean_probabilities
+def recording_row(
+    pred: RecordingPrediction, classes: Sequence[str], aggregation: str = "mean"
+) -> list[object]:
+    probs = pred.aggregate(aggregation)
     best = int(probs.argmax())
     return [
         pred.recording.id,
@@ -104,6 +106,7 @@ class PredictionTables:
     recordings: Table
     windows: Table | None = None
     segments: Table | None = None
+    aggregation: str = "mean"
 
     def write(self, pred: RecordingPrediction, classes: Sequence[str]) -> None:
         """Write one recording's rows to every table."""
@@ -113,17 +116,19 @@ class PredictionTables:
         if self.segments is not None:
             for row in segment_rows(pred, classes):
                 self.segments.write(row)
-        self.recordings.write(recording_row(pred, classes))
+        self.recordings.write(recording_row(pred, classes, self.aggregation))
 
 
 @contextlib.contextmanager
 def prediction_tables(
-    out_dir: Path | None, classes: Sequence[str], fmt: str = "tsv"
+    out_dir: Path | None, classes: Sequence[str], fmt: str = "tsv", aggregation: str = "mean"
 ) -> Iterator[PredictionTables]:
     """Tables of windows, recordings and segments in ``out_dir``, or only recordings on
-    stdout."""
+    stdout; recordings' probabilities aggregated from their windows' by ``aggregation``."""
     if out_dir is None:
-        yield PredictionTables(Table(sys.stdout, recording_columns(classes), fmt))
+        yield PredictionTables(
+            Table(sys.stdout, recording_columns(classes), fmt), aggregation=aggregation
+        )
         return
     out_dir = Path(out_dir)
     with (
@@ -135,4 +140,5 @@ def prediction_tables(
             Table(rh, recording_columns(classes), fmt),
             Table(wh, window_columns(classes), fmt),
             Table(sh, segment_columns(), fmt),
+            aggregation,
         )

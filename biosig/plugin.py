@@ -39,7 +39,9 @@ class PluginDefaults:
     ``none``. ``split`` says how ``train`` holds out validation windows: ``group`` (whole
     groups, see ``Plugin.group``), ``time`` (the tail of each recording in time, after a
     gap, for series where the future must not inform the past) or ``auto`` (by group,
-    unless some class has a single group, then by time).
+    unless some class has a single group, then by time). ``aggregation`` says how
+    ``predict`` turns window probabilities into a recording's (see
+    :data:`biosig.stream.AGGREGATIONS`: ``mean``, ``geometric`` or ``vote``).
     """
 
     sample_rate: float
@@ -48,6 +50,7 @@ class PluginDefaults:
     channels: tuple[str, ...] | None = None
     normalization: Normalization = "window"
     split: Split = "auto"
+    aggregation: str = "mean"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
 """Streaming windowed inference in constant memory.
 
 Each recording is read chunk by chunk through its plugin's preprocessor and cut into
-windows; windows from consecutive recordings share batches; the model runs under
-``inference_mode`` and autocast; a recording's result is yielded as soon as its last window
-has been scored, so outputs are written while later recordings are still being read.
+windows, on background reader threads (:mod:`biosig.readahead`) with bounded queues, so
+reading runs ahead of the model while memory stays flat. Windows from consecutive
+recordings share batches; the model runs under ``inference_mode`` and autocast; a
+recording's result is yielded as soon as its last window has been scored, so outputs are
+written while later recordings are still being read.
+
+Batches are assembled in input order whatever the number of readers, so the predictions do
+not depend on it.
 """
 
 from __future__ import annotations
@@ -20,14 +25,31 @@ from .device import autocast
 from .errors import BiosigError
 from .normalize import normalize
 from .plugin import Plugin, Recording, RecordingError, describe
-from .windows import make_preprocessor, model_length, stream_windows, to_original, window_starts
+from .readahead import read_ahead
+from .windows import (
+    Windows,
+    make_preprocessor,
+    model_length,
+    stream_windows,
+    to_original,
+    window_starts,
+)
+
+#: How window probabilities become one per recording: ``mean`` (of the probabilities),
+#: ``geometric`` (normalised mean of log-probabilities: windows as independent evidence, so
+#: a few confident windows outweigh many unsure ones, as for a nanopore read) or ``vote``
+#: (the fraction of windows predicting each class).
+AGGREGATIONS: tuple[str, ...] = ("mean", "geometric", "vote")
 
 
 @dataclass
 class RecordingPrediction:
     """Per-window probabilities of one recording, positions in original samples.
 
-    Windows that held missing samples (gaps) are not among them; ``n_skipped`` counts them.
+    Windows that held missing samples (gaps) are not among them; ``n_skipped`` counts them,
+    and ``index`` gives each kept window's position among all planned windows. With
+    explanations, ``attention[index[i]]`` is window ``i``'s attention per model-rate input
+    sample (``[n_planned, window]``, each row summing to 1 over the window's samples).
     """
 
     recording: Recording
@@ -35,10 +57,22 @@ class RecordingPrediction:
     ends: np.ndarray
     probabilities: np.ndarray  # [n_windows, K]
     n_skipped: int = 0
+    attention: np.ndarray | None = None
+    index: np.ndarray | None = None
 
-    @property
-    def mean_probabilities(self) -> np.ndarray:
-        return self.probabilities.mean(axis=0)
+    def aggregate(self, method: str = "mean") -> np.ndarray:
+        """One probability per class for the whole recording (see :data:`AGGREGATIONS`)."""
+        probs = self.probabilities
+        if method == "mean":
+            return probs.mean(axis=0)
+        if method == "geometric":
+            log_mean = np.log(np.clip(probs, 1e-12, 1.0)).mean(axis=0)
+            weights = np.exp(log_mean - log_mean.max())
+            return (weights / weights.sum()).astype(np.float32)
+        if method == "vote":
+            votes = np.bincount(probs.argmax(1), minlength=probs.shape[1])
+            return (votes / max(len(probs), 1)).astype(np.float32)
+        raise ValueError(f"unknown aggregation {method!r}; choose from {', '.join(AGGREGATIONS)}")
 
     def segments(self) -> list[Segment]:
         """Runs of consecutive windows of one predicted class, joined into segments.
@@ -83,10 +117,14 @@ class Segment:
 
 @dataclass
 class _Pending:
+    """One recording between reading and its result: planned windows, filled by batches."""
+
     recording: Recording
+    model_starts: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
     probabilities: np.ndarray
+    attention: np.ndarray | None = None
     filled: int = 0
     read_done: bool = False
     skipped: list[np.ndarray] = field(default_factory=list)
@@ -96,17 +134,20 @@ class _Pending:
         return self.read_done and self.filled == len(self.starts)
 
     def result(self) -> RecordingPrediction:
-        if not self.skipped:
-            return RecordingPrediction(self.recording, self.starts, self.ends, self.probabilities)
-        keep = np.ones(len(self.starts), dtype=bool)
-        skipped = np.concatenate(self.skipped)
-        keep[skipped] = False
+        index = np.arange(len(self.starts))
+        if self.skipped:
+            keep = np.ones(len(self.starts), dtype=bool)
+            keep[np.concatenate(self.skipped)] = False
+            index = index[keep]
+        full = len(index) == len(self.starts)
         return RecordingPrediction(
             self.recording,
-            self.starts[keep],
-            self.ends[keep],
-            self.probabilities[keep],
-            n_skipped=len(skipped),
+            self.starts if full else self.starts[index],
+            self.ends if full else self.ends[index],
+            self.probabilities if full else self.probabilities[index],
+            n_skipped=len(self.starts) - len(index),
+            attention=self.attention,
+            index=index,
         )
 
 
@@ -126,6 +167,28 @@ class _Batch:
         self.size = sum(len(index) for _, index in self.owners)
 
 
+#: Makes the array that receives a recording's per-window attention, ``[n_windows, window]``
+#: float32; given the recording, ``n_windows`` and ``window``. ``np.zeros`` by default; the
+#: CLI passes one that returns a memory-mapped file, so a 24-hour record's attention never
+#: sits in memory.
+AttentionStore = Callable[[Recording, int, int], np.ndarray]
+
+
+def _zeros_store(recording: Recording, n_windows: int, window: int) -> np.ndarray:
+    return np.zeros((n_windows, window), dtype=np.float32)
+
+
+def attention_per_sample(weights: torch.Tensor, factor: int, window: int) -> np.ndarray:
+    """Attention-pooling weights ``[B, heads, T']`` as ``[B, window]`` weights per input
+    sample: heads averaged, each token's weight spread evenly over the ``factor`` samples it
+    stands for, zero past the last token. A row sums to 1 over the window's samples."""
+    per_token = weights.float().mean(dim=1) / factor
+    per_sample = per_token.repeat_interleave(factor, dim=1)[:, :window]
+    out = np.zeros((per_sample.shape[0], window), dtype=np.float32)
+    out[:, : per_sample.shape[1]] = per_sample.cpu().numpy()
+    return out
+
+
 def predict_recordings(
     model: torch.nn.Module,
     meta: dict[str, Any],
@@ -135,20 +198,58 @@ def predict_recordings(
     batch_size: int = 256,
     hop: int | None = None,
     on_damage: Callable[[RecordingError], None] | None = None,
+    workers: int = 0,
+    chunk_size: int | None = None,
+    explain: bool | AttentionStore = False,
 ) -> Iterator[RecordingPrediction]:
     """Yield each recording's window probabilities, in input order, as it completes.
 
-    A recording whose reading raises :class:`RecordingError` goes to ``on_damage`` (which
-    may re-raise) and yields nothing; without ``on_damage`` the error propagates.
+    ``workers`` reader threads read and preprocess recordings ahead of the model (0: on
+    this thread, one recording at a time); ``chunk_size`` is the samples read per step.
+    Neither changes the predictions. With ``explain`` (``True`` or an
+    :data:`AttentionStore`), each result also carries the per-sample attention of its
+    windows. A recording whose reading raises :class:`RecordingError` goes to ``on_damage``
+    (which may re-raise) and yields nothing; without ``on_damage`` the error propagates.
     """
     window = int(meta["window"])
     fs_out = float(meta["sample_rate"])
     hop = int(hop or meta["hop"])
     n_channels = int(meta["model"]["in_channels"])
     normalization = meta["normalization"]
+    n_classes = len(meta["classes"])
+    store: AttentionStore | None = None
+    if explain:
+        store = explain if callable(explain) else _zeros_store
+    factor = _downsample_factor(model)
     model.eval()
     pending: deque[_Pending] = deque()
     batch = _Batch()
+
+    def plan(rec: Recording) -> _Pending:
+        if len(rec.channels) != n_channels:
+            raise BiosigError(
+                f"{describe(rec)} has {len(rec.channels)} channels; "
+                f"the model was trained on {n_channels}"
+            )
+        n_model = model_length(rec, fs_out)
+        starts = window_starts(n_model, window, hop)
+        ends = np.minimum(starts + window, n_model)
+        # A window that reaches the end of the resampled signal ends at the last original
+        # sample, whatever the rounding of the rate conversion says.
+        ends_original = np.where(ends == n_model, rec.n_samples, to_original(ends, rec, fs_out))
+        return _Pending(
+            rec,
+            starts,
+            to_original(starts, rec, fs_out),
+            ends_original,
+            np.zeros((len(starts), n_classes), dtype=np.float32),
+        )
+
+    def read(state: _Pending) -> Iterator[Windows]:
+        preprocess = make_preprocessor(plugin, state.recording, fs_out)
+        yield from stream_windows(
+            state.recording, preprocess, state.model_starts, window, chunk_size
+        )
 
     def run() -> None:
         nonlocal batch
@@ -161,11 +262,16 @@ def predict_recordings(
         x = x.to(device, non_blocking=True)
         lengths = lengths.to(device, non_blocking=True)
         with torch.inference_mode(), autocast(device):
-            logits = model(normalize(x, lengths, normalization), lengths)
+            out = model(normalize(x, lengths, normalization), lengths, return_attention=bool(store))
+        logits, weights = out if store else (out, None)
         probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        attention = None if weights is None else attention_per_sample(weights, factor, window)
         offset = 0
         for owner, index in batch.owners:
-            owner.probabilities[index] = probs[offset : offset + len(index)]
+            part = slice(offset, offset + len(index))
+            owner.probabilities[index] = probs[part]
+            if attention is not None:
+                owner.attention[index] = attention[part]
             owner.filled += len(index)
             offset += len(index)
         batch = _Batch()
@@ -174,28 +280,12 @@ def predict_recordings(
         while pending and pending[0].done:
             yield pending.popleft().result()
 
-    for rec in recordings:
-        if len(rec.channels) != n_channels:
-            raise BiosigError(
-                f"{describe(rec)} has {len(rec.channels)} channels; "
-                f"the model was trained on {n_channels}"
-            )
-        n_model = model_length(rec, fs_out)
-        starts = window_starts(n_model, window, hop)
-        ends = np.minimum(starts + window, n_model)
-        # A window that reaches the end of the resampled signal ends at the last original
-        # sample, whatever the rounding of the rate conversion says.
-        ends_original = np.where(ends == n_model, rec.n_samples, to_original(ends, rec, fs_out))
-        state = _Pending(
-            rec,
-            to_original(starts, rec, fs_out),
-            ends_original,
-            np.zeros((len(starts), len(meta["classes"])), dtype=np.float32),
-        )
+    for state, blocks in read_ahead(map(plan, recordings), read, workers):
+        if store is not None:
+            state.attention = store(state.recording, len(state.starts), window)
         pending.append(state)
         try:
-            preprocess = make_preprocessor(plugin, rec, fs_out)
-            for block in stream_windows(rec, preprocess, starts, window):
+            for block in blocks:
                 if len(block.skipped):
                     state.skipped.append(block.skipped)
                     state.filled += len(block.skipped)
@@ -219,8 +309,9 @@ def predict_recordings(
             batch.drop(state)
             continue
         state.read_done = True
-        if state.skipped and sum(map(len, state.skipped)) == len(starts):
+        if state.skipped and sum(map(len, state.skipped)) == len(state.starts):
             pending.remove(state)
+            rec = state.recording
             error = RecordingError(f"{describe(rec)}: every window holds missing samples (gaps)")
             if on_damage is None:
                 raise error
@@ -229,3 +320,9 @@ def predict_recordings(
         yield from finished()
     run()
     yield from finished()
+
+
+def _downsample_factor(model: torch.nn.Module) -> int:
+    # A compiled or DDP-wrapped model keeps the classifier as an attribute.
+    inner = getattr(model, "_orig_mod", getattr(model, "module", model))
+    return int(getattr(inner, "downsample_factor", 1))

@@ -124,7 +124,7 @@ def test_predictions_exact_whatever_the_batching(model_and_meta, batch_size: int
         np.testing.assert_allclose(pred.probabilities.sum(1), 1, atol=1e-5)
         expected = direct_probabilities(model, rec._data, starts)
         np.testing.assert_allclose(pred.probabilities, expected, atol=1e-5)
-        np.testing.assert_allclose(pred.mean_probabilities, expected.mean(0), atol=1e-5)
+        np.testing.assert_allclose(pred.aggregate(), expected.mean(0), atol=1e-5)
 
 
 def test_predictions_identical_across_batch_sizes(model_and_meta) -> None:

@@ -10,6 +10,7 @@ variables.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +24,13 @@ from biosig import RecordingError
 from .reads import NanoporeRead
 
 
-class _OpenFiles:
+class _OpenFiles(threading.local):
     """The last few files opened, kept open: reads are decoded one after another from the
-    same file, and reopening an HDF5 file per read would dominate the cost."""
+    same file, and reopening an HDF5 file per read would dominate the cost.
+
+    One cache per thread: prediction reads recordings on several reader threads, and a
+    shared cache would let one thread close the file another is reading.
+    """
 
     def __init__(self, size: int = 2) -> None:
         self.size = size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,9 @@ from biosig import RecordingError
 from .reads import NanoporeRead
 
 
-class _OpenReaders:
-    """The last few POD5 files opened, kept open (see ``fast5._OpenFiles``)."""
+class _OpenReaders(threading.local):
+    """The last few POD5 files opened, kept open; one cache per thread (see
+    ``fast5._OpenFiles``)."""
 
     def __init__(self, size: int = 2) -> None:
         self.size = size
