@@ -1,19 +1,38 @@
 """``biosig predict``: stream recordings through a trained model and write per-window and
-per-recording tables."""
+per-recording tables, and optionally attention explanations and plots.
+
+Under ``torchrun --nproc-per-node N -m biosig predict …`` every rank predicts a contiguous
+share of the input files into ``OUT/.parts/rank-R/`` and rank 0 merges the parts, so the
+tables come out as one process would have written them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
+import numpy as np
+import torch
 
 from ..damaged import DamagePolicy
+from ..distributed import (
+    World,
+    all_ok,
+    merge_parts,
+    prepare_part_dir,
+    process_group,
+    shard,
+    total,
+    world_from_env,
+)
 from ..errors import BiosigError
+from ..explain import AttentionFiles, safe_name
 from ..output import FORMATS, prediction_tables
 from ..plugin import describe, iter_recordings
-from ..stream import predict_recordings
+from ..stream import AGGREGATIONS, RecordingPrediction, predict_recordings
 from .common import (
     batch_option,
     configure_plugin,
@@ -23,6 +42,8 @@ from .common import (
 )
 
 log = logging.getLogger("biosig")
+
+TABLES = ("windows", "recordings", "segments")
 
 
 def run_prediction(
@@ -35,44 +56,116 @@ def run_prediction(
     hop: int | None = None,
     device_name: str = "auto",
     strict: bool = False,
+    workers: int = 1,
+    aggregation: str | None = None,
+    explain: bool = False,
+    plot: bool = False,
+    compile_model: bool = False,
     echo=click.echo,
 ) -> int:
-    """Predict every recording of ``inputs``; returns the number of recordings."""
-    plugin, model, meta, device = load_model_and_plugin(plugin_name, model_path, device_name)
+    """Predict every recording of ``inputs``; returns the number of recordings (this rank's,
+    under torchrun)."""
+    world = world_from_env()
+    if (explain or plot) and out is None:
+        flag = "--explain" if explain else "--plot"
+        raise BiosigError(f"{flag} writes files: give --out DIRECTORY")
+    if world.world_size > 1 and out is None:
+        raise BiosigError("under torchrun, give --out: each rank writes its part there")
+    plugin, model, meta, device = load_model_and_plugin(
+        plugin_name, model_path, _rank_device(device_name, world)
+    )
     inputs = configure_plugin(plugin, inputs, meta)
     if not inputs:
         raise BiosigError("no input files given")
     files = plugin.find(inputs)
+    aggregation = aggregation or plugin.defaults.aggregation
+    if aggregation not in AGGREGATIONS:
+        raise BiosigError(
+            f"plugin {plugin.name!r} asks for aggregation {aggregation!r}; "
+            f"known: {', '.join(AGGREGATIONS)}"
+        )
+    if compile_model:
+        model = torch.compile(model)
     classes = meta["classes"]
     damage = DamagePolicy(strict)
+    table_dir = prepare_part_dir(out, world) if world.world_size > 1 else out
     count = 0
-    with prediction_tables(out, classes, fmt) as tables:
-        for pred in predict_recordings(
-            model,
-            meta,
-            plugin,
-            iter_recordings(plugin, files, damage.handle),
-            device,
-            batch_size=batch_size,
-            hop=hop,
-            on_damage=damage.handle,
-        ):
-            tables.write(pred, classes)
-            if pred.n_skipped:
-                log.warning(
-                    "%s: %d of %d windows skipped: they hold missing samples "
-                    "(a gap, or the warm-up of trailing features)",
-                    describe(pred.recording),
-                    pred.n_skipped,
-                    pred.n_skipped + len(pred.starts),
-                )
-            count += 1
-        if count == 0:
-            raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
+    with process_group(world):
+        ok = False
+        try:
+            with (
+                prediction_tables(table_dir, classes, fmt, aggregation) as tables,
+                AttentionFiles(out) if explain else contextlib.nullcontext() as attention,
+            ):
+                for pred in predict_recordings(
+                    model,
+                    meta,
+                    plugin,
+                    iter_recordings(plugin, shard(files, world), damage.handle),
+                    device,
+                    batch_size=batch_size,
+                    hop=hop,
+                    on_damage=damage.handle,
+                    workers=workers,
+                    explain=attention or False,
+                ):
+                    tables.write(pred, classes)
+                    attention_file = attention.save(pred) if attention else None
+                    if plot:
+                        _plot(out, pred, classes, attention_file)
+                    _warn_skipped(pred)
+                    count += 1
+                if count == 0 and not world.is_distributed:
+                    raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
+            ok = True
+        finally:
+            everyone = all_ok(ok, world)
+        if not everyone:
+            raise BiosigError("another process of this run failed (its error is above)")
+        everywhere = total(count, world)
+        if world.is_distributed and world.is_main:
+            if everywhere == 0:
+                raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
+            merge_parts(out, [f"{name}.{fmt}" for name in TABLES], world.world_size)
     damage.report()
-    if out is not None:
-        echo(f"{count} recordings predicted; tables written to {out}", err=True)
+    if out is not None and world.is_main:
+        echo(f"{everywhere} recordings predicted; tables written to {out}", err=True)
     return count
+
+
+def _rank_device(device_name: str, world: World) -> str:
+    """Each rank of a multi-GPU run takes the GPU of its local rank."""
+    if world.world_size > 1 and device_name in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{world.local_rank % torch.cuda.device_count()}"
+    return device_name
+
+
+def _warn_skipped(pred: RecordingPrediction) -> None:
+    if pred.n_skipped:
+        log.warning(
+            "%s: %d of %d windows skipped: they hold missing samples "
+            "(a gap, or the warm-up of trailing features)",
+            describe(pred.recording),
+            pred.n_skipped,
+            pred.n_skipped + len(pred.starts),
+        )
+
+
+def _plot(
+    out: Path, pred: RecordingPrediction, classes: Sequence[str], attention: Path | None
+) -> None:
+    # Imported here: matplotlib costs a second of start-up that other commands never need.
+    from ..plot import plot_prediction
+
+    plot_prediction(
+        out / "plots" / f"{safe_name(pred.recording.id)}.png",
+        pred.recording,
+        pred.starts,
+        pred.ends,
+        pred.probabilities.argmax(1),
+        classes,
+        attention=None if attention is None else np.load(attention, mmap_mode="r"),
+    )
 
 
 # Unknown `--flags` reach INPUTS, where the plugin's own options are picked out.
@@ -95,6 +188,37 @@ def run_prediction(
 @click.option(
     "--hop", type=click.IntRange(min=1), help="Hop between windows [default: the model's]."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Reader threads reading and preprocessing ahead of the model (0: none).",
+)
+@click.option(
+    "--aggregate",
+    "aggregation",
+    type=click.Choice(AGGREGATIONS),
+    help="How window probabilities make a recording's [default: the plugin's, else mean].",
+)
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also write each window's attention per input sample to OUT/attention/<id>.npy.",
+)
+@click.option(
+    "--plot",
+    is_flag=True,
+    help="Also draw each recording, its windows coloured by class (and the attention, with "
+    "--explain) to OUT/plots/<id>.png.",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_model",
+    default=False,
+    show_default=True,
+    help="torch.compile the model (pays on GPU for long runs; see docs/benchmarks.md).",
+)
 @device_option
 @strict_option
 def predict(
@@ -105,6 +229,11 @@ def predict(
     fmt: str,
     batch_size: int | None,
     hop: int | None,
+    workers: int,
+    aggregation: str | None,
+    explain: bool,
+    plot: bool,
+    compile_model: bool,
     device: str,
     strict: bool,
 ) -> None:
@@ -112,6 +241,23 @@ def predict(
 
     With --out, writes windows, recordings and segments (consecutive windows of one class
     joined) tables there. A plugin's own options (`biosig plugins show NAME`) are given as
-    further flags; those that shape its input default to the model's.
+    further flags; those that shape its input default to the model's. Under `torchrun
+    --nproc-per-node N -m biosig predict …` the files are shared out among the ranks and
+    the tables merged at the end.
     """
-    run_prediction(plugin, inputs, model_path, out, fmt, batch_size or 256, hop, device, strict)
+    run_prediction(
+        plugin,
+        inputs,
+        model_path,
+        out,
+        fmt,
+        batch_size or 256,
+        hop,
+        device,
+        strict,
+        workers=workers,
+        aggregation=aggregation,
+        explain=explain,
+        plot=plot,
+        compile_model=compile_model,
+    )
