@@ -88,17 +88,23 @@ def end_to_end_throughput(
     device: torch.device,
     batch_size: int,
     min_windows: int = 0,
+    workers: int = 1,
+    fixed_shapes: bool = False,
 ) -> Throughput:
     """Every window of ``recordings`` through :func:`biosig.stream.predict_recordings`,
-    from the files on disk to probabilities on the host; the recordings are read again, in
-    one stream, until at least ``min_windows`` windows have passed, so that a small data set
-    still fills the batches the model-only figure is measured on."""
+    from the files on disk to probabilities on the host, with ``workers`` reader threads;
+    the recordings are read again, in one stream, until at least ``min_windows`` windows
+    have passed, so that a small data set still fills the batches the model-only figure is
+    measured on."""
     window, hop, fs = int(meta["window"]), int(meta["hop"]), float(meta["sample_rate"])
     per_pass = sum(len(window_starts(model_length(r, fs), window, hop)) for r in recordings)
     passes = max(1, math.ceil(min_windows / max(per_pass, 1)))
     stream = (rec for _ in range(passes) for rec in recordings)
     windows, started = 0, time.perf_counter()
-    for prediction in predict_recordings(model, meta, plugin, stream, device, batch_size):
+    predictions = predict_recordings(
+        model, meta, plugin, stream, device, batch_size, workers=workers, fixed_shapes=fixed_shapes
+    )
+    for prediction in predictions:
         windows += len(prediction.starts)
     _sync(device)
     return Throughput(windows, time.perf_counter() - started)

@@ -201,6 +201,7 @@ def predict_recordings(
     workers: int = 0,
     chunk_size: int | None = None,
     explain: bool | AttentionStore = False,
+    fixed_shapes: bool = False,
 ) -> Iterator[RecordingPrediction]:
     """Yield each recording's window probabilities, in input order, as it completes.
 
@@ -208,7 +209,9 @@ def predict_recordings(
     this thread, one recording at a time); ``chunk_size`` is the samples read per step.
     Neither changes the predictions. With ``explain`` (``True`` or an
     :data:`AttentionStore`), each result also carries the per-sample attention of its
-    windows. A recording whose reading raises :class:`RecordingError` goes to ``on_damage``
+    windows. ``fixed_shapes`` pads the last, partial batch to ``batch_size`` with blank
+    windows, so a compiled model (``torch.compile``, CUDA graphs) never sees a new shape and
+    never recompiles. A recording whose reading raises :class:`RecordingError` goes to ``on_damage``
     (which may re-raise) and yields nothing; without ``on_damage`` the error propagates.
     """
     window = int(meta["window"])
@@ -255,6 +258,10 @@ def predict_recordings(
         nonlocal batch
         if not batch.size:
             return
+        if fixed_shapes and batch.size < batch_size:
+            blank = batch_size - batch.size
+            batch.blocks.append(np.zeros((blank, n_channels, window), dtype=np.float32))
+            batch.lengths.append(np.full(blank, window, dtype=np.int64))
         x = torch.from_numpy(np.concatenate(batch.blocks))
         lengths = torch.from_numpy(np.concatenate(batch.lengths))
         if device.type == "cuda":

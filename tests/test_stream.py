@@ -377,3 +377,64 @@ def test_recording_all_gap_is_damaged(model_and_meta) -> None:
     )
     assert [p.recording.id for p in preds] == ["ok"]
     assert skipped == ["recording gap: every window holds missing samples (gaps)"]
+
+
+# ------------------------------------------------------- readers, chunks, shapes, attention
+
+
+@pytest.mark.parametrize(
+    ("workers", "chunk_size", "fixed_shapes"),
+    [(1, None, False), (3, 7, False), (2, 1000, True), (0, 33, True)],
+)
+def test_predictions_do_not_depend_on_readers_chunks_or_padding(
+    model_and_meta, workers: int, chunk_size: int | None, fixed_shapes: bool
+) -> None:
+    model, meta = model_and_meta
+    # decimated by a stateful preprocessor, so chunk boundaries matter if anything does
+    half_rate = {**meta, "sample_rate": 0.5}
+
+    def run(**options) -> list[RecordingPrediction]:
+        return list(
+            predict_recordings(
+                model, half_rate, HalfRatePlugin(), make_recordings(), CPU, 5, **options
+            )
+        )
+
+    plain = run()
+    other = run(workers=workers, chunk_size=chunk_size, fixed_shapes=fixed_shapes)
+    got = other
+    assert [p.recording.id for p in got] == [p.recording.id for p in plain]
+    for a, b in zip(plain, got, strict=True):
+        np.testing.assert_array_equal(a.starts, b.starts)
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+
+
+def test_attention_per_window_sums_to_one_and_matches_the_model(model_and_meta) -> None:
+    model, meta = model_and_meta
+    recs = make_recordings([300, 60])
+    preds = list(predict_recordings(model, meta, ToyPlugin(), recs, CPU, 4, explain=True))
+    for pred, rec in zip(preds, recs, strict=True):
+        assert pred.attention.shape == (len(pred.starts), WINDOW)
+        np.testing.assert_allclose(pred.attention.sum(1), 1, atol=1e-5)
+        np.testing.assert_array_equal(pred.index, np.arange(len(pred.starts)))
+        # the first window's weights, token by token, are the model's pooling weights
+        x = torch.from_numpy(rec._data[None, :, :WINDOW].copy())
+        lengths = torch.tensor([x.shape[-1]])
+        with torch.inference_mode():
+            _, weights = model(normalize(x, lengths, {"mode": "window"}), lengths, True)
+        per_token = weights.mean(1)[0].numpy()
+        np.testing.assert_allclose(
+            pred.attention[0, ::8][: len(per_token)], per_token / 8, atol=1e-6
+        )
+    assert (preds[1].attention[0, 64:] == 0).all()  # 60 samples: 8 tokens, none past them
+
+
+def test_aggregations() -> None:
+    pred = prediction_of([0, 0, 1], [0, 10, 20], [10, 20, 30])
+    pred.probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]], dtype=np.float32)
+    np.testing.assert_allclose(pred.aggregate("mean"), [1.7 / 3, 1.3 / 3], atol=1e-6)
+    geometric = np.exp(np.log(pred.probabilities).mean(0))
+    np.testing.assert_allclose(pred.aggregate("geometric"), geometric / geometric.sum(), atol=1e-6)
+    np.testing.assert_allclose(pred.aggregate("vote"), [2 / 3, 1 / 3], atol=1e-6)
+    with pytest.raises(ValueError, match="unknown aggregation 'median'"):
+        pred.aggregate("median")

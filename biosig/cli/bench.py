@@ -48,6 +48,20 @@ from .common import device_option
     show_default=True,
     help="Least time the model-only measurement runs.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Reader threads end to end, as `biosig predict --workers`.",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_model",
+    default=False,
+    show_default=True,
+    help="torch.compile the model for both measurements; compilation is not timed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(
     plugin_name: str,
@@ -57,6 +71,8 @@ def bench(
     batch_size: int,
     device: str,
     seconds: float,
+    workers: int,
+    compile_model: bool,
     as_json: bool,
 ) -> None:
     """Windows per second of the model alone (random windows already on the device) and
@@ -78,7 +94,8 @@ def bench(
         if not recordings:
             raise BiosigError(f"no recordings found in {', '.join(inputs)}")
         n_channels = len(recordings[0].channels)
-        model = SignalClassifier(model_config(preset, n_channels, 2)).to(torch_device)
+        classifier = SignalClassifier(model_config(preset, n_channels, 2)).to(torch_device)
+        model = torch.compile(classifier) if compile_model else classifier
         normalization = {"mode": "window"}
         meta = {
             "window": window,
@@ -95,19 +112,29 @@ def bench(
         )
         # as many windows as the model-only figure ran, in full batches
         e2e = end_to_end_throughput(
-            model, meta, plugin, recordings, torch_device, batch_size, alone.windows
+            model,
+            meta,
+            plugin,
+            recordings,
+            torch_device,
+            batch_size,
+            alone.windows,
+            workers,
+            fixed_shapes=compile_model,
         )
     mfu = None
     peak_device = None
     if torch_device.type == "cuda":
         peak_device = torch.cuda.max_memory_allocated(torch_device) / 2**20
-        flops = flops_per_window(model, n_channels, window)
+        flops = flops_per_window(classifier, n_channels, window)
         mfu = alone.per_second * flops / bf16_matmul_rate(torch_device)
     result = {
         "device": str(torch_device),
         "preset": preset,
         "window": window,
         "batch_size": batch_size,
+        "workers": workers,
+        "compile": compile_model,
         "model_windows_per_s": alone.per_second,
         "e2e_windows_per_s": e2e.per_second,
         "e2e_over_model": e2e.per_second / alone.per_second if alone.per_second else None,
@@ -124,9 +151,11 @@ def bench(
                 f"plugin              {plugin.name} ({len(recordings)} recordings, "
                 f"{e2e.windows} windows end to end)",
                 f"device              {result['device']}",
-                f"preset              {preset} ({count_parameters(model):,} parameters)",
+                f"preset              {preset} ({count_parameters(classifier):,} parameters)"
+                + (", compiled" if compile_model else ""),
                 f"window              {window}",
                 f"batch size          {batch_size}",
+                f"reader threads      {workers}",
                 f"model only          {alone.per_second:,.1f} windows/s",
                 f"end to end          {e2e.per_second:,.1f} windows/s",
                 f"end to end / model  {result['e2e_over_model']:.3f}",

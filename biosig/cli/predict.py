@@ -108,6 +108,7 @@ def run_prediction(
                     on_damage=damage.handle,
                     workers=workers,
                     explain=attention or False,
+                    fixed_shapes=compile_model,
                 ):
                     tables.write(pred, classes)
                     attention_file = attention.save(pred) if attention else None
