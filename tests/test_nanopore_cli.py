@@ -86,6 +86,22 @@ def test_predict_writes_one_row_per_read(run_dir: Path, tmp_path: Path, run_cli)
     assert len(printed.out.strip().splitlines()) == 1 + len(rows)  # header + a row per read
 
 
+def test_reader_threads_share_no_file_handles(run_dir: Path, tmp_path: Path, run_cli) -> None:
+    # Several threads read reads from the same FAST5/POD5 files at once; each keeps its own
+    # open handles, so the windows table is byte for byte the inline reader's.
+    tables = {}
+    for workers in ("0", "4"):
+        out = tmp_path / workers
+        result = run_cli(
+            "predict", "--plugin", "nanopore", "reads/", "--out", out, "--workers", workers,
+            cwd=run_dir,
+        )  # fmt: skip
+        assert result.code == 0, result.err
+        tables[workers] = (out / "windows.tsv").read_text()
+    assert tables["0"] == tables["4"]
+    assert len(tables["0"].splitlines()) > 24
+
+
 def test_evaluate_reports_read_level_metrics(run_dir: Path, run_cli) -> None:
     result = run_cli(
         "evaluate",
