@@ -218,7 +218,8 @@ def _plot(
     "compile_model",
     default=False,
     show_default=True,
-    help="torch.compile the model (pays on GPU for long runs; see docs/benchmarks.md).",
+    help="torch.compile the model; the last batch is padded to full size so it compiles "
+    "once. Whether it pays is measured in docs/benchmarks.md.",
 )
 @device_option
 @strict_option
