@@ -40,47 +40,53 @@ def attention_path(out_dir: Path, recording_id: str) -> Path:
 
 
 class AttentionFiles:
-    """An :data:`biosig.stream.AttentionStore` backed by ``.npy`` files in ``out_dir``.
+    """A :class:`biosig.stream.AttentionStore` writing ``<directory>/<recording>.npy``.
 
-    Use as a context manager: files of recordings that never finished (damaged part-way,
-    or the run failed) are removed at exit, so no half-written file is left behind.
+    Each array is a memory-mapped ``.npy`` under a temporary name until its recording is
+    saved. Use as a context manager: the files of recordings that never finished (damaged
+    part-way, or the run failed) are removed at exit, so no half-written file is left.
     """
 
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir)
-        self._open: dict[str, tuple[Path, np.memmap]] = {}
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._open: dict[str, Path] = {}
 
     def __enter__(self) -> AttentionFiles:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for temp, array in self._open.values():
-            del array
+        for temp in self._open.values():
             temp.unlink(missing_ok=True)
         self._open.clear()
 
-    def __call__(self, recording: Recording, n_windows: int, window: int) -> np.ndarray:
-        final = attention_path(self.out_dir, recording.id)
+    def _final(self, recording_id: str) -> Path:
+        return self.directory / f"{safe_name(recording_id)}.npy"
+
+    def allocate(self, recording: Recording, n_windows: int, window: int) -> np.ndarray:
+        final = self._final(recording.id)
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        array = np.lib.format.open_memmap(
+        temp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self._open[recording.id] = temp
+        return np.lib.format.open_memmap(
             temp, mode="w+", dtype=np.float32, shape=(n_windows, window)
         )
-        self._open[recording.id] = (temp, array)
-        return array
+
+    def discard(self, recording: Recording) -> None:
+        temp = self._open.pop(recording.id, None)
+        if temp is not None:
+            temp.unlink(missing_ok=True)
 
     def save(self, prediction: RecordingPrediction) -> Path:
         """Move the finished recording's attention into place, keeping only the rows of the
-        windows it predicted (gap windows dropped)."""
-        temp, array = self._open.pop(prediction.recording.id)
-        final = attention_path(self.out_dir, prediction.recording.id)
-        index = prediction.index
+        windows it predicted (gap windows dropped), in the windows table's order."""
+        temp = self._open.pop(prediction.recording.id)
+        final = self._final(prediction.recording.id)
+        array, index = prediction.attention, prediction.index
         if index is None or len(index) == len(array):
             array.flush()
-            del array
             os.replace(temp, final)
             return final
-        kept_temp = temp.with_name(temp.name + ".kept")
+        kept_temp = temp.with_name(temp.name + "-kept")
         kept = np.lib.format.open_memmap(
             kept_temp, mode="w+", dtype=np.float32, shape=(len(index), array.shape[1])
         )
@@ -88,7 +94,6 @@ class AttentionFiles:
             rows = index[begin : begin + _COPY_ROWS]
             kept[begin : begin + len(rows)] = array[rows]
         kept.flush()
-        del kept, array
         temp.unlink()
         os.replace(kept_temp, final)
         return final

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from matplotlib import colormaps
@@ -22,6 +21,7 @@ from matplotlib.patches import Patch
 
 from .atomic import atomic_file
 from .plugin import Recording
+from .stream import RecordingPrediction
 
 #: Samples per channel asked of ``Recording.chunks`` at once: large enough for fast numpy
 #: reductions, small enough that a many-channel recording stays well under 100 MB a block.
@@ -31,14 +31,6 @@ BLOCK_SAMPLES = 1 << 18
 _ATTENTION_ROWS = 4096
 
 _DPI = 100
-
-
-class Span(NamedTuple):
-    """Consecutive windows of one predicted class: ``[start, end)`` in original samples."""
-
-    start: int
-    end: int
-    label: int
 
 
 def bin_edges(n_samples: int, n_bins: int) -> np.ndarray:
@@ -102,16 +94,17 @@ def attention_trace(
     attention: np.ndarray,
     n_samples: int,
     n_bins: int,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """Attention density per original sample, averaged over the bins of :func:`bin_edges`.
 
     Row ``i`` of ``attention`` ``[n_windows, W]`` spreads over ``[starts[i], ends[i])``: its
-    first ``valid_i = round(W * length_i / max(lengths))`` entries are the window's model
-    samples (the last window may be shorter), later entries are ignored. Entry weight is
-    divided by the original samples it covers, so heights compare across sampling rates.
-    Where windows overlap they are averaged: a bin's value is the attention mass all windows
-    put in it over the number of (window, sample) pairs covering it. Bins no window covers
-    are NaN; all-NaN rows (windows without data) are ignored.
+    first ``valid[i]`` entries are the window's model samples (all ``W`` when ``valid`` is
+    not given; fewer for a recording shorter than one window), later entries are ignored.
+    Entry weight is divided by the original samples it covers, so heights compare across
+    sampling rates. Where windows overlap they are averaged: a bin's value is the attention
+    mass all windows put in it over the number of (window, sample) pairs covering it. Bins
+    no window covers are NaN; all-NaN rows (windows without data) are ignored.
     """
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     ends = np.asarray(ends, dtype=np.int64).reshape(-1)
@@ -126,9 +119,9 @@ def attention_trace(
     if n_edges == 1 or len(starts) == 0 or attention.shape[1] == 0:
         return np.full(n_edges - 1, np.nan)
     lengths = ends - starts
-    full = max(int(lengths.max()), 1)
     width = attention.shape[1]
-    valid = np.clip(np.rint(width * lengths / full), 1, width).astype(np.int64)
+    valid = np.clip(np.full(len(starts), width) if valid is None else valid, 1, width)
+    valid = np.asarray(valid, dtype=np.int64)
     # Cumulative mass M and coverage C at every edge, summed over windows; a bin's mass
     # and coverage are then differences of neighbours, which keeps the work proportional to
     # windows + (edges inside windows) instead of windows x bins.
@@ -168,27 +161,6 @@ def attention_trace(
         return np.where(cover > 0, mass / np.where(cover > 0, cover, 1), np.nan)
 
 
-def class_spans(starts: np.ndarray, ends: np.ndarray, labels: np.ndarray) -> list[Span]:
-    """Join runs of consecutive windows with one class into spans.
-
-    Mirrors :meth:`biosig.stream.RecordingPrediction.segments`: overlapping windows of
-    different classes split the overlap midway between their centres; windows that do not
-    touch (skipped gap windows between them) never join, so a gap is never coloured.
-    """
-    spans: list[Span] = []
-    for i in range(len(starts)):
-        start, end, label = int(starts[i]), int(ends[i]), int(labels[i])
-        if spans and start <= int(ends[i - 1]):
-            if label == spans[-1].label:
-                spans[-1] = spans[-1]._replace(end=max(end, spans[-1].end))
-                continue
-            boundary = (int(starts[i - 1]) + int(ends[i - 1]) + start + end) // 4
-            spans[-1] = spans[-1]._replace(end=boundary)
-            start = boundary
-        spans.append(Span(start, end, label))
-    return spans
-
-
 def class_colour(index: int, n_classes: int) -> tuple[float, float, float, float]:
     """Colour of class ``index``: fixed per index, so every plot of one model agrees."""
     cmap = colormaps["tab10" if n_classes <= 10 else "tab20"]
@@ -205,16 +177,14 @@ def _duration(seconds: float) -> str:
 
 
 def prediction_figure(
-    recording: Recording,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    labels: np.ndarray,
+    prediction: RecordingPrediction,
     classes: Sequence[str],
     attention: np.ndarray | None = None,
     max_channels: int = 4,
     width_px: int = 2000,
 ) -> Figure:
     """Build the figure :func:`plot_prediction` writes (arguments as there), unsaved."""
+    recording = prediction.recording
     n_channels = len(recording.channels)
     shown = list(range(min(n_channels, max(1, max_channels))))
     fs = float(recording.fs)
@@ -233,8 +203,8 @@ def prediction_figure(
         left=0.95 / width, right=1 - 0.15 / width, top=1 - 0.5 / height, bottom=0.45 / height
     )
 
-    spans = class_spans(np.asarray(starts), np.asarray(ends), np.asarray(labels))
-    present = sorted({span.label for span in spans})
+    spans = [(seg.start, seg.end, seg.label) for seg in prediction.segments()]
+    present = sorted({label for _, _, label in spans})
     for ax in axes:
         # One collection per class rather than one axvspan per span: a day of short
         # windows can mean tens of thousands of spans, which separate patches draw slowly.
@@ -270,7 +240,14 @@ def prediction_figure(
 
     if attention is not None:
         ax = axes[-1]
-        trace = attention_trace(starts, ends, attention, n_samples, width_px)
+        trace = attention_trace(
+            prediction.starts,
+            prediction.ends,
+            attention,
+            n_samples,
+            width_px,
+            prediction.lengths,
+        )
         if len(trace):
             ax.fill_between(centres, 0, trace, color="tab:purple", alpha=0.7, linewidth=0)
             ax.set_ylim(bottom=0)
@@ -303,10 +280,7 @@ def prediction_figure(
 
 def plot_prediction(
     path: Path,
-    recording: Recording,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    labels: np.ndarray,
+    prediction: RecordingPrediction,
     classes: Sequence[str],
     attention: np.ndarray | None = None,
     max_channels: int = 4,
@@ -314,18 +288,16 @@ def plot_prediction(
 ) -> Path:
     """Write a PNG of one recording's signal with its windows coloured by predicted class.
 
-    ``starts``/``ends`` (exclusive) are window positions in original samples and ``labels``
-    the class index of each window (``classes`` names them). With ``attention``
-    (``[n_windows, W]`` pooling weights, see :func:`attention_trace`) a bottom panel shows
-    attention over time. At most ``max_channels`` channels are drawn, the signal reduced to
-    one min/max bin per pixel of ``width_px``, read lazily in bounded blocks. The file is
-    written under a temporary name and renamed into place; parent directories are created.
-    Returns ``path``.
+    The windows of ``prediction`` are shaded by class as its merged segments
+    (:meth:`~biosig.stream.RecordingPrediction.segments`); ``classes`` names them. With
+    ``attention`` (``[n_windows, W]``, one row per window of ``prediction``, see
+    :func:`attention_trace`) a bottom panel shows attention over time. At most
+    ``max_channels`` channels are drawn, the signal reduced to one min/max bin per pixel of
+    ``width_px``, read lazily in bounded blocks. The file is written under a temporary name
+    and renamed into place; parent directories are created. Returns ``path``.
     """
     path = Path(path)
-    fig = prediction_figure(
-        recording, starts, ends, labels, classes, attention, max_channels, width_px
-    )
+    fig = prediction_figure(prediction, classes, attention, max_channels, width_px)
     with atomic_file(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=_DPI)
     return path

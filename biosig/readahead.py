@@ -2,10 +2,11 @@
 
 Streaming inference reads and preprocesses recordings on reader threads while the model
 runs on the calling thread. Queues are bounded at both levels, so memory stays flat however
-long the input: at most ``workers`` jobs are in flight beyond the one being consumed, and
-each holds at most ``depth`` produced items. Jobs come back in the order the job iterator
-gave them, whatever the number of threads, so a consumer that batches items in that order
-batches them identically with 0, 1 or 8 readers.
+long the input: at most ``workers + 1`` jobs are taken beyond the one being consumed (one
+per thread, plus one waiting for a place in the order queue), and each holds at most
+``depth`` produced items (plus one a thread is waiting to put). Jobs come back in the
+order the job iterator gave them, whatever the number of threads, so a consumer that
+batches items in that order batches them identically with 0, 1 or 8 readers.
 
 Threads rather than processes: a recording object (an open HDF5 handle, a decoder closure)
 cannot cross a process boundary, the heavy parts of reading and filtering (HDF5 and VBZ
@@ -15,6 +16,7 @@ in PyTorch kernels that release it too.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -42,6 +44,18 @@ class _Stopped(Exception):
     """The consumer went away; the reader thread leaves."""
 
 
+class _Cancelled(Exception):
+    """The consumer left this job part-way; the thread moves on to the next."""
+
+
+class _Items:
+    """One job's bounded queue of produced items, and whether its consumer has left it."""
+
+    def __init__(self, depth: int) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.cancelled = threading.Event()
+
+
 def read_ahead(
     jobs: Iterator[Job],
     produce: Callable[[Job], Iterator[Item]],
@@ -52,10 +66,11 @@ def read_ahead(
 
     With ``workers=0`` everything runs inline on the calling thread, lazily: a job is taken
     from ``jobs`` only when the consumer asks for it. With ``workers >= 1`` that many threads
-    take jobs and run their producers ahead of the consumer. An exception raised by ``jobs``
-    or by a producer is re-raised to the consumer at the point it would have been raised
-    inline; the consumer may then go on to the next job. Each job's ``items`` must be
-    consumed (or abandoned) before asking for the next job.
+    take jobs and run their producers ahead of the consumer. An exception raised by a
+    producer is re-raised from that job's ``items`` where it would have been raised inline,
+    and the consumer may go on to the next job; one raised by ``jobs`` ends the stream after
+    the jobs before it. A consumer may leave a job's ``items`` part-way (its producer is
+    then stopped) but must do so before asking for the next job.
     """
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
@@ -101,20 +116,27 @@ class _ReadAhead(Generic[Job, Item]):
                 if isinstance(entry, _Raised):
                     raise entry.error
                 job, items = entry
-                yield job, self._drain(items)
+                drained = self._drain(items)
+                yield job, drained
+                drained.close()  # a job left part-way: stop its producer
         finally:
             self._stop.set()
 
-    def _drain(self, items: queue.Queue) -> Iterator[Item]:
-        while True:
-            item = items.get()
-            if isinstance(item, _End):
-                return
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
+    def _drain(self, items: _Items) -> Iterator[Item]:
+        try:
+            while True:
+                item = items.queue.get()
+                if isinstance(item, _End):
+                    return
+                if isinstance(item, _Raised):
+                    raise item.error
+                yield item
+        finally:
+            items.cancelled.set()
 
-    def _put(self, target: queue.Queue, item: object) -> None:
+    def _put(self, target: queue.Queue, item: object, items: _Items | None = None) -> None:
+        if items is not None and items.cancelled.is_set():
+            raise _Cancelled
         while True:
             try:
                 target.put(item, timeout=_POLL)
@@ -122,12 +144,14 @@ class _ReadAhead(Generic[Job, Item]):
             except queue.Full:
                 if self._stop.is_set():
                     raise _Stopped from None
+                if items is not None and items.cancelled.is_set():
+                    raise _Cancelled from None
 
     def _work(self) -> None:
         try:
             while True:
                 with self._take:
-                    if self._exhausted:
+                    if self._exhausted or self._stop.is_set():
                         return
                     try:
                         job = next(self._jobs)
@@ -139,16 +163,17 @@ class _ReadAhead(Generic[Job, Item]):
                         self._exhausted = True
                         self._put(self._order, _Raised(error))
                         return
-                    items: queue.Queue = queue.Queue(maxsize=self._depth)
+                    items = _Items(self._depth)
                     self._put(self._order, (job, items))
                 try:
                     for item in self._produce(job):
-                        self._put(items, item)
-                except _Stopped:
-                    raise
+                        self._put(items.queue, item, items)
+                    self._put(items.queue, _End(), items)
+                except (_Stopped, _Cancelled):
+                    if self._stop.is_set():
+                        return
                 except BaseException as error:  # noqa: BLE001 - handed to the consumer
-                    self._put(items, _Raised(error))
-                    continue
-                self._put(items, _End())
+                    with contextlib.suppress(_Cancelled):
+                        self._put(items.queue, _Raised(error), items)
         except _Stopped:
             return

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -47,9 +47,11 @@ class RecordingPrediction:
     """Per-window probabilities of one recording, positions in original samples.
 
     Windows that held missing samples (gaps) are not among them; ``n_skipped`` counts them,
-    and ``index`` gives each kept window's position among all planned windows. With
-    explanations, ``attention[index[i]]`` is window ``i``'s attention per model-rate input
-    sample (``[n_planned, window]``, each row summing to 1 over the window's samples).
+    and ``index`` gives each kept window's position among all planned windows. ``lengths``
+    are the windows' valid samples at the model rate (the window length, except for a
+    recording shorter than one window). With explanations, ``attention[index[i]]`` is
+    window ``i``'s attention per model-rate input sample (``[n_planned, window]``, each row
+    summing to 1 over the window's ``lengths[i]`` samples, zero past them).
     """
 
     recording: Recording
@@ -59,6 +61,7 @@ class RecordingPrediction:
     n_skipped: int = 0
     attention: np.ndarray | None = None
     index: np.ndarray | None = None
+    lengths: np.ndarray | None = None
 
     def aggregate(self, method: str = "mean") -> np.ndarray:
         """One probability per class for the whole recording (see :data:`AGGREGATIONS`)."""
@@ -121,6 +124,7 @@ class _Pending:
 
     recording: Recording
     model_starts: np.ndarray
+    model_lengths: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
     probabilities: np.ndarray
@@ -148,6 +152,7 @@ class _Pending:
             n_skipped=len(self.starts) - len(index),
             attention=self.attention,
             index=index,
+            lengths=self.model_lengths if full else self.model_lengths[index],
         )
 
 
@@ -167,26 +172,46 @@ class _Batch:
         self.size = sum(len(index) for _, index in self.owners)
 
 
-#: Makes the array that receives a recording's per-window attention, ``[n_windows, window]``
-#: float32; given the recording, ``n_windows`` and ``window``. ``np.zeros`` by default; the
-#: CLI passes one that returns a memory-mapped file, so a 24-hour record's attention never
-#: sits in memory.
-AttentionStore = Callable[[Recording, int, int], np.ndarray]
+class AttentionStore(Protocol):
+    """Where ``predict_recordings(explain=…)`` puts each recording's per-window attention.
+
+    :class:`InMemoryAttention` keeps it in arrays; the CLI's
+    :class:`biosig.explain.AttentionFiles` returns memory-mapped files, so a 24-hour
+    record's attention never sits in memory.
+    """
+
+    def allocate(self, recording: Recording, n_windows: int, window: int) -> np.ndarray:
+        """A zeroed float32 ``[n_windows, window]`` array for ``recording``."""
+        ...
+
+    def discard(self, recording: Recording) -> None:
+        """Forget ``recording``'s array: it was found damaged and yields no prediction."""
+        ...
 
 
-def _zeros_store(recording: Recording, n_windows: int, window: int) -> np.ndarray:
-    return np.zeros((n_windows, window), dtype=np.float32)
+class InMemoryAttention:
+    """:class:`AttentionStore` in plain arrays."""
+
+    def allocate(self, recording: Recording, n_windows: int, window: int) -> np.ndarray:
+        return np.zeros((n_windows, window), dtype=np.float32)
+
+    def discard(self, recording: Recording) -> None:
+        pass
 
 
-def attention_per_sample(weights: torch.Tensor, factor: int, window: int) -> np.ndarray:
+def attention_per_sample(weights: torch.Tensor, factor: int, lengths: np.ndarray, window: int):
     """Attention-pooling weights ``[B, heads, T']`` as ``[B, window]`` weights per input
-    sample: heads averaged, each token's weight spread evenly over the ``factor`` samples it
-    stands for, zero past the last token. A row sums to 1 over the window's samples."""
-    per_token = weights.float().mean(dim=1) / factor
-    per_sample = per_token.repeat_interleave(factor, dim=1)[:, :window]
-    out = np.zeros((per_sample.shape[0], window), dtype=np.float32)
-    out[:, : per_sample.shape[1]] = per_sample.cpu().numpy()
-    return out
+    sample: heads averaged, each token's weight spread evenly over the valid samples it
+    stands for (``factor`` of them, fewer at the end of an item of ``lengths[b]``
+    samples), zero past ``lengths[b]``. Each row sums to 1."""
+    per_token = weights.float().mean(dim=1).cpu().numpy()  # [B, T']
+    lengths = np.asarray(lengths, dtype=np.int64)[:, None]
+    samples = np.arange(window)
+    token = np.minimum(samples // factor, per_token.shape[1] - 1)
+    in_token = np.clip(lengths - token * factor, 0, factor)  # valid samples of each one's token
+    valid = samples < lengths
+    weight = np.take_along_axis(per_token, np.broadcast_to(token, valid.shape), axis=1)
+    return np.where(valid, weight / np.maximum(in_token, 1), 0.0).astype(np.float32)
 
 
 def predict_recordings(
@@ -222,7 +247,7 @@ def predict_recordings(
     n_classes = len(meta["classes"])
     store: AttentionStore | None = None
     if explain:
-        store = explain if callable(explain) else _zeros_store
+        store = InMemoryAttention() if explain is True else explain
     factor = _downsample_factor(model)
     model.eval()
     pending: deque[_Pending] = deque()
@@ -243,6 +268,7 @@ def predict_recordings(
         return _Pending(
             rec,
             starts,
+            np.clip(n_model - starts, 1, window),
             to_original(starts, rec, fs_out),
             ends_original,
             np.zeros((len(starts), n_classes), dtype=np.float32),
@@ -263,16 +289,25 @@ def predict_recordings(
             batch.blocks.append(np.zeros((blank, n_channels, window), dtype=np.float32))
             batch.lengths.append(np.full(blank, window, dtype=np.int64))
         x = torch.from_numpy(np.concatenate(batch.blocks))
-        lengths = torch.from_numpy(np.concatenate(batch.lengths))
+        host_lengths = np.concatenate(batch.lengths)
+        lengths = torch.from_numpy(host_lengths)
         if device.type == "cuda":
             x, lengths = x.pin_memory(), lengths.pin_memory()
         x = x.to(device, non_blocking=True)
         lengths = lengths.to(device, non_blocking=True)
+        weights = None
         with torch.inference_mode(), autocast(device):
-            out = model(normalize(x, lengths, normalization), lengths, return_attention=bool(store))
-        logits, weights = out if store else (out, None)
+            x = normalize(x, lengths, normalization)
+            # Called alike with and without explanations apart from the flag, so a compiled
+            # model keeps one graph per mode.
+            if store is None:
+                logits = model(x, lengths)
+            else:
+                logits, weights = model(x, lengths, return_attention=True)
         probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        attention = None if weights is None else attention_per_sample(weights, factor, window)
+        attention = None
+        if weights is not None:
+            attention = attention_per_sample(weights, factor, host_lengths, window)
         offset = 0
         for owner, index in batch.owners:
             part = slice(offset, offset + len(index))
@@ -289,7 +324,7 @@ def predict_recordings(
 
     for state, blocks in read_ahead(map(plan, recordings), read, workers):
         if store is not None:
-            state.attention = store(state.recording, len(state.starts), window)
+            state.attention = store.allocate(state.recording, len(state.starts), window)
         pending.append(state)
         try:
             for block in blocks:
@@ -311,13 +346,17 @@ def predict_recordings(
         except RecordingError as error:
             if on_damage is None:
                 raise
-            on_damage(error)
             pending.remove(state)
             batch.drop(state)
+            if store is not None:
+                store.discard(state.recording)
+            on_damage(error)
             continue
         state.read_done = True
         if state.skipped and sum(map(len, state.skipped)) == len(state.starts):
             pending.remove(state)
+            if store is not None:
+                store.discard(state.recording)
             rec = state.recording
             error = RecordingError(f"{describe(rec)}: every window holds missing samples (gaps)")
             if on_damage is None:

@@ -12,16 +12,15 @@ from matplotlib.collections import PolyCollection
 from matplotlib.image import imread
 
 from biosig.plot import (
-    Span,
     attention_trace,
     bin_edges,
     class_colour,
-    class_spans,
     envelope,
     plot_prediction,
     prediction_figure,
 )
 from biosig.plugin import Recording
+from biosig.stream import RecordingPrediction
 
 CLASSES = ["normal", "artefact", "event"]
 
@@ -157,15 +156,17 @@ def test_attention_of_overlapping_windows_is_averaged() -> None:
     np.testing.assert_allclose(trace, expected, atol=1e-12)
 
 
-def test_attention_of_a_shorter_last_window_uses_its_valid_part() -> None:
-    # The last window is half as long: its first 5 of 10 entries cover [100, 150), the
-    # rest is padding (set to junk here, which must be ignored).
-    starts, ends = np.array([0, 100]), np.array([100, 150])
-    last = np.array([0.1, 0.1, 0.1, 0.1, 0.6, 9, 9, 9, 9, 9])
-    rows = np.vstack([np.full(10, 0.1), last])
-    trace = attention_trace(starts, ends, rows, 150, 15)
-    expected = np.concatenate([np.full(10, 0.01), [0.01, 0.01, 0.01, 0.01, 0.06]])
-    np.testing.assert_allclose(trace, expected, atol=1e-12)
+def test_attention_of_a_window_shorter_than_the_model_window_uses_its_valid_part() -> None:
+    # A recording of 50 samples, 10 original samples per model sample, in a 10-sample model
+    # window: its 5 valid entries cover [0, 50); the rest is padding (junk here, which must
+    # be ignored).
+    starts, ends = np.array([0]), np.array([50])
+    row = np.array([[0.1, 0.1, 0.1, 0.1, 0.6, 9, 9, 9, 9, 9]])
+    trace = attention_trace(starts, ends, row, 50, 5, valid=np.array([5]))
+    np.testing.assert_allclose(trace, [0.01, 0.01, 0.01, 0.01, 0.06], atol=1e-12)
+    # without `valid`, all 10 entries are taken to span the window
+    squeezed = attention_trace(starts, ends, row, 50, 5)
+    assert not np.allclose(squeezed, trace)
 
 
 def test_attention_ignores_all_nan_rows_and_leaves_uncovered_bins_empty() -> None:
@@ -194,32 +195,22 @@ def test_attention_mass_is_kept_when_bins_and_model_samples_do_not_align() -> No
     np.testing.assert_allclose(doubled, trace / 2)
 
 
-# --- class spans ------------------------------------------------------------------------
-
-
-def test_class_spans_join_runs_of_one_class() -> None:
-    spans = class_spans(np.array([0, 100, 200]), np.array([100, 200, 300]), np.array([0, 0, 1]))
-    assert spans == [Span(0, 200, 0), Span(200, 300, 1)]
-
-
-def test_class_spans_split_overlaps_between_window_centres() -> None:
-    starts = np.array([0, 50, 100, 150])
-    spans = class_spans(starts, starts + 100, np.array([0, 0, 2, 2]))
-    assert spans == [Span(0, 125, 0), Span(125, 250, 2)]
-
-
-def test_class_spans_never_cover_a_gap() -> None:
-    spans = class_spans(np.array([0, 200]), np.array([100, 300]), np.array([1, 1]))
-    assert spans == [Span(0, 100, 1), Span(200, 300, 1)]
-    assert class_spans(np.array([]), np.array([]), np.array([])) == []
-
-
 # --- the figure and the file ------------------------------------------------------------
 
 
 def sine(channels: int, n: int) -> np.ndarray:
     t = np.arange(n) / 100.0
     return np.stack([np.sin(2 * np.pi * (c + 1) * t) for c in range(channels)]).astype(np.float32)
+
+
+def prediction(
+    rec: FakeRecording, starts, ends, labels, lengths: np.ndarray | None = None
+) -> RecordingPrediction:
+    """Windows of ``rec`` predicted as ``labels`` (probability 0.9 each)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.full((len(labels), len(CLASSES)), 0.05, dtype=np.float32)
+    probs[np.arange(len(labels)), labels] = 0.9
+    return RecordingPrediction(rec, np.asarray(starts), np.asarray(ends), probs, lengths=lengths)
 
 
 def assert_png(path: Path) -> np.ndarray:
@@ -237,12 +228,13 @@ def test_plot_writes_a_png_with_classes_and_attention(tmp_path: Path) -> None:
     labels = np.array([0, 0, 2, 2, 2, 0, 0, 0, 0])
     attention = np.full((len(starts), 64), 1 / 64)
     path = tmp_path / "plots" / "r01.png"  # the parent does not exist yet
-    out = plot_prediction(path, rec, starts, ends, labels, CLASSES, attention, width_px=800)
+    pred = prediction(rec, starts, ends, labels)
+    out = plot_prediction(path, pred, CLASSES, attention, width_px=800)
     assert out == path
     image = assert_png(path)
     assert image.shape[1] == 800
 
-    fig = prediction_figure(rec, starts, ends, labels, CLASSES, attention, width_px=800)
+    fig = prediction_figure(pred, CLASSES, attention, width_px=800)
     top, second, bottom = fig.axes
     assert [top.get_ylabel(), second.get_ylabel(), bottom.get_ylabel()] == [
         "ch0",
@@ -267,26 +259,27 @@ def test_plot_with_gaps_in_the_signal(tmp_path: Path) -> None:
     attention = np.full((3, 32), 1 / 32)
     attention[1] = np.nan  # a window without data
     assert_png(
-        plot_prediction(tmp_path / "gap.png", rec, starts, ends, [1, 1, 0], CLASSES, attention)
+        plot_prediction(
+            tmp_path / "gap.png", prediction(rec, starts, ends, [1, 1, 0]), CLASSES, attention
+        )
     )
 
 
 def test_plot_with_no_windows(tmp_path: Path) -> None:
     rec = array_recording(sine(1, 300))  # fewer samples than pixels: drawn as a line
     empty = np.array([], dtype=np.int64)
-    path = plot_prediction(
-        tmp_path / "none.png", rec, empty, empty, empty, CLASSES, np.zeros((0, 8))
-    )
-    assert_png(path)
-    fig = prediction_figure(rec, empty, empty, empty, CLASSES)
+    none = prediction(rec, empty, empty, empty)
+    assert_png(plot_prediction(tmp_path / "none.png", none, CLASSES, np.zeros((0, 8))))
+    fig = prediction_figure(none, CLASSES)
     assert fig.axes[0].get_legend() is None and len(fig.axes) == 1
 
 
 def test_plot_draws_at_most_max_channels(tmp_path: Path) -> None:
     rec = array_recording(sine(6, 3000))
     starts, ends, labels = np.array([0]), np.array([3000]), np.array([1])
-    assert_png(plot_prediction(tmp_path / "six.png", rec, starts, ends, labels, CLASSES))
-    fig = prediction_figure(rec, starts, ends, labels, CLASSES)
+    pred = prediction(rec, starts, ends, labels)
+    assert_png(plot_prediction(tmp_path / "six.png", pred, CLASSES))
+    fig = prediction_figure(pred, CLASSES)
     assert [ax.get_ylabel() for ax in fig.axes] == ["ch0", "ch1", "ch2", "ch3"]
     assert "(+2 more channels)" in fig.axes[0].get_title(loc="left")
 
@@ -295,6 +288,6 @@ def test_plot_replaces_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "r.png"
     path.write_bytes(b"old")
     rec = array_recording(sine(1, 1000))
-    plot_prediction(path, rec, np.array([0]), np.array([1000]), np.array([0]), CLASSES)
+    plot_prediction(path, prediction(rec, [0], [1000], [0]), CLASSES)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_png(path)

@@ -112,12 +112,18 @@ def test_batch_size_changes_nothing(trained: Path, reference: Path, run_cli) -> 
     assert_same_predictions(out, reference)
 
 
-def test_explain_writes_attention_rows_aligned_with_the_windows(
-    trained: Path, reference: Path, run_cli
-) -> None:
+@pytest.fixture(scope="module")
+def explained(trained: Path, run_cli) -> Path:
     out = trained / "explained"
     result = predict(run_cli, trained, out, "--explain")
     assert result.code == 0, result.err
+    return out
+
+
+def test_explain_writes_attention_rows_aligned_with_the_windows(
+    explained: Path, reference: Path
+) -> None:
+    out = explained
     assert_same_predictions(out, reference)
     windows = read_table(out / "windows.tsv")
     for i, n in enumerate(LENGTHS):
@@ -128,9 +134,20 @@ def test_explain_writes_attention_rows_aligned_with_the_windows(
         assert (attention >= 0).all()
         np.testing.assert_allclose(attention.sum(1), 1, atol=1e-5)
         if n < WINDOW:  # a short recording's window: no weight on the padding
-            assert attention[0, (n + 7) // 8 * 8 :].sum() == 0
-    leftovers = [p.name for p in (out / "attention").iterdir() if p.suffix != ".npy"]
-    assert leftovers == []
+            assert attention[0, n:].sum() == 0
+    names = sorted(p.name for p in (out / "attention").iterdir())
+    assert names == sorted(f"r{i}.npy" for i in range(len(LENGTHS)))  # no temporaries
+
+
+def test_a_second_run_replaces_the_attention_of_the_first(trained: Path, run_cli) -> None:
+    out = trained / "rerun"
+    stale = out / "attention" / "old-recording.npy"
+    stale.parent.mkdir(parents=True)
+    np.save(stale, np.zeros((1, WINDOW), dtype=np.float32))
+    result = predict(run_cli, trained, out, "--explain")
+    assert result.code == 0, result.err
+    assert not stale.exists()
+    assert len(list((out / "attention").iterdir())) == len(LENGTHS)
 
 
 def test_plot_draws_one_png_per_recording(trained: Path, run_cli) -> None:
@@ -163,24 +180,64 @@ def test_vote_aggregation_counts_windows(trained: Path, reference: Path, run_cli
         assert row["label"] == CLASSES[int(np.argmax(votes))]
 
 
-def test_torchrun_shards_the_files_and_merges_the_tables(
-    trained: Path, reference: Path
-) -> None:
-    out = trained / "ranks"
+def torchrun(*args: str | Path) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc-per-node 2 -m biosig ARGS`` on the CPU."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "biosig", "predict", "--model", trained / "model", "--out", out,
-        trained / "recordings", "--device", "cpu",
+        "-m", "biosig", *args, "--device", "cpu",
     ]  # fmt: skip
-    result = subprocess.run(
+    return subprocess.run(
         [str(c) for c in command], capture_output=True, text=True, env=env, timeout=300
     )
+
+
+def test_torchrun_shards_the_files_and_merges_the_tables(
+    trained: Path, reference: Path, explained: Path
+) -> None:
+    out = trained / "ranks"
+    result = torchrun(
+        "predict", "--model", trained / "model", "--out", out, trained / "recordings",
+        "--explain", "--plot",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert_same_predictions(out, reference)
     segments = (out / "segments.tsv").read_text().splitlines()
     assert segments == (reference / "segments.tsv").read_text().splitlines()
-    tables = ["recordings.tsv", "segments.tsv", "windows.tsv"]
-    assert sorted(p.name for p in out.iterdir()) == tables  # the parts are gone
+    listing = ["attention", "plots", "recordings.tsv", "segments.tsv", "windows.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == listing  # the parts are gone
+    for i in range(len(LENGTHS)):
+        np.testing.assert_allclose(
+            np.load(attention_path(out, f"r{i}")),
+            np.load(attention_path(explained, f"r{i}")),
+            atol=1e-5,
+        )
+        assert (out / "plots" / f"r{i}.png").is_file()
     # one summary line, from rank 0, counting every rank's recordings
     assert f"{len(LENGTHS)} recordings predicted" in result.stderr
+
+
+def test_torchrun_one_failing_rank_fails_the_run_and_writes_nothing(trained: Path) -> None:
+    inputs = trained / "with-broken"
+    inputs.mkdir()
+    for name in ("r0.npy", "r1.npy"):
+        (inputs / name).write_bytes((trained / "recordings" / name).read_bytes())
+    (inputs / "r9.npy").write_bytes(b"\x93NUMPY broken")  # sorts last: rank 1's file
+    out = trained / "failed-ranks"
+    result = torchrun("predict", "--model", trained / "model", "--out", out, inputs, "--strict")
+    assert result.returncode != 0
+    assert "r9.npy" in result.stderr
+    assert "another process of this run failed" in result.stderr
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+
+
+def test_torchrun_refuses_a_recording_read_on_two_ranks(trained: Path) -> None:
+    first, second = trained / "copy-a", trained / "copy-b"
+    for directory in (first, second):
+        directory.mkdir()
+        (directory / "r0.npy").write_bytes((trained / "recordings" / "r0.npy").read_bytes())
+    out = trained / "twice"
+    result = torchrun("predict", "--model", trained / "model", "--out", out, first, second)
+    assert result.returncode != 0
+    assert "recording r0 was read by rank 0 and again by rank 1" in result.stderr
+    assert not (out / "recordings.tsv").exists() and not (out / ".parts").exists()

@@ -107,3 +107,39 @@ def test_abandoning_the_stream_stops_the_readers() -> None:
 def test_negative_workers_is_an_error() -> None:
     with pytest.raises(ValueError, match="workers"):
         next(read_ahead(iter(range(1)), numbers, workers=-1))
+
+
+def test_a_job_left_part_way_stops_its_producer_and_the_next_jobs_come() -> None:
+    produced: list[tuple[int, int]] = []
+
+    def many(job: int) -> Iterator[int]:
+        for i in range(1000):
+            produced.append((job, i))
+            yield i
+
+    got = []
+    stream = read_ahead(iter(range(3)), many, workers=1, depth=2)
+    for job, items in stream:
+        if job == 0:
+            next(items)  # leave job 0 after one item
+            continue
+        got.append((job, sum(1 for _ in items)))
+    assert got == [(1, 1000), (2, 1000)]
+    assert sum(1 for job, _ in produced if job == 0) < 10
+
+
+def test_no_job_is_taken_after_the_stream_is_closed() -> None:
+    taken: list[int] = []
+
+    def jobs() -> Iterator[int]:
+        for job in range(100):
+            taken.append(job)
+            yield job
+
+    stream = read_ahead(jobs(), numbers, workers=2, depth=1)
+    next(stream)
+    stream.close()
+    time.sleep(0.3)
+    count = len(taken)
+    time.sleep(0.3)
+    assert len(taken) == count <= 6

@@ -25,7 +25,7 @@ from biosig.output import (
     window_rows,
 )
 from biosig.plugin import ArrayRecording, LabelledInterval, Plugin, PluginDefaults, Recording
-from biosig.stream import RecordingPrediction, predict_recordings
+from biosig.stream import RecordingPrediction, attention_per_sample, predict_recordings
 from biosig.windows import window_starts
 
 CHANNELS, CLASSES, WINDOW, HOP = 2, ["n", "s", "v"], 128, 64
@@ -423,10 +423,24 @@ def test_attention_per_window_sums_to_one_and_matches_the_model(model_and_meta) 
         with torch.inference_mode():
             _, weights = model(normalize(x, lengths, {"mode": "window"}), lengths, True)
         per_token = weights.mean(1)[0].numpy()
+        n = x.shape[-1]
+        samples_of_token = np.minimum(8, n - 8 * np.arange(len(per_token)))  # last: n % 8
         np.testing.assert_allclose(
-            pred.attention[0, ::8][: len(per_token)], per_token / 8, atol=1e-6
+            pred.attention[0, ::8][: len(per_token)], per_token / samples_of_token, atol=1e-6
         )
-    assert (preds[1].attention[0, 64:] == 0).all()  # 60 samples: 8 tokens, none past them
+        np.testing.assert_array_equal(pred.lengths, np.minimum(WINDOW, rec.n_samples - pred.starts))
+    # 60 samples: 8 tokens, the last holding 4 samples, and nothing past the recording
+    assert (preds[1].attention[0, 60:] == 0).all()
+    assert (preds[1].attention[0, 56:60] > 0).all()
+
+
+def test_attention_rows_sum_to_one_when_the_window_is_not_a_multiple_of_8() -> None:
+    weights = torch.softmax(torch.randn(3, 2, 13), -1)  # 13 tokens: 101 samples need 13
+    weights[2, :, 5:] = 0  # 40 samples: 5 tokens, the model gives padded ones no weight
+    weights[2] /= weights[2].sum(-1, keepdim=True)
+    rows = attention_per_sample(weights, 8, np.array([101, 101, 40]), 101)
+    np.testing.assert_allclose(rows.sum(1), 1, atol=1e-6)
+    assert (rows[2, 40:] == 0).all()
 
 
 def test_aggregations() -> None:

@@ -42,7 +42,9 @@ class _OpenFiles(threading.local):
             handle = h5py.File(path, "r")
         self._files[path] = handle
         while len(self._files) > self.size:
-            self._files.popitem(last=False)[1].close()
+            # Dropped, not closed: a read being decoded (or a file's listing still being
+            # walked) may hold the handle; the file closes when its last user lets go.
+            self._files.popitem(last=False)
         return handle
 
 

@@ -29,7 +29,9 @@ class _OpenReaders(threading.local):
             reader = pod5.Reader(path)
         self._readers[path] = reader
         while len(self._readers) > self.size:
-            self._readers.popitem(last=False)[1].close()
+            # Dropped, not closed: a read being decoded (or a file's listing still being
+            # walked) may hold the handle; the file closes when its last user lets go.
+            self._readers.popitem(last=False)
         return reader
 
 
