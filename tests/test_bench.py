@@ -14,6 +14,7 @@ from biosig.model import SignalClassifier, model_config
 KEYS = {
     "device", "preset", "window", "batch_size", "model_windows_per_s", "e2e_windows_per_s",
     "e2e_over_model", "peak_host_mb", "peak_device_mb", "mfu",
+    "workers", "compile",  # the settings measured, beside the figures the issue names
 }  # fmt: skip
 QUICK = ("--preset", "tiny", "--window", "64", "--batch-size", "32", "--seconds", "0.2")
 
@@ -27,6 +28,7 @@ def test_json_holds_every_figure(synthetic_npy: Path, run_cli) -> None:
     assert set(figures) == KEYS
     assert (figures["device"], figures["preset"], figures["window"]) == ("cpu", "tiny", 64)
     assert figures["batch_size"] == 32
+    assert (figures["workers"], figures["compile"]) == (1, False)
     assert figures["model_windows_per_s"] > 0 and figures["e2e_windows_per_s"] > 0
     ratio = figures["e2e_windows_per_s"] / figures["model_windows_per_s"]
     assert abs(figures["e2e_over_model"] - ratio) < 1e-9
