@@ -30,7 +30,20 @@ HISTORY_COLUMNS = [
     "val_macro_f1",
     "lr",
     "seconds",
+    # then validation F1 of each class, in the store's class order
+    "val_f1_noise",
+    "val_f1_sine",
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Train on one thread: as fast for a tiny model, and far faster on a shared 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -159,7 +172,23 @@ def test_fit_writes_history(separable_run) -> None:
     # The schedule ends at 1 % of the peak learning rate.
     assert result.history[-1]["lr"] == pytest.approx(3e-3 * 0.01)
     assert len(messages) == epochs and messages[0].startswith("epoch   1")
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "history.csv", "last"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "history.csv", "last", "resume"]
+    assert [p.name for p in (run_dir / "resume").iterdir()] == ["state.pt"]
+
+
+def test_history_holds_each_class_f1_of_the_validated_model(separable_run) -> None:
+    store, run_dir, _, result, _, epochs = separable_run
+    rows = read_history(run_dir / "history.csv")
+    # The last epoch's columns are the per-class F1 of the last checkpoint's report...
+    report = load_checkpoint(run_dir / "last")[1]["metrics"]
+    for name in store.classes:
+        assert float(rows[-1][f"val_f1_{name}"]) == pytest.approx(report["per_class"][name]["f1"])
+    # ...and every epoch's macro-F1 is their mean (two classes, both in the validation set).
+    for row in rows:
+        f1s = [float(row[f"val_f1_{name}"]) for name in store.classes]
+        assert all(0.0 <= f <= 1.0 for f in f1s)
+        assert float(row["val_macro_f1"]) == pytest.approx(sum(f1s) / 2)
+    assert max(float(row["val_f1_sine"]) for row in rows) >= 0.9
 
 
 def test_fit_writes_best_and_last_checkpoints(separable_run) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,8 @@ import click
 import numpy as np
 
 from .. import __version__
-from ..atomic import point_link
-from ..augment import build_augmentation
+from ..atomic import atomic_file, point_link
+from ..augment import AUGMENTATIONS, build_augmentation
 from ..damaged import DamagePolicy
 from ..device import resolve_device
 from ..errors import BiosigError
@@ -24,7 +26,13 @@ from ..normalize import dataset_statistics
 from ..plugin import NORMALIZATIONS, SPLITS, iter_recordings
 from ..registry import get_plugin
 from ..split import split_examples
-from ..train import TrainConfig, fit, seed_everything
+from ..train import (
+    RESUME_DIR,
+    TrainConfig,
+    fit,
+    load_training_state,
+    seed_everything,
+)
 from .common import (
     RUNS,
     Options,
@@ -38,6 +46,11 @@ from .common import (
 )
 
 DEFAULTS = TrainConfig()
+
+#: ``run_dir/resume/settings.json``: the run's request with every default resolved, so that
+#: ``--resume`` repeats it exactly (inputs and labels as absolute paths).
+SETTINGS_FILE = "settings.json"
+SETTINGS_FORMAT = 1
 
 
 @dataclasses.dataclass
@@ -65,8 +78,20 @@ class TrainRequest:
     plugin_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) -> Path:
-    """Train a model as ``request`` says; returns the run directory."""
+def run_training(
+    request: TrainRequest,
+    echo=click.echo,
+    progress: bool = True,
+    *,
+    state: dict[str, Any] | None = None,
+    latest: Path | None = None,
+) -> Path:
+    """Train a model as ``request`` says; returns the run directory.
+
+    ``state`` (a run's saved training state) continues that run in ``request.out`` after
+    its last finished epoch; ``latest`` is the link to point at the run when it succeeds
+    (by default ``runs/<plugin>/latest`` for a run without ``--out``).
+    """
     plugin = get_plugin(request.plugin)
     plugin.configure(request.plugin_options)
     if not request.inputs:
@@ -135,6 +160,19 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     seed_everything(request.config.seed)
     model = SignalClassifier(model_config(request.preset, store.n_channels, len(classes)))
     run_dir = Path(request.out) if request.out else _new_run_dir(RUNS / plugin.name)
+    if latest is None and request.out is None:
+        latest = RUNS / plugin.name / "latest"
+    resolved = dataclasses.replace(
+        request,
+        inputs=[os.path.abspath(i) for i in request.inputs],
+        labels=str(labels_path.resolve()) if isinstance(labels_path, Path) else labels_path,
+        window=window,
+        hop=hop,
+        normalization=normalization,
+        sample_rate=sample_rate,
+        split=split_mode,
+        plugin_options=plugin.settings,
+    )
     labelled = set(store.recording_ids)
     first = next(r for r in recordings if r.id in labelled)
     meta = {
@@ -173,6 +211,7 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
         f"{', '.join(classes)}) on {device}"
     )
     try:
+        _write_settings(run_dir, resolved, latest is not None)
         result = fit(
             model,
             store,
@@ -185,13 +224,14 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
             meta,
             progress=progress,
             echo=echo,
+            state=state,
         )
     except BaseException:
         if request.out is None:
             _remove_if_empty(run_dir)
         raise
-    if request.out is None:
-        point_link(RUNS / plugin.name / "latest", run_dir)
+    if latest is not None:
+        point_link(latest, run_dir)
     best = result.best_metrics
     echo(
         f"best epoch {result.best_epoch}: val accuracy {best['accuracy']:.4f}, "
@@ -200,6 +240,83 @@ def run_training(request: TrainRequest, echo=click.echo, progress: bool = True) 
     damage.report()
     echo(f"model written to {run_dir}")
     return run_dir
+
+
+def resume_training(
+    run: Path, epochs: int | None = None, echo=click.echo, progress: bool = True
+) -> Path:
+    """Continue the interrupted run in ``run`` with its own settings, after its last
+    finished epoch (from the first, if none finished); ``epochs`` may raise its total.
+    A run that already finished is left as it is. Returns the run directory."""
+    run = Path(run)
+    if not run.exists():
+        raise BiosigError(f"--resume {run}: no such run directory")
+    if not run.is_dir():
+        raise BiosigError(f"--resume {run}: not a directory")
+    request, had_latest = _read_settings(run)
+    if epochs is not None:
+        if epochs < request.config.epochs:
+            raise BiosigError(
+                f"--epochs {epochs}: {run} was started for {request.config.epochs} epochs; "
+                "with --resume the total can only be raised"
+            )
+        request.config = dataclasses.replace(request.config, epochs=epochs)
+    state = load_training_state(run)
+    total = request.config.epochs
+    if state is None:
+        echo(f"resuming {run}: no epoch had finished, so from the first of {total}")
+    elif state["stopped"]:
+        echo(f"{run} stopped early after epoch {state['epoch']}: nothing to resume")
+        return run
+    elif state["epoch"] >= total:
+        echo(
+            f"{run} finished all {state['epoch']} epochs: nothing to resume "
+            "(raise --epochs to train longer)"
+        )
+        return run
+    else:
+        echo(f"resuming {run} after epoch {state['epoch']} of {total}")
+    return run_training(
+        request,
+        echo,
+        progress,
+        state=state,
+        latest=run.parent / "latest" if had_latest else None,
+    )
+
+
+def _write_settings(run_dir: Path, request: TrainRequest, latest: bool) -> None:
+    """Save ``request`` (with its defaults resolved) for ``--resume``."""
+    settings = dataclasses.asdict(request)
+    del settings["out"]  # the run is wherever it is resumed from, even if it was moved
+    settings.update(format=SETTINGS_FORMAT, latest=latest)
+    with atomic_file(Path(run_dir) / RESUME_DIR / SETTINGS_FILE) as handle:
+        handle.write(json.dumps(settings, indent=2) + "\n")
+
+
+def _read_settings(run: Path) -> tuple[TrainRequest, bool]:
+    """The request ``run`` was started with, and whether it was a ``runs/<plugin>`` run
+    that ``latest`` points at."""
+    path = run / RESUME_DIR / SETTINGS_FILE
+    if not path.is_file():
+        raise BiosigError(
+            f"--resume {run}: not a biosig run that can be resumed (no {RESUME_DIR}/"
+            f"{SETTINGS_FILE} in it)"
+        )
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BiosigError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(settings, dict) or settings.get("format") != SETTINGS_FORMAT:
+        raise BiosigError(f"{path}: not biosig run settings (format {SETTINGS_FORMAT})")
+    try:
+        config = TrainConfig(**settings.pop("config"))
+        latest = bool(settings.pop("latest"))
+        settings.pop("format")
+        request = TrainRequest(**settings, out=run, config=config)
+    except (KeyError, TypeError) as exc:
+        raise BiosigError(f"{path}: damaged run settings ({exc})") from None
+    return request, latest
 
 
 def _check_every_class_has_windows(y, classes: list[str]) -> None:
@@ -243,7 +360,17 @@ def _new_run_dir(parent: Path) -> Path:
 def _remove_if_empty(run_dir: Path) -> None:
     """Remove a run directory that a failed run left empty, and ``runs/<plugin>`` and
     ``runs`` if that leaves them empty: an empty run is nothing to resume or inspect, only
-    clutter beside the real ones. A directory that holds anything is kept."""
+    clutter beside the real ones. A directory that holds anything is kept; the settings
+    saved for ``--resume`` alone do not count (resuming such a run is starting it again)."""
+    resume = run_dir / RESUME_DIR
+    try:
+        if {p.name for p in run_dir.iterdir()} == {RESUME_DIR} and {
+            p.name for p in resume.iterdir()
+        } == {SETTINGS_FILE}:
+            (resume / SETTINGS_FILE).unlink()
+            resume.rmdir()
+    except OSError:
+        return
     for directory in (run_dir, run_dir.parent, RUNS):
         try:
             directory.rmdir()
@@ -270,7 +397,14 @@ def _remove_if_empty(run_dir: Path) -> None:
     show_default=True,
     help="Model size: tiny (tests, quick CPU runs), small, base.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.epochs,
+    show_default=True,
+    help="Training epochs. With --resume, a larger total extends the run (its cosine "
+    "schedule is then stretched over the new total from the current step).",
+)
 @batch_option
 @click.option(
     "--lr",
@@ -303,13 +437,33 @@ def _remove_if_empty(run_dir: Path) -> None:
     "--class-weights/--no-class-weights",
     default=DEFAULTS.class_weights,
     show_default=True,
-    help="Weight classes inversely to their frequency.",
+    help="Weight classes inversely to their frequency (off with --balance).",
+)
+@click.option(
+    "--balance/--no-balance",
+    default=DEFAULTS.balance,
+    show_default=True,
+    help="Each epoch, draw as many training windows as there are, with replacement, each "
+    "with probability inversely proportional to its class's frequency, so classes are seen "
+    "equally often; class weights are then off, so imbalance is not corrected twice.",
+)
+@click.option(
+    "--ema",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=DEFAULTS.ema,
+    show_default=True,
+    metavar="DECAY",
+    help="Keep an exponential moving average of the weights with this decay (e.g. 0.999; "
+    "warmed up as min(DECAY, (1+n)/(10+n)) at update n) and validate and save it instead "
+    "of the trained weights; 0: off.",
 )
 @click.option(
     "--augment",
     default=",".join(DEFAULTS.augment),
     show_default=True,
-    help="Comma-separated augmentations (time_warp, noise; 'name:strength'), or 'none'.",
+    help=f"Comma-separated augmentations ({', '.join(AUGMENTATIONS)}; 'name:strength' or "
+    "'name:strength:p'), or 'none'. mixup and cutmix blend pairs of training windows and "
+    "train on their blended (soft) targets.",
 )
 @click.option(
     "--normalization",
@@ -348,14 +502,36 @@ def _remove_if_empty(run_dir: Path) -> None:
     help="Model rate in Hz; recordings are resampled to it [default: the plugin's].",
 )
 @strict_option
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    metavar="RUN",
+    help="Continue the interrupted run in directory RUN where it stopped, with the settings "
+    "it was started with; no other option may be given, except --epochs to raise its total.",
+)
 @more_inputs_argument
 @click.pass_context
-def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
+def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: Any) -> None:
     """Train a classifier on labelled recordings.
 
     A plugin's own options (`biosig plugins show NAME`) are given as further flags.
+
+    Each run directory holds `best/` and `last/` checkpoints, `history.csv` (per epoch:
+    losses, validation accuracy, macro-F1 and each class's F1, learning rate) and `resume/`,
+    from which `--resume RUN` continues an interrupted run to the same end as if it had not
+    stopped.
     """
+    if resume is not None:
+        _reject_flags_with_resume(ctx, resume)
+        epochs_given = ctx.get_parameter_source("epochs") == click.core.ParameterSource.COMMANDLINE
+        resume_training(resume, ctx.params["epochs"] if epochs_given else None)
+        return
     opts = Options(ctx, pipeline)
+    if opts.get("resume") is not None:
+        raise BiosigError(
+            f"{pipeline}: resume: a run is resumed from the command line only "
+            "(biosig train --resume RUN)"
+        )
     plugin = opts.get("plugin")
     if not plugin:
         reject_flags(ctx.params["more_inputs"])
@@ -376,6 +552,8 @@ def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
         augment=[] if augment in ([], ["none"]) else augment,
         patience=opts.get("patience"),
         seed=opts.get("seed"),
+        ema=opts.get("ema"),
+        balance=opts.get("balance"),
     )
     out = opts.get("out")
     run_training(
@@ -398,3 +576,26 @@ def train(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
             plugin_options=reader.settings,
         )
     )
+
+
+def _reject_flags_with_resume(ctx: click.Context, run: Path) -> None:
+    """With ``--resume`` the run's own settings hold; a flag that would change them (or a
+    pipeline file, input or plugin option) is an error rather than silently ignored."""
+    for param in ctx.command.params:
+        if param.name in ("resume", "epochs", "more_inputs"):
+            continue
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = param.opts[0]
+        if isinstance(param, click.Option) and param.secondary_opts and not ctx.params[param.name]:
+            flag = param.secondary_opts[0]
+        raise BiosigError(
+            f"{flag} cannot be given with --resume: {run} continues with the settings it was "
+            "started with (only --epochs may be given, to raise its total)"
+        )
+    extra = ctx.params["more_inputs"]
+    if extra:
+        raise BiosigError(
+            f"{extra[0]} cannot be given with --resume: {run} continues with the inputs and "
+            "plugin options it was started with"
+        )
