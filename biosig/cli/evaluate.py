@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 import numpy as np
 
+from ..atomic import atomic_file
+from ..checkpoint import resolve_checkpoint
 from ..damaged import DamagePolicy
 from ..errors import BiosigError
 from ..examples import build_examples
@@ -22,6 +25,7 @@ from .common import (
     configure_plugin,
     device_option,
     label_source,
+    latest_model,
     load_model_and_plugin,
     more_inputs_argument,
     strict_option,
@@ -110,6 +114,61 @@ def per_recording(
     return first_label[~mixed], sums[~mixed] / counts[~mixed, None]
 
 
+#: ``biosig evaluate --report DIR`` writes the metrics here, as ``--json`` prints them.
+METRICS_JSON = "metrics.json"
+
+
+def check_report_dir(directory: Path) -> None:
+    """Refuse a ``--report`` directory that cannot be created or written, before the
+    (possibly long) evaluation instead of after it. Creates nothing."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BiosigError(f"{directory}: not a directory")
+    existing = directory
+    while not existing.exists():  # the part of the path that is there already
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BiosigError(f"{directory}: cannot create it, {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BiosigError(f"{directory}: not writable ({existing}: permission denied)")
+
+
+def run_history(model_path: Path) -> Path | None:
+    """``history.csv`` of the training run a model path belongs to, if there is one.
+
+    A model path is a run directory (its ``best`` is loaded; ``runs/<plugin>/latest``
+    links to one) or a checkpoint directory. A checkpoint named ``best`` or ``last`` is
+    taken to sit in its run directory; one named otherwise (a model copied out of its run)
+    has no history, rather than picking up an unrelated ``history.csv`` beside it.
+    """
+    from ..report import HISTORY
+
+    model_path = Path(model_path)
+    checkpoint = resolve_checkpoint(model_path)
+    if checkpoint != model_path:
+        run_dir = model_path
+    elif model_path.resolve().name in ("best", "last"):
+        run_dir = model_path.resolve().parent
+    else:
+        return None
+    history = run_dir / HISTORY
+    return history if history.is_file() else None
+
+
+def write_evaluation_report(directory: Path, report: dict, history: Path | None) -> list[Path]:
+    """Write ``directory/metrics.json`` (``report`` as ``--json`` prints it),
+    ``directory/confusion.png`` and, with a ``history``, ``directory/learning_curves.png``;
+    returns the paths written."""
+    # Imported here: matplotlib is only needed when a report is asked for.
+    from ..report import write_report
+
+    directory = Path(directory)
+    metrics_path = directory / METRICS_JSON
+    with atomic_file(metrics_path) as handle:
+        handle.write(json.dumps(report, indent=2) + "\n")
+    return [metrics_path, *write_report(directory, report, history, what="evaluation")]
+
+
 # Unknown `--flags` reach `more_inputs`, where the plugin's own options are picked out.
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option(
@@ -133,6 +192,14 @@ def per_recording(
 @batch_option
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Also write DIR/metrics.json (as --json prints it), DIR/confusion.png and, when "
+    "the model's run has a history.csv, DIR/learning_curves.png.",
+)
 @strict_option
 @more_inputs_argument
 def evaluate(
@@ -145,10 +212,13 @@ def evaluate(
     batch_size: int | None,
     device: str,
     as_json: bool,
+    report_dir: Path | None,
     strict: bool,
     more_inputs: tuple[str, ...],
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class scores and the confusion matrix."""
+    if report_dir is not None:
+        check_report_dir(report_dir)
     report = run_evaluation(
         model_path,
         plugin,
@@ -160,4 +230,11 @@ def evaluate(
         strict=strict,
         span=span,
     )
+    if report_dir is not None:
+        # run_evaluation has succeeded, so without --model the plugin's latest run exists.
+        history = run_history(model_path or latest_model(plugin))
+        # Written before the metrics are printed: if writing fails, the one error line is
+        # all the output, as for any other failure.
+        for path in write_evaluation_report(report_dir, report, history):
+            log.info("wrote %s", path)
     click.echo(json.dumps(report) if as_json else format_report(report))
