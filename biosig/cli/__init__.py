@@ -18,6 +18,7 @@ from ..errors import BiosigError
 #: pay for importing torch.
 COMMANDS = {
     "train": "Train a classifier on labelled recordings.",
+    "pretrain": "Pretrain the backbone on unlabelled recordings.",
     "predict": "Classify every window of every recording.",
     "evaluate": "Score a trained model against labelled recordings.",
     "plugins": "List and inspect plugins.",
