@@ -65,6 +65,11 @@ def load_checkpoint(
     """The model (in eval mode, on ``device``) and its metadata."""
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)
+    if meta.get("pretrained"):
+        raise BiosigError(
+            f"{directory}: a pretrained backbone, not a classifier; "
+            f"fine-tune it first with `biosig train --init {path} …`"
+        )
     model = SignalClassifier(ModelConfig(**meta["model"]))
     try:
         state = load_file(str(directory / WEIGHTS), device=str(device))

@@ -247,6 +247,18 @@ def test_pretrain_command_writes_a_checkpoint_and_history(pretrained_run: Path) 
     assert val[-1] < 0.7 * zero
 
 
+def test_predicting_with_a_pretrained_backbone_says_to_fine_tune_it(
+    pretrained_run: Path, run_cli
+) -> None:
+    result = run_cli(
+        "predict", "--model", pretrained_run / "pretrained", pretrained_run, "--device", "cpu"
+    )
+    assert result.code == 2
+    assert len(result.err_lines) == 1
+    assert "a pretrained backbone, not a classifier" in result.err
+    assert "biosig train --init" in result.err
+
+
 def test_pretrained_run_fills_a_classifiers_backbone(pretrained_run: Path) -> None:
     settings = pretrained_settings(pretrained_run)  # the run directory finds `pretrained`
     assert settings.pretrained and settings.preset == "tiny"
