@@ -1,9 +1,13 @@
 """The biosig classifier: a multi-scale CNN front end followed by a Transformer.
 
-Signal ``[B, C, T]`` -> stem conv -> 4 CNN stages (stride-2 downsampling at the entry of
-every stage but the first; residual blocks of dilated convs with squeeze-excitation) ->
-1x1 projection to ``model_dim`` -> pre-norm Transformer blocks (RMSNorm, rotary attention,
-SwiGLU) -> final RMSNorm -> attention pooling -> linear head.
+Signal ``[B, C, T]`` -> stem conv -> 4 CNN stages (a kernel-3 conv at the entry of every
+stage but the first, stride 2 by default, ``ModelConfig.stage_strides``; residual blocks of
+dilated convs with squeeze-excitation) -> 1x1 projection to ``model_dim`` -> pre-norm
+Transformer blocks (RMSNorm, rotary attention, SwiGLU) -> final RMSNorm -> attention
+pooling -> linear head.
+
+:func:`fit_to_window` and :func:`fit_to_data` adapt a preset to the task: less downsampling
+for short windows, narrower late stages for small data sets.
 
 Variable-length batches are exact: each item's valid length is carried through every
 downsampling, padded positions are forced back to zero after every CNN layer (so each
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +37,10 @@ from biosig.layers import (
     lengths_to_mask,
 )
 
-# Every stage after the first halves the time axis with a kernel-3, padding-1 conv.
-_DOWNSAMPLE_STRIDE = 2
+# Every stage after the first enters through a kernel-3, padding-1 conv; with the default
+# stride 2 it halves the time axis. The strides a config may use: stride 1 keeps the rate.
+_DEFAULT_STRIDE = 2
+_ALLOWED_STRIDES = (1, 2)
 
 
 @dataclass
@@ -41,7 +48,10 @@ class ModelConfig:
     """Everything needed to rebuild a :class:`SignalClassifier`; stored as JSON in checkpoints.
 
     ``ffn_hidden=None`` picks the SwiGLU width from ``model_dim`` (8/3 of it, rounded up to a
-    multiple of 32). Lists (as JSON gives them back) become tuples, so
+    multiple of 32). ``stage_strides`` holds the stride (1 or 2) of the conv entering each
+    stage after the first; ``None`` means 2 everywhere, which is also what a config saved
+    before the field existed gets, so old checkpoints rebuild the same model. Lists (as JSON
+    gives them back) become tuples, so
     ``ModelConfig(**json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg``.
     """
 
@@ -49,6 +59,7 @@ class ModelConfig:
     n_classes: int = 2
     stem_kernel: int = 15
     stage_channels: tuple[int, ...] = (32, 64, 128, 256)
+    stage_strides: tuple[int, ...] | None = None
     blocks_per_stage: int = 1
     kernel_size: int = 7
     dilations: tuple[int, ...] = (1, 2, 4)
@@ -63,9 +74,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self.stage_channels = tuple(self.stage_channels)
+        if self.stage_strides is None:
+            self.stage_strides = (_DEFAULT_STRIDE,) * max(len(self.stage_channels) - 1, 0)
+        self.stage_strides = tuple(self.stage_strides)
         self.dilations = tuple(self.dilations)
         if self.ffn_hidden is None:
-            self.ffn_hidden = 32 * math.ceil(self.model_dim * 8 / 3 / 32)
+            self.ffn_hidden = _default_ffn_hidden(self.model_dim)
         self._validate()
 
     def _validate(self) -> None:
@@ -95,6 +109,14 @@ class ModelConfig:
             not isinstance(c, int) or c < 1 for c in self.stage_channels
         ):
             fail(f"stage_channels must be non-empty positive integers, got {self.stage_channels}")
+        n_transitions = len(self.stage_channels) - 1
+        if len(self.stage_strides) != n_transitions or any(
+            type(s) is not int or s not in _ALLOWED_STRIDES for s in self.stage_strides
+        ):
+            fail(
+                f"stage_strides must be {n_transitions} value(s) in {_ALLOWED_STRIDES}, one per "
+                f"stage after the first, got {self.stage_strides}"
+            )
         if not self.dilations or any(not isinstance(d, int) or d < 1 for d in self.dilations):
             fail(f"dilations must be non-empty positive integers, got {self.dilations}")
         if self.model_dim % self.n_heads:
@@ -156,6 +178,122 @@ def model_config(preset: str, in_channels: int, n_classes: int, **overrides) -> 
         raise ValueError(f"unknown model config field(s) {', '.join(unknown)}; known: {known}")
     values = {**PRESETS[preset], **overrides, "in_channels": in_channels, "n_classes": n_classes}
     return ModelConfig(**values)
+
+
+def downsample_factor(config: ModelConfig) -> int:
+    """Input samples per token of a model built from ``config``: the product of its strides."""
+    return math.prod(config.stage_strides)
+
+
+def token_count(config: ModelConfig, lengths: Tensor | int) -> Tensor | int:
+    """Tokens a model built from ``config`` makes of ``lengths`` samples (tensor or int):
+    ``ceil(lengths / downsample_factor)``, computed stride by stride as the convs do."""
+    for stride in config.stage_strides:
+        lengths = downsample_lengths(lengths, stride)
+    return lengths
+
+
+#: Fewest tokens :func:`fit_to_window` leaves a window with. Below ~16 the token-level layers
+#: lose their purpose: the last stage's dilated convs (kernel 7, dilation 4 reach +-12 tokens)
+#: would read mostly padding, rotary attention would see a handful of relative offsets, and
+#: attention pooling -- the model's explanation -- would weigh 1-3 coarse segments. 16 is
+#: also what a 128-sample window gets at the full factor 8, so common windows keep the preset.
+DEFAULT_MIN_TOKENS = 16
+
+
+def fit_to_window(
+    config: ModelConfig, window: int, min_tokens: int = DEFAULT_MIN_TOKENS
+) -> ModelConfig:
+    """``config`` with the most downsampling it already has that still leaves ``window``
+    samples at least ``min_tokens`` tokens.
+
+    Rule: while ``ceil(window / downsample_factor) < min_tokens``, the last stride-2 stage
+    entry becomes stride 1 (so with the default strides the candidates are (2, 2, 2),
+    (2, 2, 1), (2, 1, 1), (1, 1, 1): factors 8, 4, 2, 1). The early entries keep their
+    stride because at high time resolution they are cheap (few channels) and they widen the
+    receptive field of every later layer; stride 1 at the widest stage costs more only when
+    windows are short, which is the only time it happens. Downsampling is never added, and a
+    window shorter than ``min_tokens`` gets none (one token per sample). Widths, and hence
+    parameter shapes, are unchanged: a checkpoint of the preset still loads.
+
+    Examples with the default strides and ``min_tokens=16``: window 24 -> factor 1 (24
+    tokens), 100 -> 4 (25), 150 -> 8 (19), 1024 -> 8 (128).
+    """
+    window = _positive_int("window", window)
+    min_tokens = _positive_int("min_tokens", min_tokens)
+    strides = list(config.stage_strides)
+    # Nested ceilings collapse: ceil(ceil(w / a) / b) == ceil(w / (a * b)).
+    while (
+        downsample_lengths(window, math.prod(strides)) < min_tokens and max(strides, default=1) > 1
+    ):
+        last = max(i for i, s in enumerate(strides) if s > 1)
+        strides[last] = 1
+    return dataclasses.replace(config, stage_strides=tuple(strides))
+
+
+#: Narrowest width :func:`fit_to_data` caps to: below it squeeze-excitation (width / 4) and
+#: the attention heads (4-8 heads of even width) get too thin to be worth their layers.
+MIN_FIT_WIDTH = 32
+
+
+def width_for_data(n_examples: int) -> int:
+    """Widest stage / ``model_dim`` :func:`fit_to_data` allows for ``n_examples`` windows:
+    ``8 * sqrt(n_examples)`` rounded down to a power of two, at least ``MIN_FIT_WIDTH``.
+
+    That is 32 below 64 examples, 64 below 256, 128 below 1024, 256 below 4096, 512 below
+    16384. Parameters grow with the square of the width, so the cap makes them grow about
+    linearly with the data; ``small`` (widths up to 256) is whole from 1024 windows on.
+    """
+    n_examples = _positive_int("n_examples", n_examples)
+    width = MIN_FIT_WIDTH
+    while (2 * width) ** 2 <= 64 * n_examples:  # 2 * width <= 8 * sqrt(n), in integers
+        width *= 2
+    return width
+
+
+def fit_to_data(config: ModelConfig, n_examples: int) -> ModelConfig:
+    """``config`` narrowed for a training set of ``n_examples`` windows.
+
+    Every stage width and ``model_dim`` is capped at :func:`width_for_data` (so only the
+    wide late stages shrink, and never past the preset). ``model_dim`` is then rounded down
+    to a multiple of what attention needs (``2 * n_heads`` for even rotary head widths and
+    ``pool_heads``), but not below one such multiple. ``ffn_hidden`` follows ``model_dim``:
+    re-derived when it had the default 8/3 width, scaled in proportion otherwise. Depth,
+    heads, kernels and strides are kept. Not for a pretrained backbone, whose widths are
+    fixed by its weights.
+
+    With ``small`` (32, 64, 128, 256; ``model_dim`` 128): 50 windows -> (32, 32, 32, 32) and
+    32; 200 -> (32, 64, 64, 64) and 64; 1000 -> (32, 64, 128, 128) and 128; from 1024 on the
+    preset itself.
+    """
+    cap = width_for_data(n_examples)
+    stage_channels = tuple(min(c, cap) for c in config.stage_channels)
+    unit = math.lcm(2 * config.n_heads, config.pool_heads)
+    model_dim = config.model_dim
+    if model_dim > cap:
+        model_dim = max(unit, cap // unit * unit)
+    ffn_hidden = config.ffn_hidden
+    assert ffn_hidden is not None  # resolved by ModelConfig.__post_init__
+    if model_dim != config.model_dim:
+        if ffn_hidden == _default_ffn_hidden(config.model_dim):
+            ffn_hidden = _default_ffn_hidden(model_dim)
+        else:
+            ffn_hidden = max(1, math.ceil(ffn_hidden * model_dim / config.model_dim))
+    return dataclasses.replace(
+        config, stage_channels=stage_channels, model_dim=model_dim, ffn_hidden=ffn_hidden
+    )
+
+
+def _positive_int(name: str, value: object) -> int:
+    # Integral, not int: callers pass numpy sizes (np.int64) as often as Python ints.
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _default_ffn_hidden(model_dim: int) -> int:
+    # SwiGLU's 8/3 keeps its parameter count at a 4x GELU MLP's; multiples of 32 suit kernels.
+    return 32 * math.ceil(model_dim * 8 / 3 / 32)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -222,16 +360,20 @@ class ResidualBlock(nn.Module):
 
 
 class Stage(nn.Module):
-    """Optional stride-2 downsampling conv, then residual blocks at one width."""
+    """Optional entry conv (kernel 3, stride ``stride``), then residual blocks at one width.
+
+    ``stride=None`` (the first stage) has no entry conv. A stride-1 entry still maps the
+    previous stage's width to this one; it keeps the kernel-3 shape of the stride-2 conv so
+    that the parameters, and the state-dict, do not depend on the strides.
+    """
 
     def __init__(
-        self, in_channels: int, out_channels: int, downsample: bool, config: ModelConfig
+        self, in_channels: int, out_channels: int, stride: int | None, config: ModelConfig
     ) -> None:
         super().__init__()
+        self.stride = 1 if stride is None else stride
         self.downsample = (
-            ConvNormAct(in_channels, out_channels, 3, stride=_DOWNSAMPLE_STRIDE)
-            if downsample
-            else None
+            None if stride is None else ConvNormAct(in_channels, out_channels, 3, stride=stride)
         )
         self.blocks = nn.ModuleList(
             ResidualBlock(out_channels, config.kernel_size, config.dilations, config.se_reduction)
@@ -292,8 +434,9 @@ class SignalClassifier(nn.Module):
         self.config = config
         channels = config.stage_channels
         self.stem = ConvNormAct(config.in_channels, channels[0], config.stem_kernel)
+        strides = (None, *config.stage_strides)
         self.stages = nn.ModuleList(
-            Stage(channels[max(i - 1, 0)], c, downsample=i > 0, config=config)
+            Stage(channels[max(i - 1, 0)], c, stride=strides[i], config=config)
             for i, c in enumerate(channels)
         )
         self.proj = nn.Conv1d(channels[-1], config.model_dim, kernel_size=1)
@@ -320,14 +463,12 @@ class SignalClassifier(nn.Module):
 
     @property
     def downsample_factor(self) -> int:
-        """Input samples per output token (8 with 4 stages)."""
-        return _DOWNSAMPLE_STRIDE ** (len(self.config.stage_channels) - 1)
+        """Input samples per output token: the product of ``stage_strides`` (8 by default)."""
+        return downsample_factor(self.config)
 
     def token_lengths(self, lengths: Tensor | int) -> Tensor | int:
         """Valid token count for inputs of ``lengths`` samples (tensor or int)."""
-        for _ in range(len(self.config.stage_channels) - 1):
-            lengths = downsample_lengths(lengths, _DOWNSAMPLE_STRIDE)
-        return lengths
+        return token_count(self.config, lengths)
 
     @staticmethod
     def _check_lengths(lengths: Tensor | None, x: Tensor) -> tuple[Tensor | None, int]:
@@ -364,9 +505,10 @@ class SignalClassifier(nn.Module):
         x = self.stem(_zero_padding(x, mask), mask)
         for stage in self.stages:
             if stage.downsample is not None:
-                t_out = downsample_lengths(x.shape[-1], _DOWNSAMPLE_STRIDE)
-                if lengths is not None:
-                    lengths = downsample_lengths(lengths, _DOWNSAMPLE_STRIDE)
+                # A stride-1 entry keeps lengths and mask; the conv still re-zeroes padding.
+                if lengths is not None and stage.stride > 1:
+                    t_out = downsample_lengths(x.shape[-1], stage.stride)
+                    lengths = downsample_lengths(lengths, stage.stride)
                     mask = lengths_to_mask(lengths, t_out).unsqueeze(1)
                 x = stage.downsample(x, mask)
             for block in stage.blocks:

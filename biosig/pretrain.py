@@ -57,6 +57,7 @@ BACKBONE_FIELDS = (
     "in_channels",
     "stem_kernel",
     "stage_channels",
+    "stage_strides",
     "blocks_per_stage",
     "kernel_size",
     "dilations",
