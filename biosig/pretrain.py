@@ -480,7 +480,8 @@ def load_pretrained_backbone(model: SignalClassifier, path: Path) -> list[str]:
     """
     settings = pretrained_settings(path)
     directory = settings.path
-    theirs = settings.model
+    # Through ModelConfig, so fields a checkpoint predates take their defaults.
+    theirs = dataclasses.asdict(ModelConfig(**settings.model))
     ours = dataclasses.asdict(model.config)
     mismatch = []
     for name in BACKBONE_FIELDS:
