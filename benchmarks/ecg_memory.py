@@ -5,9 +5,12 @@ synthetic 1-hour 2-lead ECG at 360 Hz (WFDB format 212, as MIT-BIH and Holter ex
 store it) and a 24-hour record made of that hour 24 times over, trains a ``tiny`` rhythm
 model for one epoch on short synthetic records (its accuracy is beside the point here),
 then runs ``biosig predict --plugin ecg RECORD.hea`` on each record in a fresh process and
-reads the process's peak resident memory (``ru_maxrss``).
+reads the process's peak resident memory (``ru_maxrss``). ``--workers N`` is passed on to
+``biosig predict --workers N`` (reader threads; 0 reads inline on the main thread); without
+it predict runs with its default.
 
     python benchmarks/ecg_memory.py [--dir DIR] [--repeats 3] [--fixed-mmap-threshold]
+        [--workers N]
 
 Prints one line per run and the ratio of the median peaks; each 24-hour run takes one to
 two minutes on a 2-core CPU.
@@ -91,6 +94,13 @@ def main() -> None:
         "mapped and returned on free, so the peak shows what is live, without the heap's "
         "run-to-run spread (about twice as slow)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="passed on as predict's --workers (reader threads; 0: read inline) "
+        "[default: not passed, predict's own default]",
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -101,6 +111,7 @@ def main() -> None:
     model = train_model(args.dir)
     print(f"records and model ready in {time.perf_counter() - started:.0f} s")
     peaks: dict[str, list[float]] = {"1 hour": [], "24 hours": []}
+    workers = "default" if args.workers is None else args.workers
     for _ in range(args.repeats):  # alternate, so drifts of the machine hit both alike
         for label, record in (("1 hour", hour), ("24 hours", day)):
             command = [
@@ -108,12 +119,14 @@ def main() -> None:
                 "--hop", str(args.hop), "--batch-size", str(args.batch_size),
                 "--out", str(args.dir / f"predictions-{record.stem}"),
             ]  # fmt: skip
+            if args.workers is not None:
+                command += ["--workers", str(args.workers)]
             peak, seconds = peak_memory(command, env)
             peaks[label].append(peak)
             samples = wfdb.rdheader(str(record.with_suffix(""))).sig_len
             print(
-                f"{label:>9}: {samples:>11,} samples x 2 leads, peak RSS {peak:7.1f} MiB, "
-                f"{seconds:6.1f} s",
+                f"{label:>9}: {samples:>11,} samples x 2 leads, workers {workers}, "
+                f"peak RSS {peak:7.1f} MiB, {seconds:6.1f} s",
                 flush=True,
             )
     hour_peak, day_peak = (float(np.median(peaks[k])) for k in ("1 hour", "24 hours"))
