@@ -24,6 +24,14 @@ order, the result is byte for byte what one process writes. The intended shape::
             merge_parts(out_dir, ["windows.tsv", "recordings.tsv", "segments.tsv"],
                         world.world_size)
 
+``torchrun --nproc-per-node N -m biosig train …`` uses the same world and group, plus the
+pieces data-parallel training needs: its GPU and backend (:func:`rank_device`,
+:func:`backend_for`), each rank's part of an epoch (:func:`epoch_shard`, DistributedSampler's
+rule), sums, broadcasts and gathers of small values (:func:`reduce_sum`,
+:func:`broadcast_int`, :func:`broadcast_buffers`, :func:`gather_rows`,
+:func:`gather_objects`), a one-shot agreement that a failed rank still keeps
+(:class:`SyncPoint`), and rank 0 alone speaking (:func:`quiet_unless_main`).
+
 With one process (no ``torchrun``) every function here is a no-op or the identity, so the
 command needs no second code path.
 """
@@ -31,14 +39,18 @@ command needs no second code path.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -57,6 +69,13 @@ PARTS_DIR = ".parts"
 #: torch's default (30 minutes) would fail a long prediction that is merely uneven. A rank
 #: that dies outright does not make the others wait this long: torchrun stops the rest.
 DEFAULT_TIMEOUT = timedelta(hours=24)
+
+#: How long a training collective may wait. Training ranks move in step (every optimizer
+#: step exchanges gradients), so the only long waits are rank 0 writing the checkpoints of an
+#: epoch and the ranks reading the data at different speeds; an hour bounds both with room
+#: to spare, and bounds how long a rank that lost its peer without torchrun noticing (a dead
+#: node of a multi-node run under NCCL) waits before it fails too.
+TRAINING_TIMEOUT = timedelta(hours=1)
 
 #: Table formats whose files start with one header line (see ``biosig.output``); JSONL has
 #: none, every line is a record.
@@ -182,14 +201,180 @@ def total(value: int, world: World) -> int:
 
 
 def _all_reduce(value: int, op: dist.ReduceOp, world: World, caller: str) -> int:
-    if not dist.is_initialized():
-        raise RuntimeError(f"{caller} needs the process group: call it inside process_group()")
-    # NCCL reduces only tensors on the rank's GPU; gloo only tensors on the CPU.
-    on_gpu = dist.get_backend() == "nccl"
-    device = torch.device("cuda", world.local_rank) if on_gpu else torch.device("cpu")
-    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    tensor = torch.tensor([value], dtype=torch.int64, device=_collective_device(world, caller))
     dist.all_reduce(tensor, op=op)
     return int(tensor.item())
+
+
+def _collective_device(world: World, caller: str) -> torch.device:
+    """Where the tensors of a collective must be: NCCL reduces only tensors on the rank's
+    GPU, gloo only tensors on the CPU."""
+    if not dist.is_initialized():
+        raise RuntimeError(f"{caller} needs the process group: call it inside process_group()")
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", world.local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def rank_device(device_name: str, world: World) -> str:
+    """The device this rank trains or predicts on: with several processes and CUDA, each
+    takes the GPU of its local rank (``cuda:LOCAL_RANK``, modulo the GPUs there are), so the
+    processes of one machine never share one; otherwise the device asked for."""
+    if world.is_distributed and device_name in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{world.local_rank % torch.cuda.device_count()}"
+    return device_name
+
+
+def backend_for(device: torch.device) -> str:
+    """NCCL when the ranks train on GPUs (it reduces their gradients GPU to GPU), gloo on
+    the CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def epoch_shard(order: np.ndarray, world: World) -> np.ndarray:
+    """This rank's part of one epoch's training order, taken as ``DistributedSampler``
+    (``shuffle=False, drop_last=False``) takes it from a dataset in that order.
+
+    The order is padded, by repeating it from its start, to ``W * ceil(n / W)`` entries, and
+    rank ``r`` takes entries ``r, r + W, r + 2W, …``. Every rank so gets the same number of
+    windows, hence of optimizer steps, which DistributedDataParallel needs (a rank with a
+    step fewer would leave the others waiting in its gradient exchange). The ranks' parts
+    together hold every entry of ``order`` once, plus its first ``W * ceil(n / W) - n``
+    (fewer than ``W``) a second time: those are the padding.
+
+    The shuffling is the caller's: every rank draws the same ``order`` from the same seeded
+    generator, a new one each epoch, which is what ``DistributedSampler.set_epoch`` does
+    for its own permutation (and that generator's state is saved for ``--resume``).
+    """
+    size = world.world_size
+    if size == 1 or len(order) == 0:
+        return order
+    padded = np.resize(order, math.ceil(len(order) / size) * size)  # np.resize repeats
+    return padded[world.rank :: size]
+
+
+def reduce_sum(values: Sequence[float], world: World) -> list[float]:
+    """The element-wise sum of ``values`` over all ranks, on every rank (in float64)."""
+    if not world.is_distributed:
+        return [float(v) for v in values]
+    device = _collective_device(world, "reduce_sum")
+    tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def broadcast_int(value: int, world: World, src: int = 0) -> int:
+    """Rank ``src``'s ``value``, on every rank: for decisions that must be the same
+    everywhere, such as stopping early, or the ranks would go separate ways and wait for
+    each other forever."""
+    if not world.is_distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=_collective_device(world, "broadcast"))
+    dist.broadcast(tensor, src=src)
+    return int(tensor.item())
+
+
+@torch.no_grad()
+def broadcast_buffers(module: torch.nn.Module, world: World, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) into ``module`` on every
+    rank. DistributedDataParallel keeps parameters equal, but each rank's last forward pass
+    updates its running statistics from its own batch; rank 0's are the ones saved."""
+    if not world.is_distributed:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=src)
+
+
+def gather_rows(rows: np.ndarray, world: World) -> np.ndarray:
+    """Every rank's ``rows`` (``[m_r, ...]``, float32) stacked in rank order, on every rank.
+
+    Ranks may hold different numbers of rows (a contiguous :func:`shard` of the validation
+    windows, say): each pads its block to the largest for the exchange and the padding is
+    cut off again, so the result is ``rows`` of ranks 0, 1, … one after the other.
+    """
+    if not world.is_distributed:
+        return rows
+    device = _collective_device(world, "gather_rows")
+    counts = torch.tensor([len(rows)], dtype=torch.int64, device=device)
+    all_counts = [torch.zeros_like(counts) for _ in range(world.world_size)]
+    dist.all_gather(all_counts, counts)
+    sizes = [int(c.item()) for c in all_counts]
+    block = torch.zeros((max(sizes), *rows.shape[1:]), dtype=torch.float32, device=device)
+    block[: len(rows)] = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+    blocks = [torch.empty_like(block) for _ in range(world.world_size)]
+    dist.all_gather(blocks, block)
+    return np.concatenate([b[:n].cpu().numpy() for b, n in zip(blocks, sizes, strict=True)])
+
+
+def gather_objects(value: Any, world: World) -> list[Any]:
+    """Every rank's ``value`` (picklable: tensors and plain containers), in rank order, on
+    every rank."""
+    if not world.is_distributed:
+        return [value]
+    _collective_device(world, "gather_objects")  # the same check as the other collectives
+    out: list[Any] = [None] * world.world_size
+    dist.all_gather_object(out, value)
+    return out
+
+
+class SyncPoint:
+    """A point of the run that every rank reaches exactly once, successful or not, where
+    they learn whether all of them got there: :func:`all_ok` for code that is not one block.
+
+    A rank that gets there calls :meth:`reach`; a rank that failed on the way calls
+    :meth:`abandon` from its error handler, which still takes part in the exchange, so the
+    others learn of the failure instead of waiting for it. Only for failures before the
+    point: once a rank has passed it, later collectives (a gradient exchange) are not an
+    ``all_ok``, and a failing rank must not meet them with one, so :meth:`abandon` is then
+    a no-op and the rank simply exits (torchrun then stops the others).
+    """
+
+    def __init__(self, world: World, what: str) -> None:
+        self.world = world
+        self.what = what
+        self.passed = False
+
+    def reach(self) -> None:
+        """This rank got here; raise ``BiosigError`` if another did not."""
+        self.passed = True
+        if not all_ok(True, self.world):
+            raise BiosigError(
+                f"another process of this run failed {self.what} (its error is above)"
+            )
+
+    def abandon(self) -> None:
+        """This rank failed before the point: tell the others (once; never raises, so the
+        rank's own error is the one that propagates)."""
+        if self.passed or not self.world.is_distributed:
+            return
+        self.passed = True
+        with contextlib.suppress(Exception):
+            all_ok(False, self.world)
+
+
+@contextlib.contextmanager
+def quiet_unless_main(world: World) -> Iterator[None]:
+    """On ranks other than 0, drop biosig's warnings and Python warnings for the block.
+
+    Every rank of a training run reads the same data and trains the same model, so their
+    warnings repeat rank 0's, N times over; rank 0 speaks for the run. Errors still reach
+    stderr from any rank (they end the command, through its own error line).
+    """
+    if world.is_main:
+        yield
+        return
+    logger = logging.getLogger("biosig")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def part_dir(out_dir: Path, world: World) -> Path:

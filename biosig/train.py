@@ -1,7 +1,12 @@
 """The training loop: AdamW, cosine schedule with warm-up, gradient clipping, bf16 autocast
 on CUDA, label smoothing, focal or cross-entropy loss with class weights (or a class-balanced
 sampler), augmentation and mixing on the device, an optional moving average of the weights,
-validation split by group, early stopping on validation macro-F1, and resumable runs."""
+validation split by group, early stopping on validation macro-F1, and resumable runs.
+
+Under ``torchrun --nproc-per-node N`` (see :func:`fit`'s ``world``) the same loop trains with
+DistributedDataParallel: every rank draws the same epoch order and trains on its
+:func:`~biosig.distributed.epoch_shard` of it, validation is shared out and gathered, and
+rank 0 alone writes and speaks."""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import csv
 import dataclasses
 import hashlib
 import io
+import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +36,17 @@ from .atomic import atomic_file
 from .augment import build_augmentation
 from .checkpoint import save_checkpoint
 from .device import autocast
+from .distributed import (
+    World,
+    all_ok,
+    broadcast_buffers,
+    broadcast_int,
+    epoch_shard,
+    gather_objects,
+    gather_rows,
+    reduce_sum,
+    shard,
+)
 from .errors import BiosigError
 from .examples import ExampleStore
 from .losses import build_loss
@@ -44,6 +62,12 @@ log = logging.getLogger("biosig")
 RESUME_DIR = "resume"
 STATE_FILE = "state.pt"
 STATE_FORMAT = 1
+
+#: Test hooks, not options: with ``BIOSIG_DDP_DEBUG_DIR`` set, each rank records there the
+#: training windows it was given each epoch and its final weights (see :class:`_RankTrace`);
+#: ``BIOSIG_DDP_DEBUG_FAIL=RANK:EPOCH`` makes that rank fail at the first step of that epoch.
+DEBUG_DIR_ENV = "BIOSIG_DDP_DEBUG_DIR"
+DEBUG_FAIL_ENV = "BIOSIG_DDP_DEBUG_FAIL"
 
 
 @dataclass
@@ -212,6 +236,7 @@ def fit(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     state: dict[str, Any] | None = None,
+    world: World | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``store[train_idx]``, validating on ``store[val_idx]`` each epoch.
 
@@ -224,11 +249,36 @@ def fit(
     epoch: the result is the one the uninterrupted run would have had. Its settings must be
     ``config``'s, except that ``config.epochs`` may be larger (the cosine schedule is then
     stretched over the new total from the current step on).
+
+    ``world`` (several processes, inside :func:`~biosig.distributed.process_group`; every
+    rank calls ``fit`` with the same data and settings) trains with DistributedDataParallel:
+
+    * each epoch every rank draws the same order (the same seeded generator, balanced draws
+      included) and trains on its :func:`~biosig.distributed.epoch_shard` of it, so the
+      ranks see every window once, a few of them twice as padding; ``config.batch_size`` is
+      per rank (the global batch is ``world_size`` times it; the learning rate is not
+      scaled). Augmentation draws differ between ranks (generator seeded ``seed + rank``);
+    * validation is shared out (a contiguous part of ``val_idx`` per rank, with rank 0's
+      BatchNorm statistics) and the probabilities gathered, so every rank computes the same
+      metrics, and rank 0's early-stopping decision is broadcast so all stop together;
+    * only rank 0 echoes, shows progress and writes; after writing each epoch the ranks
+      agree whether it succeeded (rank 0 failing to write fails them all, none waits), and
+      they meet once more before returning. A rank that fails mid-epoch leaves its peers
+      in a gradient exchange: it exits, and torchrun stops them;
+    * the training state holds every rank's random streams; a run resumes with as many
+      processes as it was started with.
     """
+    world = world or World()
+    if not world.is_main:  # rank 0 speaks and writes for the run
+        progress, echo = False, _silent
     if not 0.0 <= config.ema < 1.0:
         raise BiosigError(f"ema must be in [0, 1), got {config.ema}")
     generator = seed_everything(config.seed)
+    # Different augmentation on each rank; rank 0's (and a single process's) is seeded as before.
+    generator.manual_seed(config.seed + world.rank)
+    # The same on every rank: all draw the same epoch order and take their shard of it.
     shuffle_rng = np.random.default_rng(config.seed)
+    trace = _RankTrace.from_env(world)
     model.to(device)
     n_classes = len(store.classes)
     weights = None
@@ -258,7 +308,9 @@ def fit(
         ],
         lr=config.lr,
     )
-    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    # Each rank takes ceil(n / world_size) windows an epoch (see epoch_shard).
+    per_rank = math.ceil(len(train_idx) / world.world_size)
+    steps_per_epoch = math.ceil(per_rank / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -267,42 +319,56 @@ def fit(
     ema = WeightEMA(model, config.ema) if config.ema > 0 else None
     evaluated = ema.module if ema is not None else model
     fingerprint = data_fingerprint(store, train_idx, val_idx)
+    my_val = np.asarray(shard(val_idx, world), dtype=np.int64)
 
     history: list[dict[str, float]] = []
     best_f1, best_epoch, best_metrics = -1.0, 0, {}
     first_epoch, stopped = 1, False
     if state is not None:
-        _check_state(state, config, fingerprint, run_dir)
+        _check_state(state, config, fingerprint, run_dir, world)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
-        _set_rng_state(state["rng"], generator, shuffle_rng)
+        ranks_rng = state.get("rng_ranks")
+        _set_rng_state(ranks_rng[world.rank] if ranks_rng else state["rng"], generator, shuffle_rng)
         history = [dict(row) for row in state["history"]]
         best_f1, best_epoch = float(state["best"]["f1"]), int(state["best"]["epoch"])
         best_metrics = state["best"]["metrics"]
         first_epoch, stopped = int(state["epoch"]) + 1, bool(state["stopped"])
-    else:
+    elif world.is_main:
         # A state left by an earlier run in this directory must not outlive this one's start.
         (Path(run_dir) / RESUME_DIR / STATE_FILE).unlink(missing_ok=True)
+    # Wrapping broadcasts rank 0's weights and buffers to every rank (equal already: the same
+    # seed, or the same state); from here on every step exchanges the gradients.
+    net: torch.nn.Module = model
+    if world.is_distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     # An early-stopped run has nothing left to train, whatever its number of epochs.
     last_epoch = first_epoch - 1 if stopped else config.epochs
     for epoch in range(first_epoch, last_epoch + 1):
-        model.train()
+        net.train()
         started = time.perf_counter()
         order = epoch_order(train_idx, shuffle_rng, draw_p)
+        mine = epoch_shard(order, world)
+        if trace is not None:
+            trace.epoch(epoch, train_idx, order, mine)
         running, seen = 0.0, 0
         bar = tqdm(
-            total=len(order),
+            total=len(mine) * world.world_size,  # every rank's windows, padding included
             desc=f"epoch {epoch}/{config.epochs}",
             unit="win",
             disable=None if progress else True,  # None: off when not a terminal
             leave=False,
         )
-        for start in range(0, len(order), config.batch_size):
-            idx = np.sort(order[start : start + config.batch_size])
+        for start in range(0, len(mine), config.batch_size):
+            idx = np.sort(mine[start : start + config.batch_size])
+            if trace is not None:
+                trace.step(epoch)
             x, lengths = batch_to_device(store, idx, device)
             y = torch.from_numpy(store.y[idx]).to(device, non_blocking=True)
             x = normalize(x, lengths, normalization)
@@ -312,9 +378,14 @@ def fit(
                 if mixes:
                     x, target = augment.mix(x, lengths, F.one_hot(y, n_classes).float(), generator)
             with autocast(device):
-                logits = model(x, lengths)
+                logits = net(x, lengths)
             loss = loss_fn(logits.float(), target)
-            loss_value = loss.item()
+            # Summed over the ranks (one value each, before the backward pass) so that every
+            # rank logs the loss of the global batch and, should one rank's loss diverge,
+            # all stop here together instead of one leaving the others in the gradient
+            # exchange.
+            loss_sum, count = reduce_sum([loss.item() * len(idx), len(idx)], world)
+            loss_value = loss_sum / count
             if not math.isfinite(loss_value):
                 raise BiosigError(
                     f"training diverged at epoch {epoch}: the loss is {loss_value}; "
@@ -327,13 +398,18 @@ def fit(
             scheduler.step()
             if ema is not None:
                 ema.update(model)
-            running += loss_value * len(idx)
-            seen += len(idx)
-            bar.update(len(idx))
+            running += loss_sum
+            seen += int(count)
+            bar.update(int(count))
             bar.set_postfix(loss=f"{running / seen:.4f}")
         bar.close()
 
-        probs = predict_store(evaluated, store, val_idx, normalization, device)
+        # Each rank's last forward pass updated its BatchNorm statistics from its own batch;
+        # rank 0's are the ones saved, so every rank validates with them.
+        broadcast_buffers(model, world)
+        if ema is not None:
+            broadcast_buffers(ema.module, world)
+        probs = gather_rows(predict_store(evaluated, store, my_val, normalization, device), world)
         y_val = store.y[val_idx]
         y_hat = probs.argmax(1)
         report = classification_report(y_val, y_hat, store.classes)
@@ -351,40 +427,121 @@ def fit(
             **{f"val_f1_{c}": report["per_class"][c]["f1"] for c in store.classes},
         }
         history.append(row)
-        write_history(run_dir / "history.csv", history)
         improved = row["val_macro_f1"] > best_f1
-        echo(
-            f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
-            f"val acc {row['val_accuracy']:.4f}  val macro-F1 {row['val_macro_f1']:.4f}"
-            + ("  *" if improved else "")
-        )
-        epoch_meta = {**meta, "training": {**meta.get("training", {}), "epoch": epoch}}
         if improved:
             best_f1, best_epoch, best_metrics = row["val_macro_f1"], epoch, report
-            save_checkpoint(run_dir / "best", evaluated, {**epoch_meta, "metrics": report})
-        save_checkpoint(run_dir / "last", evaluated, {**epoch_meta, "metrics": report})
         stopped = epoch - best_epoch >= config.patience
-        save_training_state(
-            run_dir,
-            {
-                "format": STATE_FORMAT,
-                "epoch": epoch,
-                "stopped": stopped,
-                "config": dataclasses.asdict(config),
-                "data": fingerprint,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "rng": _rng_state(generator, shuffle_rng),
-                "history": history,
-                "best": {"f1": best_f1, "epoch": best_epoch, "metrics": best_metrics},
-            },
-        )
+        # Every rank's random streams, for --resume (a collective: every rank, every epoch).
+        rng = gather_objects(_rng_state(generator, shuffle_rng), world)
+        written = False
+        try:
+            if world.is_main:  # the others' echo is silent, and they write nothing
+                write_history(run_dir / "history.csv", history)
+                echo(
+                    f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
+                    f"val acc {row['val_accuracy']:.4f}  val macro-F1 "
+                    f"{row['val_macro_f1']:.4f}" + ("  *" if improved else "")
+                )
+                epoch_meta = {**meta, "training": {**meta.get("training", {}), "epoch": epoch}}
+                if improved:
+                    save_checkpoint(run_dir / "best", evaluated, {**epoch_meta, "metrics": report})
+                save_checkpoint(run_dir / "last", evaluated, {**epoch_meta, "metrics": report})
+                save_training_state(
+                    run_dir,
+                    {
+                        "format": STATE_FORMAT,
+                        "epoch": epoch,
+                        "stopped": stopped,
+                        "config": dataclasses.asdict(config),
+                        "data": fingerprint,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "ema": ema.state_dict() if ema is not None else None,
+                        "rng": rng[0],
+                        "world_size": world.world_size,
+                        "rng_ranks": rng if world.is_distributed else None,
+                        "history": history,
+                        "best": {"f1": best_f1, "epoch": best_epoch, "metrics": best_metrics},
+                    },
+                )
+            written = True
+        finally:
+            # Rank 0 alone writes; the others wait here to learn whether it could, so that
+            # a full disk fails every rank at once instead of leaving them in the next epoch.
+            everyone = _all_ok_after(written, world)
+        if not everyone:
+            raise BiosigError("another process of this run failed (its error is above)")
+        # Every rank computed the same metrics from the same gathered probabilities; rank
+        # 0's decision is still the one taken, so the ranks cannot part ways over it.
+        stopped = bool(broadcast_int(int(stopped), world))
         if stopped:
             echo(f"early stop: no better validation macro-F1 for {config.patience} epochs")
             break
+    # The barrier before shutdown: no rank leaves the group while another still trains.
+    if not all_ok(True, world):
+        raise BiosigError("another process of this run failed (its error is above)")
+    if trace is not None:
+        trace.finish(model)
     return TrainResult(best_epoch, best_metrics, history)
+
+
+def _all_ok_after(ok: bool, world: World) -> bool:
+    """:func:`all_ok` from a ``finally``: if the exchange itself fails on a rank that had
+    already failed, that rank's own error is the one to show."""
+    try:
+        return all_ok(ok, world)
+    except Exception:
+        if ok:
+            raise
+        return False
+
+
+def _silent(*_: Any, **__: Any) -> None:
+    """``echo`` for ranks other than 0."""
+
+
+class _RankTrace:
+    """What a test needs to check data-parallel training from outside the processes
+    (enabled by :data:`DEBUG_DIR_ENV`): ``rank-R.jsonl`` gets, per epoch, the training
+    indices, the epoch's order and the rank's shard of it; ``rank-R.pt`` the final weights.
+    :data:`DEBUG_FAIL_ENV` (``RANK:EPOCH``) makes rank RANK raise at the first step of
+    EPOCH, a failure in the middle of an epoch that no agreement covers."""
+
+    def __init__(self, directory: Path, world: World, fail_epoch: int | None) -> None:
+        self.directory = directory
+        self.world = world
+        self.fail_epoch = fail_epoch
+
+    @classmethod
+    def from_env(cls, world: World) -> _RankTrace | None:
+        directory = os.environ.get(DEBUG_DIR_ENV)
+        if not directory:
+            return None
+        fail_epoch = None
+        rank, _, epoch = os.environ.get(DEBUG_FAIL_ENV, "").partition(":")
+        if rank and int(rank) == world.rank:
+            fail_epoch = int(epoch)
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        return cls(Path(directory), world, fail_epoch)
+
+    def epoch(self, epoch: int, train_idx: np.ndarray, order: np.ndarray, mine: np.ndarray) -> None:
+        record = {
+            "epoch": epoch,
+            "world_size": self.world.world_size,
+            "train": np.asarray(train_idx).tolist(),
+            "order": np.asarray(order).tolist(),
+            "shard": np.asarray(mine).tolist(),
+        }
+        with open(self.directory / f"rank-{self.world.rank}.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def step(self, epoch: int) -> None:
+        if epoch == self.fail_epoch:
+            raise RuntimeError(f"{DEBUG_FAIL_ENV}: rank {self.world.rank} fails at epoch {epoch}")
+
+    def finish(self, model: torch.nn.Module) -> None:
+        torch.save(model.state_dict(), self.directory / f"rank-{self.world.rank}.pt")
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -438,9 +595,23 @@ def data_fingerprint(store: ExampleStore, train_idx: np.ndarray, val_idx: np.nda
 
 
 def _check_state(
-    state: dict[str, Any], config: TrainConfig, fingerprint: str, run_dir: Path
+    state: dict[str, Any],
+    config: TrainConfig,
+    fingerprint: str,
+    run_dir: Path,
+    world: World | None = None,
 ) -> None:
     where = Path(run_dir) / RESUME_DIR / STATE_FILE
+    # Each rank's shard of every epoch, and its augmentation draws, depend on the number of
+    # processes: with another, the run would not end where the uninterrupted one does.
+    # (States written before training could run on several processes have no world_size.)
+    saved_world = int(state.get("world_size") or 1)
+    now_world = (world or World()).world_size
+    if saved_world != now_world:
+        raise BiosigError(
+            f"{where}: the run was trained by {_processes(saved_world)}; resume it with as "
+            f"many (under torchrun), not {_processes(now_world)}"
+        )
     saved = dict(state["config"])
     now = dataclasses.asdict(config)
     changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
@@ -458,6 +629,10 @@ def _check_state(
             f"{where}: the training data differ from the run's (recordings, labels or split "
             "changed since it started); it cannot be resumed on them"
         )
+
+
+def _processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
 
 
 def _rng_state(generator: torch.Generator, shuffle_rng: np.random.Generator) -> dict[str, Any]:

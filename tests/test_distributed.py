@@ -1,26 +1,42 @@
 """Running as several processes: ranks from torchrun's environment, contiguous shards, the
-merge of per-rank tables, and a real two-process gloo group on the CPU."""
+merge of per-rank tables, a real two-process gloo group on the CPU, and the pieces of
+data-parallel training (epoch shards as DistributedSampler takes them, sums, broadcasts,
+gathers, a one-shot agreement)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from torch.utils.data import DistributedSampler
 
 from biosig.distributed import (
     PARTS_DIR,
     World,
     all_ok,
+    backend_for,
+    broadcast_buffers,
+    broadcast_int,
+    epoch_shard,
+    gather_objects,
+    gather_rows,
     merge_parts,
     part_dir,
     prepare_part_dir,
     process_group,
+    quiet_unless_main,
+    rank_device,
+    reduce_sum,
     shard,
     total,
     world_from_env,
@@ -353,3 +369,175 @@ def test_two_processes_agree_on_success_and_on_a_failure():
             "one_failed": False,
             "group_left": True,
         }
+
+
+# --- data-parallel training -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 8, 75])
+def test_epoch_shards_are_what_distributed_sampler_takes(n, world_size):
+    order = np.random.default_rng(n).permutation(100)[:n]
+    shards = [epoch_shard(order, World(r, world_size)) for r in range(world_size)]
+    for rank, part in enumerate(shards):
+        sampler = DistributedSampler(order, num_replicas=world_size, rank=rank, shuffle=False)
+        assert part.tolist() == order[list(sampler)].tolist()
+    # every rank the same number of windows; together every window once, and the first
+    # (size - n) % size of the order a second time: the padding
+    assert len({len(part) for part in shards}) == 1
+    padding = -n % world_size
+    together = np.sort(np.concatenate(shards))
+    expected = np.sort(np.concatenate([order, np.resize(order, padding)]))
+    assert together.tolist() == expected.tolist()
+
+
+def test_epoch_shard_of_one_process_or_no_windows_is_the_order():
+    order = np.array([4, 2, 9])
+    assert epoch_shard(order, World()) is order
+    assert epoch_shard(order[:0], World(1, 2)).tolist() == []
+
+
+def test_balanced_draws_are_sharded_the_same_way():
+    """A draw with replacement (``--balance``) repeats windows; the shards still hold it
+    exactly, entry for entry."""
+    draw = np.array([3, 3, 1, 3, 0])
+    first, second = (epoch_shard(draw, World(r, 2)) for r in range(2))
+    assert first.tolist() == [3, 1, 0] and second.tolist() == [3, 3, 3]
+
+
+def test_rank_device_and_backend_on_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert rank_device("auto", World(1, 2, 1)) == "auto"
+    assert rank_device("cpu", World(1, 2, 1)) == "cpu"
+    assert backend_for(torch.device("cpu")) == "gloo"
+    assert backend_for(torch.device("cuda", 1)) == "nccl"
+
+
+def test_rank_device_takes_the_gpu_of_the_local_rank(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert rank_device("auto", World(3, 4, 1)) == "cuda:1"
+    assert rank_device("cuda", World(2, 4, 2)) == "cuda:0"  # more ranks than GPUs: shared
+    assert rank_device("cuda", World()) == "cuda"  # one process: as asked
+    assert rank_device("cpu", World(3, 4, 1)) == "cpu"
+
+
+def test_training_collectives_of_one_process_are_the_identity():
+    world = World()
+    rows = np.ones((3, 2), dtype=np.float32)
+    assert reduce_sum([1.5, 2], world) == [1.5, 2.0]
+    assert broadcast_int(7, world) == 7
+    assert gather_rows(rows, world) is rows
+    assert gather_objects({"a": 1}, world) == [{"a": 1}]
+    broadcast_buffers(torch.nn.BatchNorm1d(2), world)  # nothing to do, and no group needed
+
+
+def test_quiet_unless_main_silences_other_ranks_only():
+    logger = logging.getLogger("biosig")
+    level = logger.level
+    with quiet_unless_main(World(1, 2)):
+        assert not logger.isEnabledFor(logging.WARNING)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.warn("repeated on every rank", stacklevel=1)
+        assert caught == []
+    assert logger.level == level
+    with quiet_unless_main(World(0, 2)):
+        assert logger.isEnabledFor(logging.ERROR)
+        assert logger.level == level
+
+
+TRAINING_WORKER = textwrap.dedent(
+    """
+    import json
+    from datetime import timedelta
+
+    import numpy as np
+    import torch
+
+    from biosig.distributed import (
+        SyncPoint, broadcast_buffers, broadcast_int, gather_objects, gather_rows,
+        process_group, reduce_sum, world_from_env,
+    )
+    from biosig.errors import BiosigError
+
+    world = world_from_env()
+    rank = world.rank
+    report = {}
+    with process_group(world, timeout=timedelta(seconds=60)):
+        report["sum"] = reduce_sum([rank + 0.5, 1], world)
+        report["broadcast"] = broadcast_int(10 + rank, world)
+        # uneven blocks, as a contiguous shard of 15 validation windows is (7 and 8 rows)
+        rows = np.full((7 + rank, 3), rank, dtype=np.float32)
+        report["gathered"] = gather_rows(rows, world).tolist()
+        report["objects"] = gather_objects({"rank": rank}, world)
+        norm = torch.nn.BatchNorm1d(2)
+        norm.running_mean.fill_(rank + 1.0)
+        broadcast_buffers(norm, world)
+        report["buffers"] = norm.running_mean.tolist()
+        # a one-shot agreement that rank 1 never reaches: it fails before it
+        point = SyncPoint(world, "before training")
+        try:
+            if rank == 1:
+                raise RuntimeError("rank 1 could not read its data")
+            point.reach()
+            report["reached"] = "passed"
+        except BiosigError as exc:
+            report["reached"] = str(exc)
+        except RuntimeError:
+            point.abandon()
+            point.abandon()  # once only: a second call is a no-op
+            report["reached"] = "abandoned"
+    print(json.dumps(report), flush=True)
+    """
+)
+
+
+def test_two_processes_sum_broadcast_gather_and_agree_before_training():
+    port = free_port()
+    procs = []
+    for rank in range(2):
+        env = {
+            **os.environ,
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(rank),
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", TRAINING_WORKER],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            results.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    reports = []
+    for code, out, err in results:
+        assert code == 0, err
+        reports.append(json.loads(out.splitlines()[-1]))
+    gathered = [[0.0] * 3] * 7 + [[1.0] * 3] * 8  # rank 0's rows, then rank 1's
+    for report in reports:
+        assert report["sum"] == [2.0, 2.0]
+        assert report["broadcast"] == 10  # rank 0's
+        assert report["gathered"] == gathered
+        assert report["objects"] == [{"rank": 0}, {"rank": 1}]
+        assert report["buffers"] == [1.0, 1.0]  # rank 0's statistics everywhere
+    assert reports[0]["reached"] == (
+        "another process of this run failed before training (its error is above)"
+    )
+    assert reports[1]["reached"] == "abandoned"

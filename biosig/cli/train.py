@@ -1,4 +1,7 @@
-"""``biosig train``: labelled recordings in, a checkpoint directory out."""
+"""``biosig train``: labelled recordings in, a checkpoint directory out.
+
+``torchrun --nproc-per-node N -m biosig train …`` trains on N processes (GPUs) with
+DistributedDataParallel; see :func:`run_training`."""
 
 from __future__ import annotations
 
@@ -12,12 +15,23 @@ from typing import Any
 
 import click
 import numpy as np
+import torch
 
 from .. import __version__
 from ..atomic import atomic_file, point_link
 from ..augment import AUGMENTATIONS, build_augmentation
 from ..damaged import DamagePolicy
 from ..device import resolve_device
+from ..distributed import (
+    TRAINING_TIMEOUT,
+    SyncPoint,
+    World,
+    backend_for,
+    process_group,
+    quiet_unless_main,
+    rank_device,
+    world_from_env,
+)
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
 from ..labels import parse_span, restrict_to_span
@@ -91,7 +105,42 @@ def run_training(
     ``state`` (a run's saved training state) continues that run in ``request.out`` after
     its last finished epoch; ``latest`` is the link to point at the run when it succeeds
     (by default ``runs/<plugin>/latest`` for a run without ``--out``).
+
+    Under ``torchrun`` every process runs this with the same request: each joins the
+    process group (NCCL on its GPU ``cuda:LOCAL_RANK``, gloo on the CPU), reads the data
+    itself (the same files, windows and split, all seeded alike: no process waits for
+    another's reading, and nothing has to be shipped between them, at the cost of each
+    holding its own window store), and they agree that all did before training with
+    DistributedDataParallel (see :func:`biosig.train.fit`). Rank 0 alone prints, shows
+    progress and writes the run directory; the others stay silent.
     """
+    world = world_from_env()
+    device = resolve_device(rank_device(request.device, world))
+    if world.is_distributed and device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's collectives run on the current device
+    if not world.is_main:
+        echo, progress = _silent, False
+    data_read = SyncPoint(world, "before training")
+    with process_group(world, backend_for(device), TRAINING_TIMEOUT), quiet_unless_main(world):
+        try:
+            return _run_training(request, echo, progress, state, latest, world, device, data_read)
+        except BaseException:
+            # A rank that failed before training (unreadable data, say) tells the others,
+            # which wait for it at data_read; one that failed later just exits.
+            data_read.abandon()
+            raise
+
+
+def _run_training(
+    request: TrainRequest,
+    echo,
+    progress: bool,
+    state: dict[str, Any] | None,
+    latest: Path | None,
+    world: World,
+    device: torch.device,
+    data_read: SyncPoint,
+) -> Path:
     plugin = get_plugin(request.plugin)
     plugin.configure(request.plugin_options)
     if not request.inputs:
@@ -115,7 +164,6 @@ def run_training(
     if split_mode not in SPLITS:
         raise BiosigError(f"--split {split_mode}: choose from {', '.join(SPLITS)}")
     span = parse_span(request.span) if request.span else None
-    device = resolve_device(request.device)
     try:
         build_augmentation(request.config.augment)
     except ValueError as exc:
@@ -159,7 +207,12 @@ def run_training(
 
     seed_everything(request.config.seed)
     model = SignalClassifier(model_config(request.preset, store.n_channels, len(classes)))
-    run_dir = Path(request.out) if request.out else _new_run_dir(RUNS / plugin.name)
+    if request.out:
+        run_dir = Path(request.out)
+    elif world.is_main:
+        run_dir = _new_run_dir(RUNS / plugin.name)
+    else:  # only rank 0 creates and writes the run directory: never used on the others
+        run_dir = RUNS / plugin.name
     if latest is None and request.out is None:
         latest = RUNS / plugin.name / "latest"
     resolved = dataclasses.replace(
@@ -197,6 +250,8 @@ def run_training(
             "n_val_windows": int(len(val_idx)),
             "n_recordings": len(labelled),
             "device": str(device),
+            # --batch-size is per process: the global batch is world_size times it
+            "world_size": world.world_size,
         },
         "provenance": {
             "biosig_version": __version__,
@@ -209,9 +264,12 @@ def run_training(
         f"parameters) on {len(train_idx)} windows, validating on {len(val_idx)} "
         f"({_split_words(split_used)}; {len(labelled)} recordings, classes: "
         f"{', '.join(classes)}) on {device}"
+        + (f", {world.world_size} processes" if world.is_distributed else "")
     )
     try:
-        _write_settings(run_dir, resolved, latest is not None)
+        if world.is_main:
+            _write_settings(run_dir, resolved, latest is not None)
+        data_read.reach()
         result = fit(
             model,
             store,
@@ -225,12 +283,13 @@ def run_training(
             progress=progress,
             echo=echo,
             state=state,
+            world=world,
         )
     except BaseException:
-        if request.out is None:
+        if request.out is None and world.is_main:
             _remove_if_empty(run_dir)
         raise
-    if latest is not None:
+    if latest is not None and world.is_main:
         point_link(latest, run_dir)
     best = result.best_metrics
     echo(
@@ -249,6 +308,8 @@ def resume_training(
     finished epoch (from the first, if none finished); ``epochs`` may raise its total.
     A run that already finished is left as it is. Returns the run directory."""
     run = Path(run)
+    if not world_from_env().is_main:  # under torchrun, rank 0 speaks for the run
+        echo = _silent
     if not run.exists():
         raise BiosigError(f"--resume {run}: no such run directory")
     if not run.is_dir():
@@ -283,6 +344,10 @@ def resume_training(
         state=state,
         latest=run.parent / "latest" if had_latest else None,
     )
+
+
+def _silent(*_: Any, **__: Any) -> None:
+    """``echo`` on ranks other than 0."""
 
 
 def _write_settings(run_dir: Path, request: TrainRequest, latest: bool) -> None:
@@ -520,6 +585,11 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
     losses, validation accuracy, macro-F1 and each class's F1, learning rate) and `resume/`,
     from which `--resume RUN` continues an interrupted run to the same end as if it had not
     stopped.
+
+    `torchrun --nproc-per-node N -m biosig train …` trains on N processes (one GPU each, or
+    the CPU) with DistributedDataParallel: --batch-size is per process (the global batch is
+    N times it; --lr is not scaled), rank 0 prints and writes the run, and a run started on
+    N processes resumes on N.
     """
     if resume is not None:
         _reject_flags_with_resume(ctx, resume)
