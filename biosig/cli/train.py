@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -35,9 +36,17 @@ from ..distributed import (
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
 from ..labels import parse_span, restrict_to_span
-from ..model import PRESETS, SignalClassifier, count_parameters, model_config
+from ..model import (
+    PRESETS,
+    SignalClassifier,
+    count_parameters,
+    fit_to_data,
+    fit_to_window,
+    model_config,
+)
 from ..normalize import dataset_statistics
 from ..plugin import NORMALIZATIONS, SPLITS, iter_recordings
+from ..pretrain import PretrainedSettings, load_pretrained_backbone, pretrained_settings
 from ..registry import get_plugin
 from ..split import split_examples
 from ..train import (
@@ -58,6 +67,8 @@ from .common import (
     reject_flags,
     strict_option,
 )
+
+log = logging.getLogger("biosig")
 
 DEFAULTS = TrainConfig()
 
@@ -90,6 +101,10 @@ class TrainRequest:
     config: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     #: the plugin's own options (``--annotator atr``), by name
     plugin_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: a pretrained backbone (``biosig pretrain``) or trained model to start from
+    init: str | None = None
+    #: fewer downsampling steps for short windows, narrower late stages for few windows
+    fit_model: bool = True
 
 
 def run_training(
@@ -151,11 +166,15 @@ def _run_training(
         raise BiosigError(f"--out {request.out}: exists and is not a directory")
     if request.preset not in PRESETS:
         raise BiosigError(f"--preset {request.preset}: choose from {', '.join(PRESETS)}")
-    window = int(request.window or plugin.defaults.window)
-    hop = int(request.hop or plugin.defaults.hop)
+    # A backbone brings the window, rate and normalisation it learnt with, unless told.
+    init = pretrained_settings(Path(request.init)) if request.init else None
+    window = int(request.window or (init and init.window) or plugin.defaults.window)
+    hop = int(request.hop or (init and init.hop) or plugin.defaults.hop)
     if window <= 0 or hop <= 0:
         raise BiosigError(f"--window and --hop must be positive (got {window} and {hop})")
-    normalization = request.normalization or plugin.defaults.normalization
+    normalization = (
+        request.normalization or (init and init.normalization_mode) or plugin.defaults.normalization
+    )
     if normalization not in NORMALIZATIONS:
         raise BiosigError(
             f"--normalization {normalization}: choose from {', '.join(NORMALIZATIONS)}"
@@ -169,7 +188,9 @@ def _run_training(
     except ValueError as exc:
         raise BiosigError(f"--augment: {exc}") from None
 
-    sample_rate = float(request.sample_rate or plugin.defaults.sample_rate)
+    sample_rate = float(
+        request.sample_rate or (init and init.sample_rate) or plugin.defaults.sample_rate
+    )
     if sample_rate <= 0:
         raise BiosigError(f"--sample-rate must be positive, got {sample_rate:g}")
 
@@ -206,7 +227,10 @@ def _run_training(
         norm_spec = dataset_statistics(store.x, store.lengths, train_idx)
 
     seed_everything(request.config.seed)
-    model = SignalClassifier(model_config(request.preset, store.n_channels, len(classes)))
+    model = _build_model(request, init, store.n_channels, len(classes), window, len(train_idx))
+    if init is not None:
+        loaded = load_pretrained_backbone(model, init.path)
+        echo(f"backbone initialised from {init.path} ({len(loaded)} tensors)")
     if request.out:
         run_dir = Path(request.out)
     elif world.is_main:
@@ -230,7 +254,7 @@ def _run_training(
     first = next(r for r in recordings if r.id in labelled)
     meta = {
         "model": dataclasses.asdict(model.config),
-        "preset": request.preset,
+        "preset": init.preset if init is not None else request.preset,
         "classes": classes,
         "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
         "window": window,
@@ -252,6 +276,8 @@ def _run_training(
             "device": str(device),
             # --batch-size is per process: the global batch is world_size times it
             "world_size": world.world_size,
+            "init": str(init.path) if init is not None else None,
+            "fit_model": request.fit_model,
         },
         "provenance": {
             "biosig_version": __version__,
@@ -289,6 +315,8 @@ def _run_training(
         if request.out is None and world.is_main:
             _remove_if_empty(run_dir)
         raise
+    if world.is_main:
+        _write_report(run_dir, result.best_metrics)
     if latest is not None and world.is_main:
         point_link(latest, run_dir)
     best = result.best_metrics
@@ -344,6 +372,41 @@ def resume_training(
         state=state,
         latest=run.parent / "latest" if had_latest else None,
     )
+
+
+def _build_model(
+    request: TrainRequest,
+    init: PretrainedSettings | None,
+    n_channels: int,
+    n_classes: int,
+    window: int,
+    n_train_windows: int,
+) -> SignalClassifier:
+    """The classifier to train: the pretrained backbone's architecture with ``--init``, else
+    the preset, fitted (unless ``--no-fit-model``) to the window (enough tokens for a short
+    series) and to the number of training windows (no 2.4 M parameters for 50 examples)."""
+    if init is not None:
+        if init.channels is not None and len(init.channels) != n_channels:
+            raise BiosigError(
+                f"--init {init.path}: pretrained on {len(init.channels)} channels, "
+                f"the data has {n_channels}"
+            )
+        return SignalClassifier(init.classifier_config(n_classes))
+    config = model_config(request.preset, n_channels, n_classes)
+    if request.fit_model:
+        config = fit_to_data(fit_to_window(config, window), n_train_windows)
+    return SignalClassifier(config)
+
+
+def _write_report(run_dir: Path, metrics: dict[str, Any]) -> None:
+    # The model is already written: a figure that cannot be drawn is not worth failing
+    # the run over.
+    from ..report import write_run_report  # matplotlib: only once a model is trained
+
+    try:
+        write_run_report(run_dir, metrics)
+    except (OSError, BiosigError) as exc:
+        log.warning("%s: report figures not written (%s)", run_dir, exc)
 
 
 def _silent(*_: Any, **__: Any) -> None:
@@ -568,6 +631,19 @@ def _remove_if_empty(run_dir: Path) -> None:
 )
 @strict_option
 @click.option(
+    "--init",
+    metavar="PRETRAINED",
+    help="Start from this backbone (`biosig pretrain`'s run, or a trained model); its "
+    "window, hop, sample rate and normalisation are the defaults.",
+)
+@click.option(
+    "--fit-model/--no-fit-model",
+    default=True,
+    show_default=True,
+    help="Downsample less for short windows (at least 16 tokens) and narrow the late stages "
+    "when there are few training windows.",
+)
+@click.option(
     "--resume",
     type=click.Path(path_type=Path),
     metavar="RUN",
@@ -582,7 +658,8 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
     A plugin's own options (`biosig plugins show NAME`) are given as further flags.
 
     Each run directory holds `best/` and `last/` checkpoints, `history.csv` (per epoch:
-    losses, validation accuracy, macro-F1 and each class's F1, learning rate) and `resume/`,
+    losses, validation accuracy, macro-F1 and each class's F1, learning rate),
+    `learning_curves.png` and `confusion.png` (the best epoch's validation) and `resume/`,
     from which `--resume RUN` continues an interrupted run to the same end as if it had not
     stopped.
 
@@ -644,6 +721,8 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
             device=opts.get("device"),
             config=config,
             plugin_options=reader.settings,
+            init=opts.get("init"),
+            fit_model=opts.get("fit_model"),
         )
     )
 

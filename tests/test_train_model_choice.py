@@ -1,0 +1,99 @@
+"""How `biosig train` chooses its model: fitted to the window and the data size, or taken
+from a pretrained backbone with `--init`; and the report figures every run gets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+from biosig.model import model_config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def train(run_cli, synthetic_npy: Path, out: Path, *extra: str | Path):
+    return run_cli(
+        "train", "--plugin", "numpy",
+        "--input", synthetic_npy / "signals.npy", "--labels", synthetic_npy / "labels.npy",
+        "--preset", "tiny", "--epochs", "1", "--out", out, "--device", "cpu", *extra,
+    )  # fmt: skip
+
+
+def meta(run: Path) -> dict:
+    return json.loads((run / "best" / "biosig.json").read_text())
+
+
+def test_a_short_window_keeps_a_token_per_sample_and_few_windows_a_narrow_model(
+    tmp_path: Path, synthetic_npy: Path, run_cli
+) -> None:
+    # two 24-sample windows per recording (at 0 and at the end): fewer than 64 to train on
+    fitted = train(run_cli, synthetic_npy, tmp_path / "fitted", "--window", "24", "--hop", "240")
+    assert fitted.code == 0, fitted.err
+    model = meta(tmp_path / "fitted")["model"]
+    assert model["stage_strides"] == [1, 1, 1]  # 24 samples: 24 tokens, not 3
+    preset = model_config("tiny", 1, 3)
+    assert meta(tmp_path / "fitted")["training"]["n_train_windows"] < 64
+    assert model["stage_channels"] == [16, 32, 32, 32]  # no stage wider than 32
+    assert model["model_dim"] == 32 < preset.model_dim
+
+    plain = train(
+        run_cli, synthetic_npy, tmp_path / "plain", "--window", "24", "--hop", "240",
+        "--no-fit-model",
+    )  # fmt: skip
+    assert plain.code == 0, plain.err
+    model = meta(tmp_path / "plain")["model"]
+    assert model["stage_strides"] == [2, 2, 2]
+    assert model["stage_channels"] == list(preset.stage_channels)
+
+
+def test_every_run_draws_its_learning_curves_and_confusion(
+    tmp_path: Path, synthetic_npy: Path, run_cli
+) -> None:
+    result = train(run_cli, synthetic_npy, tmp_path / "run", "--window", "128", "--hop", "64")
+    assert result.code == 0, result.err
+    for name in ("learning_curves.png", "confusion.png"):
+        assert (tmp_path / "run" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_init_fine_tunes_a_pretrained_backbone(tmp_path: Path, synthetic_npy: Path, run_cli):
+    pre = run_cli(
+        "pretrain", "--plugin", "numpy", "--input", synthetic_npy / "signals.npy",
+        "--out", tmp_path / "pre", "--preset", "tiny", "--window", "128", "--hop", "64",
+        "--epochs", "1", "--device", "cpu",
+    )  # fmt: skip
+    assert pre.code == 0, pre.err
+    result = train(run_cli, synthetic_npy, tmp_path / "tuned", "--init", tmp_path / "pre")
+    assert result.code == 0, result.err
+    assert "backbone initialised from" in result.out
+    info = meta(tmp_path / "tuned")
+    pretrained = json.loads((tmp_path / "pre" / "pretrained" / "biosig.json").read_text())
+    # the backbone's window and architecture, a classifier head for the three classes
+    assert info["window"] == 128 and info["hop"] == 64
+    assert info["training"]["init"].endswith("pretrained")
+    for key in ("stage_channels", "stage_strides", "model_dim", "n_layers"):
+        assert info["model"][key] == pretrained["model"][key]
+    assert info["model"]["n_classes"] == 3
+    # one epoch of fine-tuning moves the weights away from the pretrained ones, but they
+    # started there: the stem's weights are far closer to them than a fresh init is
+    tuned = load_file(str(tmp_path / "tuned" / "best" / "model.safetensors"))
+    start = load_file(str(tmp_path / "pre" / "pretrained" / "model.safetensors"))
+    key = "stem.conv.weight"
+    moved = np.abs(tuned[key] - start[f"backbone.{key}"]).mean()
+    assert moved < 0.5 * np.abs(start[f"backbone.{key}"]).mean()
+
+
+def test_init_with_a_missing_backbone_is_one_line(tmp_path: Path, synthetic_npy: Path, run_cli):
+    result = train(run_cli, synthetic_npy, tmp_path / "x", "--init", tmp_path / "nowhere")
+    assert result.code == 2
+    assert result.err_lines == [f"error: {tmp_path / 'nowhere'}: model not found"]
