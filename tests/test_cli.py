@@ -119,7 +119,14 @@ def test_train_writes_a_timestamped_run_and_points_latest_at_it(workdir: Path) -
     assert latest.resolve() == (runs / stamp).resolve()
 
     run = runs / stamp
-    assert {p.name for p in run.iterdir()} == {"best", "last", "history.csv", "resume"}
+    assert {p.name for p in run.iterdir()} == {
+        "best",
+        "last",
+        "history.csv",
+        "resume",
+        "learning_curves.png",
+        "confusion.png",
+    }
     for checkpoint in ("best", "last"):
         assert {p.name for p in (run / checkpoint).iterdir()} == {
             "model.safetensors",

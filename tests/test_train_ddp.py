@@ -253,7 +253,9 @@ def test_every_epoch_the_shards_cover_the_training_windows_once(trained) -> None
 
 def test_rank_0_alone_writes_and_speaks(trained, work: Path) -> None:
     launch, run = trained
-    assert sorted(p.name for p in run.iterdir()) == ["best", "history.csv", "last", RESUME_DIR]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best", "confusion.png", "history.csv", "last", "learning_curves.png", RESUME_DIR
+    ]  # fmt: skip
     assert sorted(p.name for p in (run / RESUME_DIR).iterdir()) == ["settings.json", STATE_FILE]
     rows = history(run)
     assert [row["epoch"] for row in rows] == ["1", "2"]  # one row per epoch, not per rank

@@ -569,8 +569,10 @@ def test_cli_resume_errors_are_one_line(
     assert (tmp_path / "full" / "last" / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == [
         "best",
+        "confusion.png",
         "history.csv",
         "last",
+        "learning_curves.png",
         "resume",
     ]
 
