@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,20 @@ def invoke_cli(*args: str | Path, cwd: str | Path | None = None) -> CliResult:
     finally:
         os.chdir(previous)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread for a module: as fast for the tiny models tests train, and
+    many times faster on a shared 2-core machine, where busy-waiting worker threads
+    compete with other processes. Modules ask for it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import load_file
 
 from biosig.cli import main
@@ -41,14 +40,7 @@ def train_args(signals: str | Path, labels: str | Path, *extra: str | Path) -> l
     return ["train", "--plugin", "numpy", "--input", signals, "--labels", labels, *SMALL, *extra]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Train on one thread: as fast for a tiny model, and far faster when the 2 CPU cores
-    are shared (busy-waiting worker threads then slow training down many times over)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from matplotlib.image import imread
 
 CLASSES = ["background", "rhythm", "spikes"]
@@ -21,13 +20,7 @@ DATA = ("--input", "signals.npy", "--labels", "labels.npy")
 REPORT_FILES = ["confusion.png", "learning_curves.png", "metrics.json"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One thread: as fast for the tiny model, far faster on 2 shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from biosig_finance import FinancePlugin
 from biosig_finance.ohlcv import read_bars
 from biosig_finance.synthetic import random_walk, write_csv
@@ -38,17 +37,6 @@ RECIPE = (
     "--labels", "direction", "--preset", "tiny", "--out", "model",
     "--span", f"0:{CUT}", "--epochs", "2", "--batch-size", "64", "--lr", "3e-3",
 )  # fmt: skip
-
-
-@pytest.fixture
-def one_torch_thread():
-    """One torch thread: on a shared 2-core machine, two threads competing with other
-    processes made training about 20 times slower."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def train_and_score(run_cli, path: Path) -> dict:

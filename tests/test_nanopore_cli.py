@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from biosig_nanopore.synthetic import write_synthetic_run
 
 #: Small and quick on a 2-core CPU: ~3-5k-sample reads, 1024-sample windows, tiny model.
@@ -28,12 +27,7 @@ FAST = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from typing import Any
 import click
 import numpy as np
 import pytest
-import torch
 from biosig_numpy import NumpyPlugin
 from biosig_numpy.synthetic import synthetic_arrays
 
@@ -98,13 +97,7 @@ def registered() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread, more so on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -44,13 +44,7 @@ NORM = {"mode": "window"}
 RESUMED = {"epochs": 2, "batch_size": 8, "lr": 3e-3, "ema": 0.9, "balance": True, "seed": 5}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Train on one thread: as fast for a tiny model, and far faster on a shared 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------- helpers
