@@ -21,7 +21,7 @@ from ..errors import BiosigError
 from ..model import PRESETS, SignalClassifier, count_parameters, model_config
 from ..plugin import iter_recordings
 from ..registry import get_plugin
-from .common import device_option
+from .common import device_option, workers_option
 
 
 @click.command()
@@ -48,13 +48,7 @@ from .common import device_option
     show_default=True,
     help="Least time the model-only measurement runs.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=1,
-    show_default=True,
-    help="Reader threads end to end, as `biosig predict --workers`.",
-)
+@workers_option
 @click.option(
     "--compile/--no-compile",
     "compile_model",

@@ -217,6 +217,14 @@ def require_file(path: str | Path, what: str) -> Path:
 device_option = click.option(
     "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
 )
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Reader threads reading and preprocessing recordings ahead of the model (0: read "
+    "on the main thread).",
+)
 batch_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),

@@ -31,6 +31,7 @@ from ..distributed import (
     part_dir,
     prepare_part_dir,
     process_group,
+    rank_device,
     shard,
     total,
     world_from_env,
@@ -46,6 +47,7 @@ from .common import (
     device_option,
     load_model_and_plugin,
     strict_option,
+    workers_option,
 )
 
 log = logging.getLogger("biosig")
@@ -79,7 +81,7 @@ def run_prediction(
     if world.world_size > 1 and out is None:
         raise BiosigError("under torchrun, give --out: each rank writes its part there")
     plugin, model, meta, device = load_model_and_plugin(
-        plugin_name, model_path, _rank_device(device_name, world)
+        plugin_name, model_path, rank_device(device_name, world)
     )
     inputs = configure_plugin(plugin, inputs, meta)
     if not inputs:
@@ -206,13 +208,6 @@ def _check_unique_recordings(parts: Sequence[Path], fmt: str) -> None:
             seen[rec_id] = rank
 
 
-def _rank_device(device_name: str, world: World) -> str:
-    """Each rank of a multi-GPU run takes the GPU of its local rank."""
-    if world.world_size > 1 and device_name in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{world.local_rank % torch.cuda.device_count()}"
-    return device_name
-
-
 def _warn_skipped(pred: RecordingPrediction) -> None:
     if pred.n_skipped:
         log.warning(
@@ -258,13 +253,7 @@ def _plot(
 @click.option(
     "--hop", type=click.IntRange(min=1), help="Hop between windows [default: the model's]."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=1,
-    show_default=True,
-    help="Reader threads reading and preprocessing ahead of the model (0: none).",
-)
+@workers_option
 @click.option(
     "--aggregate",
     "aggregation",
