@@ -90,3 +90,16 @@ def test_init_with_a_missing_backbone_is_one_line(tmp_path: Path, synthetic_npy:
     result = train(run_cli, synthetic_npy, tmp_path / "x", "--init", tmp_path / "nowhere")
     assert result.code == 2
     assert result.err_lines == [f"error: {tmp_path / 'nowhere'}: model not found"]
+
+
+def test_normalize_chooses_training_set_statistics(tmp_path: Path, synthetic_npy: Path, run_cli):
+    result = train(
+        run_cli, synthetic_npy, tmp_path / "run", "--window", "128", "--hop", "128",
+        "--normalize", "dataset",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    normalization = meta(tmp_path / "run")["normalization"]
+    assert normalization["mode"] == "dataset"
+    signals = np.load(synthetic_npy / "signals.npy")
+    # per-channel statistics of training windows: close to the whole set's
+    assert abs(normalization["mean"][0] - signals.mean()) < 0.5 * signals.std()

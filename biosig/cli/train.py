@@ -595,8 +595,12 @@ def _remove_if_empty(run_dir: Path) -> None:
 )
 @click.option(
     "--normalization",
+    "--normalize",
+    "normalization",
     type=click.Choice(NORMALIZATIONS),
-    help="Window scaling [default: the plugin's].",
+    help="How windows are scaled: per window (z-score), per recording (by the plugin), by the "
+    "training set's per-channel statistics (kept in the model), or not [default: the "
+    "plugin's].",
 )
 @click.option(
     "--val-fraction",
