@@ -217,6 +217,22 @@ def require_file(path: str | Path, what: str) -> Path:
 device_option = click.option(
     "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
 )
+
+
+def lr_option(default: float):
+    """``--lr``: the peak learning rate of the cosine schedule (train, pretrain)."""
+    return click.option(
+        "--lr",
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        help="Peak learning rate.",
+    )
+
+
+window_option = click.option(
+    "--window", type=click.IntRange(min=1), help="Window length in samples at the model rate."
+)
 workers_option = click.option(
     "--workers",
     type=click.IntRange(min=0),

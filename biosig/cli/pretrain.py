@@ -35,9 +35,11 @@ from .common import (
     as_list,
     batch_option,
     device_option,
+    lr_option,
     more_inputs_argument,
     reject_flags,
     strict_option,
+    window_option,
 )
 from .train import _new_run_dir, _remove_if_empty
 from .train import train as train_command
@@ -215,16 +217,8 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True)
 @batch_option
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULTS.lr,
-    show_default=True,
-    help="Peak learning rate.",
-)
-@click.option(
-    "--window", type=click.IntRange(min=1), help="Window length in samples at the model rate."
-)
+@lr_option(DEFAULTS.lr)
+@window_option
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between windows.")
 @click.option(
     "--mask-ratio",

@@ -63,9 +63,11 @@ from .common import (
     batch_option,
     device_option,
     label_source,
+    lr_option,
     more_inputs_argument,
     reject_flags,
     strict_option,
+    window_option,
 )
 
 log = logging.getLogger("biosig")
@@ -534,16 +536,8 @@ def _remove_if_empty(run_dir: Path) -> None:
     "schedule is then stretched over the new total from the current step).",
 )
 @batch_option
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULTS.lr,
-    show_default=True,
-    help="Peak learning rate.",
-)
-@click.option(
-    "--window", type=click.IntRange(min=1), help="Window length in samples at the model rate."
-)
+@lr_option(DEFAULTS.lr)
+@window_option
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between training windows.")
 @device_option
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
