@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from biosig.layers import (
     AttentionPool,
+    DropPath,
     RMSNorm,
     RotaryEmbedding,
     SqueezeExcite1d,
@@ -71,6 +72,9 @@ class ModelConfig:
     pool_heads: int = 4
     dropout: float = 0.1
     rope_base: float = 10000.0
+    #: stochastic depth: the largest rate at which a residual branch is dropped, reached by
+    #: the last block; earlier blocks' rates rise linearly from 0 (see :func:`drop_path_rates`)
+    drop_path: float = 0.0
 
     def __post_init__(self) -> None:
         self.stage_channels = tuple(self.stage_channels)
@@ -127,6 +131,8 @@ class ModelConfig:
             fail(f"model_dim {self.model_dim} is not divisible by pool_heads {self.pool_heads}")
         if not 0.0 <= self.dropout < 1.0:
             fail(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.drop_path < 1.0:
+            fail(f"drop_path must be in [0, 1), got {self.drop_path!r}")
         if not self.rope_base > 1.0:
             fail(f"rope_base must be > 1, got {self.rope_base!r}")
 
@@ -296,6 +302,17 @@ def _default_ffn_hidden(model_dim: int) -> int:
     return 32 * math.ceil(model_dim * 8 / 3 / 32)
 
 
+def drop_path_rates(config: ModelConfig) -> tuple[float, ...]:
+    """Stochastic-depth rate of every residual block in order (the conv stages' blocks,
+    then the Transformer's), rising linearly from 0 at the first to ``config.drop_path``
+    at the last: early blocks compute features every later one needs, so they are dropped
+    least (the schedule of Huang et al., 2016)."""
+    n_blocks = len(config.stage_channels) * config.blocks_per_stage + config.n_layers
+    if n_blocks == 1:
+        return (config.drop_path,)
+    return tuple(config.drop_path * i / (n_blocks - 1) for i in range(n_blocks))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -340,7 +357,12 @@ class ResidualBlock(nn.Module):
     """
 
     def __init__(
-        self, channels: int, kernel_size: int, dilations: tuple[int, ...], se_reduction: int
+        self,
+        channels: int,
+        kernel_size: int,
+        dilations: tuple[int, ...],
+        se_reduction: int,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         last = len(dilations) - 1
@@ -349,6 +371,7 @@ class ResidualBlock(nn.Module):
             for i, d in enumerate(dilations)
         )
         self.se = SqueezeExcite1d(channels, se_reduction)
+        self.drop_path = DropPath(drop_path)
         self.act = nn.GELU()
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
@@ -356,7 +379,7 @@ class ResidualBlock(nn.Module):
         for conv in self.convs:
             h = conv(h, mask)
         h = self.se(h, mask)
-        return _zero_padding(self.act(x + h), mask)
+        return _zero_padding(self.act(x + self.drop_path(h)), mask)
 
 
 class Stage(nn.Module):
@@ -368,16 +391,24 @@ class Stage(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int | None, config: ModelConfig
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int | None,
+        config: ModelConfig,
+        drop_paths: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
         self.stride = 1 if stride is None else stride
         self.downsample = (
             None if stride is None else ConvNormAct(in_channels, out_channels, 3, stride=stride)
         )
+        rates = drop_paths or (0.0,) * config.blocks_per_stage
         self.blocks = nn.ModuleList(
-            ResidualBlock(out_channels, config.kernel_size, config.dilations, config.se_reduction)
-            for _ in range(config.blocks_per_stage)
+            ResidualBlock(
+                out_channels, config.kernel_size, config.dilations, config.se_reduction, rate
+            )
+            for rate in rates
         )
 
 
@@ -408,7 +439,7 @@ class SelfAttention(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm block: ``x + attn(norm(x))``, then ``x + swiglu(norm(x))``."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, drop_path: float = 0.0) -> None:
         super().__init__()
         dim = config.model_dim
         assert config.ffn_hidden is not None  # resolved by ModelConfig.__post_init__
@@ -416,10 +447,11 @@ class TransformerBlock(nn.Module):
         self.attn = SelfAttention(dim, config.n_heads, config.dropout, config.rope_base)
         self.ffn_norm = RMSNorm(dim)
         self.ffn = SwiGLU(dim, config.ffn_hidden, config.dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, key_mask: Tensor | None) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), key_mask)
-        return x + self.ffn(self.ffn_norm(x))
+        x = x + self.drop_path(self.attn(self.attn_norm(x), key_mask))
+        return x + self.drop_path(self.ffn(self.ffn_norm(x)))
 
 
 class SignalClassifier(nn.Module):
@@ -435,12 +467,23 @@ class SignalClassifier(nn.Module):
         channels = config.stage_channels
         self.stem = ConvNormAct(config.in_channels, channels[0], config.stem_kernel)
         strides = (None, *config.stage_strides)
+        rates = drop_path_rates(config)
+        per_stage = config.blocks_per_stage
         self.stages = nn.ModuleList(
-            Stage(channels[max(i - 1, 0)], c, stride=strides[i], config=config)
+            Stage(
+                channels[max(i - 1, 0)],
+                c,
+                stride=strides[i],
+                config=config,
+                drop_paths=rates[i * per_stage : (i + 1) * per_stage],
+            )
             for i, c in enumerate(channels)
         )
         self.proj = nn.Conv1d(channels[-1], config.model_dim, kernel_size=1)
-        self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+        conv_blocks = len(channels) * per_stage
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config, rates[conv_blocks + i]) for i in range(config.n_layers)
+        )
         self.norm = RMSNorm(config.model_dim)
         self.pool = AttentionPool(config.model_dim, config.pool_heads)
         self.head_dropout = nn.Dropout(config.dropout)

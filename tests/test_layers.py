@@ -8,6 +8,7 @@ from torch import nn
 
 from biosig.layers import (
     AttentionPool,
+    DropPath,
     RMSNorm,
     RotaryEmbedding,
     SqueezeExcite1d,
@@ -192,3 +193,26 @@ def test_attention_pool_without_mask() -> None:
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3))
     with pytest.raises(ValueError):
         AttentionPool(10, n_heads=3)
+
+
+def test_drop_path_drops_whole_examples_and_keeps_the_mean() -> None:
+    layer = DropPath(0.25)
+    x = torch.ones(4000, 3, 5)
+    torch.manual_seed(0)
+    y = layer(x)
+    per_example = y.flatten(1)
+    kept = per_example[:, 0] > 0
+    # every example is either all zero or all scaled by 1 / (1 - rate)
+    assert torch.all(per_example[~kept] == 0)
+    assert torch.allclose(per_example[kept], torch.full_like(per_example[kept], 1 / 0.75))
+    assert abs(kept.float().mean().item() - 0.75) < 0.03
+    assert abs(y.mean().item() - 1.0) < 0.05
+    assert y.shape == x.shape and y.dtype == x.dtype
+
+
+def test_drop_path_is_the_identity_in_eval_and_at_rate_zero() -> None:
+    x = torch.randn(8, 4, 16)
+    assert torch.equal(DropPath(0.0).train()(x), x)
+    assert torch.equal(DropPath(0.9).eval()(x), x)
+    with pytest.raises(ValueError, match="drop-path"):
+        DropPath(1.0)

@@ -17,6 +17,7 @@ from biosig.model import (
     ModelConfig,
     SignalClassifier,
     count_parameters,
+    drop_path_rates,
     fit_to_data,
     fit_to_window,
     model_config,
@@ -241,6 +242,8 @@ def test_fitted_strides_survive_a_checkpoint(tmp_path) -> None:
         {"stage_strides": (True, 2, 2)},
         {"dilations": (1, 0)},
         {"dropout": 1.0},
+        {"drop_path": 1.0},
+        {"drop_path": -0.1},
         {"se_reduction": 0},
         {"blocks_per_stage": 1.5},
     ],
@@ -400,3 +403,34 @@ def test_fit_to_data_keeps_head_divisibility() -> None:
         with pytest.raises(ValueError, match="n_examples"):
             fit_to_data(cfg, bad)
     assert fit_to_data(cfg, np.int64(50)) == fitted
+
+
+def test_drop_path_rates_rise_to_the_configured_rate_at_the_last_block() -> None:
+    config = model_config("tiny", 1, 2, drop_path=0.3)
+    rates = drop_path_rates(config)
+    n_blocks = len(config.stage_channels) * config.blocks_per_stage + config.n_layers
+    assert len(rates) == n_blocks
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3)
+    assert np.all(np.diff(rates) > 0)
+    model = SignalClassifier(config)
+    built = [b.drop_path.rate for stage in model.stages for b in stage.blocks]
+    built += [b.drop_path.rate for b in model.blocks]
+    assert built == pytest.approx(list(rates))
+
+
+def test_drop_path_changes_training_outputs_only() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 256)
+    plain = SignalClassifier(model_config("tiny", 1, 3, dropout=0.0))
+    dropped = SignalClassifier(model_config("tiny", 1, 3, dropout=0.0, drop_path=0.5))
+    dropped.load_state_dict(plain.state_dict())  # the same parameters: no new ones
+    plain.eval(), dropped.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(dropped(x), plain(x))
+        plain.train(), dropped.train()
+        torch.manual_seed(1)
+        a = dropped(x)
+        torch.manual_seed(2)
+        b = dropped(x)
+        assert not torch.allclose(a, b)  # a random subset of blocks each pass
+        assert not torch.allclose(a, plain(x))
