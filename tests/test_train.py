@@ -206,21 +206,58 @@ def test_fit_writes_best_and_last_checkpoints(separable_run) -> None:
     assert result.best_metrics["macro_f1"] == pytest.approx(best_f1)
 
 
+# --------------------------------------------------------------- schedule sized to the data
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "epochs", "patience"),
+    [
+        (10_000, 64, 30, 8),  # ample data: the plain defaults
+        (1000, 64, 30, 8),  # 16 steps an epoch: 30 epochs are 480 steps
+        (512, 64, 38, 38),  # 8 steps an epoch: 38 epochs for 300 steps, no early stop
+        (200, 16, 30, 8),  # an eighth of 200 is 25: batches of 16, 13 steps, 390 in all
+        (54, 8, 43, 43),  # ItalyPowerDemand's training part: 7 steps an epoch
+        (40, 8, 60, 60),  # GunPoint's: 5 steps an epoch
+        (5, 8, 300, 300),  # fewer windows than the smallest batch: one step an epoch
+    ],
+)
+def test_schedule_is_sized_to_the_training_set(n, batch, epochs, patience) -> None:
+    sized = TrainConfig().sized_for(n)
+    assert (sized.batch_size, sized.epochs, sized.patience) == (batch, epochs, patience)
+    steps = math.ceil(n / sized.batch_size) * sized.epochs
+    assert steps >= train_module.MIN_STEPS
+    assert sized.sized_for(7) == sized  # once sized, a config stays as it is
+
+
+def test_given_schedule_settings_are_kept() -> None:
+    given = TrainConfig(batch_size=32, epochs=5, patience=2).sized_for(40)
+    assert (given.batch_size, given.epochs, given.patience) == (32, 5, 2)
+    # a given epoch count is never stretched, so early stopping keeps its default
+    assert TrainConfig(epochs=10).sized_for(40).patience == train_module.PATIENCE
+    # a given batch size sizes the epochs: 40 windows in batches of 20 are 2 steps an epoch
+    assert TrainConfig(batch_size=20).sized_for(40).epochs == 150
+
+
 # ------------------------------------------------------------------------ early stopping
 
 
-def constant_validation_store(n_train: int = 16, n_val: int = 8) -> ExampleStore:
-    """Training windows of two classes; validation windows that are all zeros, so every
-    validation window gets the same prediction and macro-F1 cannot change."""
-    train = sine_or_noise(n_train, seed=1)
-    x = np.concatenate([train.x, np.zeros((n_val, 1, W), dtype=np.float32)])
-    y = np.concatenate([train.y, np.arange(n_val) % 2])
-    return store_of(x, y, train.classes)
+def scripted_validation(monkeypatch, probabilities: list[list[float]]) -> None:
+    """Make every validation window get ``probabilities[epoch - 1]`` at that epoch, so the
+    validation macro-F1 and loss follow a script instead of the training."""
+    epochs = iter(probabilities)
+
+    def predict(model, store, indices, normalization, device, batch_size=256):
+        return np.tile(np.asarray(next(epochs), dtype=np.float32), (len(indices), 1))
+
+    monkeypatch.setattr(train_module, "predict_store", predict)
 
 
 @pytest.mark.parametrize("patience", [1, 2])
-def test_early_stopping_when_validation_cannot_improve(tmp_path: Path, patience: int) -> None:
-    store = constant_validation_store()
+def test_early_stopping_when_validation_cannot_improve(
+    tmp_path: Path, monkeypatch, patience: int
+) -> None:
+    store = sine_or_noise(24, seed=1)
+    scripted_validation(monkeypatch, [[0.8, 0.2]] * 6)  # the same prediction every epoch
     _, result, messages = run_fit(
         store,
         np.arange(16),
@@ -233,12 +270,44 @@ def test_early_stopping_when_validation_cannot_improve(tmp_path: Path, patience:
     )
     assert len(result.history) == patience + 1 < 6
     assert result.best_epoch == 1
-    f1s = [row["val_macro_f1"] for row in result.history]
-    assert f1s == pytest.approx([1 / 3] * (patience + 1))
-    assert messages[-1] == f"early stop: no better validation macro-F1 for {patience} epochs"
+    losses = [row["val_loss"] for row in result.history]
+    assert losses == pytest.approx([losses[0]] * (patience + 1))
+    assert messages[-1] == (
+        "early stop: no better validation macro-F1 (nor, at equal macro-F1, lower loss) "
+        f"for {patience} epochs"
+    )
     assert len(read_history(tmp_path / "history.csv")) == patience + 1
     assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 1
     assert load_checkpoint(tmp_path / "last")[1]["training"]["epoch"] == patience + 1
+
+
+def test_equal_macro_f1_goes_to_the_lower_validation_loss(tmp_path: Path, monkeypatch) -> None:
+    """On a small validation set macro-F1 soon stops changing; among epochs with the best
+    macro-F1 the best checkpoint is the one whose validation loss is lowest, and such an
+    epoch counts as progress for early stopping."""
+    store = sine_or_noise(24, seed=1)
+    assert list(store.y[16:24]) == [0, 1] * 4  # one prediction for all: macro-F1 stays put
+    # With balanced labels the loss grows with the distance of p from 0.5: epoch 2 is worse
+    # than 1, epoch 3 the best, 4 and 5 worse again.
+    scripted_validation(monkeypatch, [[p, 1 - p] for p in (0.8, 0.85, 0.6, 0.7, 0.75)])
+    _, result, _ = run_fit(
+        store,
+        np.arange(16),
+        np.arange(16, 24),
+        tmp_path,
+        epochs=5,
+        batch_size=8,
+        patience=2,
+        augment=[],
+    )
+    f1s = [row["val_macro_f1"] for row in result.history]
+    losses = [row["val_loss"] for row in result.history]
+    assert f1s == pytest.approx([f1s[0]] * 5)
+    assert np.argsort(losses).tolist() == [2, 3, 4, 0, 1]
+    # Without the tie-break the run would stop at epoch 3 (1 + patience), keeping epoch 1.
+    assert len(result.history) == 5
+    assert result.best_epoch == 3
+    assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 3
 
 
 # ----------------------------------------------------------------------- reproducibility

@@ -103,3 +103,22 @@ def test_normalize_chooses_training_set_statistics(tmp_path: Path, synthetic_npy
     signals = np.load(synthetic_npy / "signals.npy")
     # per-channel statistics of training windows: close to the whole set's
     assert abs(normalization["mean"][0] - signals.mean()) < 0.5 * signals.std()
+
+
+def test_batch_size_is_sized_to_the_data_and_recorded_with_drop_path(
+    tmp_path: Path, synthetic_npy: Path, run_cli
+) -> None:
+    # 30 whole 256-sample recordings: about 24 to train on, so batches of 8, not 64
+    run = tmp_path / "run"
+    result = train(
+        run_cli, synthetic_npy, run, "--window", "256", "--hop", "256", "--epochs", "2",
+        "--drop-path", "0.2",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    training = meta(run)["training"]
+    assert training["n_train_windows"] < 64
+    assert (training["batch_size"], training["epochs"], training["patience"]) == (8, 2, 8)
+    settings = json.loads((run / "resume" / "settings.json").read_text())
+    assert settings["config"]["batch_size"] == 8  # --resume repeats the sized schedule
+    assert settings["drop_path"] == 0.2
+    assert meta(run)["model"]["drop_path"] == 0.2

@@ -245,7 +245,7 @@ batch_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=None,
-    help="Windows per batch [default: 64 to train, 256 to predict or evaluate].",
+    help="Windows per batch [default: 64 to pretrain, 256 to predict or evaluate].",
 )
 
 # `--input reads/*.fast5` reaches us as one flag followed by many paths once the shell has

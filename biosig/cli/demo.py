@@ -63,7 +63,7 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
                 config=TrainConfig(
                     epochs=n_epochs,
                     patience=n_epochs,
-                    batch_size=int(settings.get("batch_size", TrainConfig.batch_size)),
+                    batch_size=settings.get("batch_size"),
                 ),
                 plugin_options=settings.get("options", {}),
             ),

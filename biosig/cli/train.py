@@ -50,6 +50,11 @@ from ..pretrain import PretrainedSettings, load_pretrained_backbone, pretrained_
 from ..registry import get_plugin
 from ..split import split_examples
 from ..train import (
+    BATCH_SIZE,
+    EPOCHS,
+    MIN_BATCH_SIZE,
+    MIN_STEPS,
+    PATIENCE,
     RESUME_DIR,
     TrainConfig,
     fit,
@@ -60,7 +65,6 @@ from .common import (
     RUNS,
     Options,
     as_list,
-    batch_option,
     device_option,
     label_source,
     lr_option,
@@ -107,6 +111,8 @@ class TrainRequest:
     init: str | None = None
     #: fewer downsampling steps for short windows, narrower late stages for few windows
     fit_model: bool = True
+    #: stochastic depth: the last residual block's drop rate (see ModelConfig.drop_path)
+    drop_path: float = 0.0
 
 
 def run_training(
@@ -224,6 +230,9 @@ def _run_training(
     train_idx, val_idx, split_used = split_examples(
         store, split_mode, request.val_fraction, request.config.seed
     )
+    # Epochs, batch size and patience not given are sized to the data: the run's settings
+    # and checkpoints record the values used, so --resume repeats them exactly.
+    request = dataclasses.replace(request, config=request.config.sized_for(len(train_idx)))
     norm_spec: dict[str, Any] = {"mode": normalization}
     if normalization == "dataset":
         norm_spec = dataset_statistics(store.x, store.lengths, train_idx)
@@ -393,8 +402,9 @@ def _build_model(
                 f"--init {init.path}: pretrained on {len(init.channels)} channels, "
                 f"the data has {n_channels}"
             )
-        return SignalClassifier(init.classifier_config(n_classes))
-    config = model_config(request.preset, n_channels, n_classes)
+        config = init.classifier_config(n_classes)
+        return SignalClassifier(dataclasses.replace(config, drop_path=request.drop_path))
+    config = model_config(request.preset, n_channels, n_classes, drop_path=request.drop_path)
     if request.fit_model:
         config = fit_to_data(fit_to_window(config, window), n_train_windows)
     return SignalClassifier(config)
@@ -530,12 +540,16 @@ def _remove_if_empty(run_dir: Path) -> None:
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
-    default=DEFAULTS.epochs,
-    show_default=True,
-    help="Training epochs. With --resume, a larger total extends the run (its cosine "
+    help=f"Training epochs [default: {EPOCHS}, or as many as {MIN_STEPS} steps take on a "
+    "small training set]. With --resume, a larger total extends the run (its cosine "
     "schedule is then stretched over the new total from the current step).",
 )
-@batch_option
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help=f"Windows per batch [default: {BATCH_SIZE}, or an eighth of the training windows "
+    f"(a power of two, at least {MIN_BATCH_SIZE}) when that is fewer].",
+)
 @lr_option(DEFAULTS.lr)
 @window_option
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between training windows.")
@@ -618,9 +632,9 @@ def _remove_if_empty(run_dir: Path) -> None:
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
-    default=DEFAULTS.patience,
-    show_default=True,
-    help="Epochs without a better validation macro-F1 before stopping.",
+    help="Epochs without a better validation macro-F1 (or, at equal macro-F1, lower loss) "
+    f"before stopping [default: {PATIENCE}; no early stop when a small training set "
+    "stretched the epochs].",
 )
 @click.option(
     "--sample-rate",
@@ -633,6 +647,15 @@ def _remove_if_empty(run_dir: Path) -> None:
     metavar="PRETRAINED",
     help="Start from this backbone (`biosig pretrain`'s run, or a trained model); its "
     "window, hop, sample rate and normalisation are the defaults.",
+)
+@click.option(
+    "--drop-path",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    metavar="RATE",
+    help="Stochastic depth: drop each residual block for a random share of the batch while "
+    "training, the last block at RATE and earlier ones linearly less.",
 )
 @click.option(
     "--fit-model/--no-fit-model",
@@ -689,7 +712,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
     augment = as_list(opts.get("augment"))
     config = TrainConfig(
         epochs=opts.get("epochs"),
-        batch_size=opts.get("batch_size", DEFAULTS.batch_size),
+        batch_size=opts.get("batch_size"),
         lr=opts.get("lr"),
         label_smoothing=opts.get("label_smoothing"),
         loss=opts.get("loss"),
@@ -721,6 +744,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
             plugin_options=reader.settings,
             init=opts.get("init"),
             fit_model=opts.get("fit_model"),
+            drop_path=opts.get("drop_path"),
         )
     )
 
