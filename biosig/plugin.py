@@ -26,6 +26,11 @@ Normalization = Literal["window", "recording", "dataset", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("window", "recording", "dataset", "none")
 Split = Literal["auto", "group", "time"]
 SPLITS: tuple[str, ...] = ("auto", "group", "time")
+#: How window probabilities become one per recording: ``mean`` (of the probabilities),
+#: ``geometric`` (normalised mean of log-probabilities: windows as independent evidence, so
+#: a few confident windows outweigh many unsure ones, as for a nanopore read) or ``vote``
+#: (the fraction of windows predicting each class).
+AGGREGATIONS: tuple[str, ...] = ("mean", "geometric", "vote")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class PluginDefaults:
     gap, for series where the future must not inform the past) or ``auto`` (by group,
     unless some class has a single group, then by time). ``aggregation`` says how
     ``predict`` turns window probabilities into a recording's (see
-    :data:`biosig.stream.AGGREGATIONS`: ``mean``, ``geometric`` or ``vote``).
+    :data:`AGGREGATIONS`: ``mean``, ``geometric`` or ``vote``).
     """
 
     sample_rate: float

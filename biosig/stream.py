@@ -24,7 +24,7 @@ import torch
 from .device import autocast
 from .errors import BiosigError
 from .normalize import normalize
-from .plugin import Plugin, Recording, RecordingError, describe
+from .plugin import AGGREGATIONS, Plugin, Recording, RecordingError, describe
 from .readahead import read_ahead
 from .windows import (
     Windows,
@@ -34,12 +34,6 @@ from .windows import (
     to_original,
     window_starts,
 )
-
-#: How window probabilities become one per recording: ``mean`` (of the probabilities),
-#: ``geometric`` (normalised mean of log-probabilities: windows as independent evidence, so
-#: a few confident windows outweigh many unsure ones, as for a nanopore read) or ``vote``
-#: (the fraction of windows predicting each class).
-AGGREGATIONS: tuple[str, ...] = ("mean", "geometric", "vote")
 
 
 @dataclass

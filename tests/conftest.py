@@ -54,6 +54,13 @@ def invoke_cli(*args: str | Path, cwd: str | Path | None = None) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(autouse=True)
+def every_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see every installed plugin, whatever ``BIOSIG_PLUGINS`` the shell has set
+    (tests of that variable set it themselves)."""
+    monkeypatch.delenv("BIOSIG_PLUGINS", raising=False)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Run torch on one thread for a module: as fast for the tiny models tests train, and
