@@ -4,10 +4,16 @@ Discovery is lazy and isolated: listing reads only entry-point metadata; a plugi
 is imported only when that plugin is asked for (or when ``plugins list`` loads each one in
 turn), and a plugin that fails to import or declares an unsupported contract version is
 reported with its reason without affecting the others.
+
+``BIOSIG_PLUGINS`` (comma-separated names, e.g. ``numpy,ecg``) restricts which plugins are
+discovered at all: the others are never imported, their name clashes are not reported,
+and asking for one is an error saying it is excluded. Unset or blank, every installed
+plugin is available.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -16,6 +22,8 @@ from .errors import BiosigError
 from .plugin import SUPPORTED_API_VERSIONS, Plugin
 
 GROUP = "biosig.plugins"
+#: Environment variable restricting discovery to the plugins it names.
+ENV_VAR = "BIOSIG_PLUGINS"
 
 
 @dataclass
@@ -41,14 +49,45 @@ def _distribution_name(ep: EntryPoint) -> str:
     return f"{dist.name} {dist.version}" if dist is not None else "?"
 
 
+def selected_names() -> tuple[str, ...] | None:
+    """The plugin names ``BIOSIG_PLUGINS`` allows, in its order (whitespace and empty items
+    ignored), or ``None`` when it is unset or blank: then every plugin is allowed."""
+    text = os.environ.get(ENV_VAR, "")
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    return names or None
+
+
+def installed_names() -> list[str]:
+    """The names of every registered plugin, sorted, whatever ``BIOSIG_PLUGINS`` says;
+    reads entry-point metadata only."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
+
+
+def excluded_names() -> list[str]:
+    """Installed plugins that ``BIOSIG_PLUGINS`` leaves out (none when it is unset)."""
+    selected = selected_names()
+    if selected is None:
+        return []
+    return [name for name in installed_names() if name not in selected]
+
+
+def missing_names() -> list[str]:
+    """Names in ``BIOSIG_PLUGINS`` that no installed plugin has."""
+    installed = set(installed_names())
+    return [name for name in selected_names() or () if name not in installed]
+
+
 def discover() -> dict[str, PluginEntry]:
-    """All registered plugins by name, none of them imported.
+    """All registered plugins by name (those ``BIOSIG_PLUGINS`` allows), none imported.
 
     Two entry points with one name: the first found is used and the clash is warned about
     and recorded on the entry, since silently picking one would be a debugging trap.
     """
+    selected = selected_names()
     found: dict[str, PluginEntry] = {}
     for ep in entry_points(group=GROUP):
+        if selected is not None and ep.name not in selected:
+            continue
         source = f"{ep.value} ({_distribution_name(ep)})"
         if ep.name in found:
             first = found[ep.name]
@@ -104,14 +143,29 @@ def get_plugin(name: str) -> Plugin:
     """Load the plugin called ``name``, importing no other plugin."""
     entries = discover()
     if name not in entries:
-        known = ", ".join(sorted(entries)) or "none installed"
-        raise BiosigError(f"unknown plugin {name!r} (installed: {known})")
+        raise BiosigError(unavailable(name, entries))
     entry = load_entry(entries[name])
     if entry.plugin is None:
         raise BiosigError(f"plugin {name!r} cannot be used: {entry.error}")
     return entry.plugin
 
 
+def unavailable(name: str, entries: dict[str, PluginEntry]) -> str:
+    """Why ``name`` is not among the discovered ``entries``: excluded by
+    ``BIOSIG_PLUGINS``, or not installed."""
+    if name in excluded_names():
+        return (
+            f"plugin {name!r} is excluded by {ENV_VAR}={os.environ.get(ENV_VAR, '')!r} "
+            f"(add it there, or unset {ENV_VAR})"
+        )
+    if selected_names() is not None:
+        known = ", ".join(sorted(entries)) or "none"
+        return f"unknown plugin {name!r} (installed and allowed by {ENV_VAR}: {known})"
+    known = ", ".join(sorted(entries)) or "none installed"
+    return f"unknown plugin {name!r} (installed: {known})"
+
+
 def load_all() -> list[PluginEntry]:
-    """Every registered plugin, each loaded in isolation, sorted by name."""
+    """Every registered plugin (that ``BIOSIG_PLUGINS`` allows), each loaded in isolation,
+    sorted by name."""
     return [load_entry(entry) for _, entry in sorted(discover().items())]

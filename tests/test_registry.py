@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import warnings
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -272,3 +273,136 @@ def test_a_plugin_must_declare_its_api_version() -> None:
     assert "declares no api_version" in check_contract(Undeclared())
     Undeclared.api_version = 1
     assert check_contract(Undeclared()) is None
+
+
+# --- BIOSIG_PLUGINS -----------------------------------------------------------------------
+
+
+def test_biosig_plugins_restricts_discovery_and_tolerates_whitespace(
+    fake_plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    monkeypatch.setenv("BIOSIG_PLUGINS", " good ,nope,, good ")
+    assert registry.selected_names() == ("good", "nope")
+    assert list(discover()) == ["good"]
+    assert [e.name for e in load_all()] == ["good"]
+    assert registry.excluded_names() == ["broken", "future", "stranger"]
+    assert registry.missing_names() == ["nope"]
+    for module in ("biosig_fake_broken", "biosig_fake_future", "biosig_fake_stranger"):
+        assert module not in sys.modules  # excluded plugins are never imported
+
+
+@pytest.mark.parametrize("value", ["", " , "])
+def test_a_blank_biosig_plugins_allows_every_plugin(
+    fake_plugins, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    monkeypatch.setenv("BIOSIG_PLUGINS", value)
+    assert registry.selected_names() is None
+    assert list(discover()) == ["broken", "future", "stranger", "good"]
+    assert registry.excluded_names() == registry.missing_names() == []
+
+
+def test_get_plugin_of_an_excluded_plugin_says_so(
+    fake_plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    monkeypatch.setenv("BIOSIG_PLUGINS", "good")
+    with pytest.raises(BiosigError) as caught:
+        get_plugin("future")
+    assert str(caught.value) == (
+        "plugin 'future' is excluded by BIOSIG_PLUGINS='good' (add it there, or unset "
+        "BIOSIG_PLUGINS)"
+    )
+    assert "biosig_fake_future" not in sys.modules
+    with pytest.raises(BiosigError, match=r"unknown plugin 'nope' \(installed and allowed by "):
+        get_plugin("nope")
+    assert get_plugin("good").name == "good"
+
+
+def test_a_name_clash_among_excluded_plugins_is_not_warned_about(
+    fake_plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_plugins(
+        [
+            entry("good", "biosig_fake_good:GoodPlugin"),
+            entry("good", "biosig_fake_good:OtherGood"),
+            entry("future", "biosig_fake_future:FuturePlugin"),
+        ]
+    )
+    monkeypatch.setenv("BIOSIG_PLUGINS", "future")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(discover()) == ["future"]
+
+
+def test_biosig_plugins_on_the_real_installation(monkeypatch: pytest.MonkeyPatch, run_cli) -> None:
+    monkeypatch.setenv("BIOSIG_PLUGINS", "numpy")
+    assert get_plugin("numpy").name == "numpy"
+    with pytest.raises(BiosigError, match="plugin 'ecg' is excluded by BIOSIG_PLUGINS='numpy'"):
+        get_plugin("ecg")
+    result = run_cli("plugins", "show", "ecg")
+    assert result.code != 0
+    assert result.err_lines == [
+        "error: plugin 'ecg' is excluded by BIOSIG_PLUGINS='numpy' (add it there, or unset "
+        "BIOSIG_PLUGINS)"
+    ]
+
+
+def test_plugins_list_shows_excluded_and_missing_names(
+    fake_plugins, monkeypatch: pytest.MonkeyPatch, run_cli
+) -> None:
+    fake_plugins(FAKE_ENTRIES)
+    monkeypatch.setenv("BIOSIG_PLUGINS", "good, nope")
+    result = run_cli("plugins", "list")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[-1] == "BIOSIG_PLUGINS=good,nope: only these plugins are used"
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    assert set(rows) == {"good", "broken", "future", "stranger", "nope"}
+    assert rows["good"].split()[:6] == ["good", "1.2.3", "250", "500", "250", "ok"]
+    for name in ("broken", "future", "stranger"):
+        assert rows[name].split()[1:] == ["?", "excluded", "by", "BIOSIG_PLUGINS"]
+    assert rows["nope"].split()[1:] == ["?", "not", "installed", "(named", "in", "BIOSIG_PLUGINS)"]
+    assert "needs libfoo" not in result.out  # an excluded plugin is not even imported
+
+
+# --- broken plugins and name clashes in the CLI ---------------------------------------------
+
+
+def test_a_broken_plugin_does_not_break_a_command_using_another(
+    fake_plugins, tmp_path: Path, run_cli
+) -> None:
+    fake_plugins([*FAKE_ENTRIES, entry("numpy", "biosig_numpy:NumpyPlugin")])
+    missing = tmp_path / "missing.npy"
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("0\tquiet\n")
+    result = run_cli("train", "--plugin", "numpy", "--input", missing, "--labels", labels)
+    # the numpy plugin loaded, and the command went on to its own complaint about the input
+    assert result.code != 0
+    assert result.err_lines == [f"error: {missing}: file not found"]
+    for module in ("biosig_fake_broken", "biosig_fake_future", "biosig_fake_stranger"):
+        assert module not in sys.modules
+
+
+def test_plugins_list_shows_both_sources_of_a_name_clash(fake_plugins, run_cli) -> None:
+    fake_plugins(
+        [
+            entry("good", "biosig_fake_good:GoodPlugin"),
+            entry("good", "biosig_fake_good:OtherGood"),
+            entry("broken", "biosig_fake_broken:Plugin"),
+        ]
+    )
+    result = run_cli("plugins", "list")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    good = next(line for line in lines if line.startswith("good "))
+    assert good.split()[:7] == ["good", "1.2.3", "250", "500", "250", "ok", "(name"]
+    assert "a plugin that works" in good  # the first one is used
+    assert lines[-1] == (
+        "name clash: two plugins are named 'good': using biosig_fake_good:GoodPlugin (?), "
+        "ignoring biosig_fake_good:OtherGood (?)"
+    )
+    broken = next(line for line in lines if line.startswith("broken "))
+    assert "broken: import failed: ImportError: needs libfoo" in broken
+    assert "warning: two plugins are named 'good'" in result.err

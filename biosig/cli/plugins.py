@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from ..errors import BiosigError
 from ..plugin import API_VERSION
-from ..registry import discover, load_all, load_entry
+from ..registry import (
+    ENV_VAR,
+    discover,
+    excluded_names,
+    load_all,
+    load_entry,
+    missing_names,
+    selected_names,
+    unavailable,
+)
 
 
 @click.group()
@@ -18,9 +28,15 @@ def plugins() -> None:
 
 @plugins.command("list")
 def list_plugins() -> None:
-    """Every installed plugin with its version, defaults and load status."""
+    """Every installed plugin with its version, defaults and load status.
+
+    A plugin that fails to load is listed with the reason; two plugins with one name are
+    both shown; with BIOSIG_PLUGINS set, the plugins it leaves out and the names in it that
+    are not installed are listed too.
+    """
     entries = load_all()
-    if not entries:
+    excluded, missing = excluded_names(), missing_names()
+    if not entries and not excluded and not missing:
         click.echo("no plugins installed")
         return
     header = f"{'name':<12}{'version':<10}{'rate':>10}{'window':>8}{'hop':>7}  {'status':<8}summary"
@@ -31,11 +47,23 @@ def list_plugins() -> None:
             click.echo(f"{entry.name:<12}{'?':<10}{'':>10}{'':>8}{'':>7}  {entry.status}")
             continue
         d = p.defaults
-        status = "ok" if not entry.duplicates else "ok (name clash: see `plugins show`)"
+        status = "ok" if not entry.duplicates else "ok (name clash)"
         click.echo(
             f"{entry.name:<12}{p.version:<10}{d.sample_rate:>10g}{d.window:>8}"
             f"{d.hop:>7}  {status:<8}{p.summary}"
         )
+    for entry in entries:
+        for other in entry.duplicates:
+            click.echo(
+                f"name clash: two plugins are named {entry.name!r}: using "
+                f"{entry.entry_point.value} ({entry.distribution}), ignoring {other}"
+            )
+    for name in excluded:
+        click.echo(f"{name:<12}{'?':<10}{'':>10}{'':>8}{'':>7}  excluded by {ENV_VAR}")
+    for name in missing:
+        click.echo(f"{name:<12}{'?':<10}{'':>10}{'':>8}{'':>7}  not installed (named in {ENV_VAR})")
+    if selected_names() is not None:
+        click.echo(f"{ENV_VAR}={','.join(selected_names() or ())}: only these plugins are used")
 
 
 @plugins.command("show")
@@ -44,8 +72,7 @@ def show_plugin(name: str) -> None:
     """Everything about one plugin."""
     entries = discover()
     if name not in entries:
-        known = ", ".join(sorted(entries)) or "none installed"
-        raise BiosigError(f"unknown plugin {name!r} (installed: {known})")
+        raise BiosigError(unavailable(name, entries))
     entry = load_entry(entries[name])
     rows = [
         ("name", entry.name),
@@ -78,3 +105,27 @@ def show_plugin(name: str) -> None:
     width = max(len(k) for k, _ in rows) + 2
     for key, value in rows:
         click.echo(f"{key:<{width}}{value}")
+
+
+@plugins.command("new", short_help="Start a plugin package from the WAV plugin template.")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    help="New or empty directory to write [default: biosig-plugin-NAME].",
+)
+def new_plugin(name: str, directory: Path | None) -> None:
+    """Start a plugin package NAME: a copy of the WAV plugin template, renamed.
+
+    Writes distribution biosig-plugin-NAME with module biosig_plugin_NAME, class
+    <Name>Plugin and entry point NAME, its README and its tests, which pass as written.
+    NAME is a lowercase identifier (myformat, heart_sounds).
+    """
+    from ..scaffold import new_plugin as write_package
+
+    names, target = write_package(name, directory)
+    click.echo(f"wrote {names.distribution} to {target}")
+    click.echo(f"  module {names.module}, class {names.cls}, entry point {names.name}")
+    click.echo(f"  test it:    cd {target} && python -m pytest")
+    click.echo(f"  install it: pip install -e {target}   (then: biosig plugins show {names.name})")
