@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .atomic import atomic_directory
 from .errors import BiosigError
-from .model import ModelConfig, SignalClassifier
+from .model import ModelConfig, build_classifier
 
 WEIGHTS = "model.safetensors"
 META = "biosig.json"
@@ -61,8 +61,10 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 def load_checkpoint(
     path: Path, device: torch.device | str = "cpu"
-) -> tuple[SignalClassifier, dict[str, Any]]:
-    """The model (in eval mode, on ``device``) and its metadata."""
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model (in eval mode, on ``device``) and its metadata: a
+    :class:`~biosig.model.SignalClassifier`, or an :class:`~biosig.model.EnsembleClassifier`
+    when ``meta["ensemble"]`` counts more than one network."""
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)
     if meta.get("pretrained"):
@@ -70,7 +72,7 @@ def load_checkpoint(
             f"{directory}: a pretrained backbone, not a classifier; "
             f"fine-tune it first with `biosig train --init {path} …`"
         )
-    model = SignalClassifier(ModelConfig(**meta["model"]))
+    model = build_classifier(ModelConfig(**meta["model"]), int(meta.get("ensemble", 1)))
     try:
         state = load_file(str(directory / WEIGHTS), device=str(device))
         model.load_state_dict(state, strict=True)

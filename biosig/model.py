@@ -589,3 +589,63 @@ class SignalClassifier(nn.Module):
         pooled, weights = self.pool(tokens, token_mask)
         logits = self.head(self.head_dropout(pooled))
         return (logits, weights) if return_attention else logits
+
+
+class EnsembleClassifier(nn.Module):
+    """``n_members`` classifiers of one config, trained side by side and averaged.
+
+    Each member starts from its own random initialisation and is trained on the same
+    batches with its own loss (see :meth:`member_logits`), so the members stay independent
+    models; their predictions are averaged in probability. With a few dozen training
+    examples the test accuracy of a single network varies by several points from seed to
+    seed, and the average of a few is steadier and usually better than the typical member
+    (deep ensembles, Lakshminarayanan et al., 2017; InceptionTime averages five networks
+    for the same reason).
+
+    ``forward`` gives the log of the members' mean probabilities, so that ``softmax`` of it
+    (what :mod:`biosig.stream` and evaluation take) is that mean; with
+    ``return_attention`` the members' pooling weights are averaged too.
+    """
+
+    def __init__(self, config: ModelConfig, n_members: int) -> None:
+        super().__init__()
+        _positive_int("n_members", n_members)
+        self.config = config
+        self.members = nn.ModuleList(SignalClassifier(config) for _ in range(n_members))
+
+    @property
+    def downsample_factor(self) -> int:
+        return downsample_factor(self.config)
+
+    def token_lengths(self, lengths: Tensor | int) -> Tensor | int:
+        return token_count(self.config, lengths)
+
+    def member_logits(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Every member's logits, ``[n_members, B, n_classes]``: what training fits."""
+        return torch.stack([member(x, lengths) for member in self.members])
+
+    def forward(
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        return_attention: bool = False,
+        per_member: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Log mean probability ``[B, n_classes]`` (see the class doc); with ``per_member``
+        each member's logits instead (:meth:`member_logits`), for training."""
+        if per_member:
+            return self.member_logits(x, lengths)
+        if not return_attention:
+            log_probs = torch.stack([F.log_softmax(m(x, lengths), -1) for m in self.members])
+            return torch.logsumexp(log_probs, 0) - math.log(len(self.members))
+        outputs = [member(x, lengths, return_attention=True) for member in self.members]
+        log_probs = torch.stack([F.log_softmax(logits, -1) for logits, _ in outputs])
+        weights = torch.stack([w for _, w in outputs]).mean(0)
+        return torch.logsumexp(log_probs, 0) - math.log(len(self.members)), weights
+
+
+def build_classifier(config: ModelConfig, n_members: int = 1) -> nn.Module:
+    """One :class:`SignalClassifier`, or an :class:`EnsembleClassifier` of ``n_members``."""
+    if n_members == 1:
+        return SignalClassifier(config)
+    return EnsembleClassifier(config, n_members)

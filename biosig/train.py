@@ -80,6 +80,10 @@ MIN_STEPS = 300
 #: steps even on a few dozen windows.
 MAX_BATCH_FRACTION = 1 / 8
 MIN_BATCH_SIZE = 8
+#: Training sets smaller than this many windows train an ensemble of :data:`SMALL_ENSEMBLE`
+#: networks by default (see :meth:`TrainConfig.sized_for`).
+ENSEMBLE_BELOW_WINDOWS = 256
+SMALL_ENSEMBLE = 3
 
 
 @dataclass
@@ -108,6 +112,9 @@ class TrainConfig:
     ema: float = 0.0
     #: draw training windows inversely to their class frequency (class weights then off)
     balance: bool = False
+    #: networks trained side by side and averaged (see biosig.model.EnsembleClassifier);
+    #: ``None``: sized to the training set
+    ensemble: int | None = None
 
     def sized_for(self, n_train_windows: int) -> TrainConfig:
         """This config with the schedule settings left ``None`` sized to the training set.
@@ -120,7 +127,10 @@ class TrainConfig:
         macro-F1, except in such a stretched run: its validation set holds a dozen or so
         windows, whose macro-F1 reaches 1.0 within a few epochs and cannot tell later ones
         apart, so it runs all its epochs (the best checkpoint still breaks ties by the
-        validation loss). Measured on UCR series against MiniRocket in docs/benchmarks.md.
+        validation loss). Below :data:`ENSEMBLE_BELOW_WINDOWS` windows, an ensemble of
+        :data:`SMALL_ENSEMBLE` networks: one network's test accuracy on a few dozen examples
+        swings by several points with its seed. Measured on UCR series against MiniRocket in
+        docs/benchmarks.md.
         """
         n = max(1, int(n_train_windows))
         batch = self.batch_size
@@ -136,7 +146,12 @@ class TrainConfig:
         patience = self.patience
         if patience is None:
             patience = epochs if stretched else PATIENCE
-        return dataclasses.replace(self, epochs=epochs, batch_size=batch, patience=patience)
+        ensemble = self.ensemble
+        if ensemble is None:
+            ensemble = SMALL_ENSEMBLE if n < ENSEMBLE_BELOW_WINDOWS else 1
+        return dataclasses.replace(
+            self, epochs=epochs, batch_size=batch, patience=patience, ensemble=ensemble
+        )
 
 
 @dataclass
@@ -331,6 +346,9 @@ def fit(
     trace = _RankTrace.from_env(world)
     model.to(device)
     n_classes = len(store.classes)
+    # An EnsembleClassifier's networks, each fitted to its own loss; () for one network.
+    members = tuple(getattr(model, "members", ()))
+    config = dataclasses.replace(config, ensemble=max(1, len(members)))  # the model's own
     weights = None
     # The balanced sampler already corrects the imbalance; weighting too would overcorrect.
     if config.class_weights and not config.balance:
@@ -428,14 +446,23 @@ def fit(
                 x = augment(x, lengths, generator)
                 if mixes:
                     x, target = augment.mix(x, lengths, F.one_hot(y, n_classes).float(), generator)
-            with autocast(device):
-                logits = net(x, lengths)
-            loss = loss_fn(logits.float(), target)
+            if members:
+                # Each member's own loss, summed: every member gets the gradient it would
+                # get trained alone (and is clipped alone, below).
+                with autocast(device):
+                    logits = net(x, lengths, per_member=True)
+                member_losses = torch.stack([loss_fn(m.float(), target) for m in logits])
+                loss = member_losses.sum()
+                mean_loss = member_losses.mean()
+            else:
+                with autocast(device):
+                    logits = net(x, lengths)
+                loss = mean_loss = loss_fn(logits.float(), target)
             # Summed over the ranks (one value each, before the backward pass) so that every
             # rank logs the loss of the global batch and, should one rank's loss diverge,
             # all stop here together instead of one leaving the others in the gradient
             # exchange.
-            loss_sum, count = reduce_sum([loss.item() * len(idx), len(idx)], world)
+            loss_sum, count = reduce_sum([mean_loss.item() * len(idx), len(idx)], world)
             loss_value = loss_sum / count
             if not math.isfinite(loss_value):
                 raise BiosigError(
@@ -444,7 +471,8 @@ def fit(
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            for part in members or (model,):
+                torch.nn.utils.clip_grad_norm_(part.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
             if ema is not None:

@@ -14,6 +14,7 @@ from biosig.checkpoint import load_checkpoint, save_checkpoint
 from biosig.model import (
     DEFAULT_MIN_TOKENS,
     PRESETS,
+    EnsembleClassifier,
     ModelConfig,
     SignalClassifier,
     count_parameters,
@@ -434,3 +435,23 @@ def test_drop_path_changes_training_outputs_only() -> None:
         b = dropped(x)
         assert not torch.allclose(a, b)  # a random subset of blocks each pass
         assert not torch.allclose(a, plain(x))
+
+
+def test_an_ensemble_averages_its_networks_probabilities_and_attention() -> None:
+    torch.manual_seed(0)
+    ensemble = EnsembleClassifier(model_config("tiny", 2, 3), 3).eval()
+    x, lengths = torch.randn(5, 2, 200), torch.tensor([200, 150, 90, 200, 33])
+    with torch.no_grad():
+        members = [m(x, lengths, return_attention=True) for m in ensemble.members]
+        mean = torch.stack([torch.softmax(logits, -1) for logits, _ in members]).mean(0)
+        torch.testing.assert_close(torch.softmax(ensemble(x, lengths), -1), mean)
+        log_p, weights = ensemble(x, lengths, return_attention=True)
+        torch.testing.assert_close(log_p.exp(), mean)
+        torch.testing.assert_close(weights, torch.stack([w for _, w in members]).mean(0))
+        per_member = ensemble(x, lengths, per_member=True)
+    assert per_member.shape == (3, 5, 3)
+    torch.testing.assert_close(per_member[1], members[1][0])
+    assert ensemble.downsample_factor == ensemble.members[0].downsample_factor
+    assert count_parameters(ensemble) == 3 * count_parameters(ensemble.members[0])
+    with pytest.raises(ValueError, match="n_members"):
+        EnsembleClassifier(model_config("tiny", 2, 3), 0)

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import biosig.train as train_module
-from biosig.checkpoint import load_checkpoint
+from biosig.checkpoint import load_checkpoint, save_checkpoint
 from biosig.examples import ExampleStore
 from biosig.metrics import classification_report, macro_f1
-from biosig.model import SignalClassifier, model_config
+from biosig.model import EnsembleClassifier, SignalClassifier, model_config
 from biosig.train import TrainConfig, cosine_with_warmup, fit, predict_store
 
 W = 128
@@ -236,6 +236,40 @@ def test_given_schedule_settings_are_kept() -> None:
     assert TrainConfig(epochs=10).sized_for(40).patience == train_module.PATIENCE
     # a given batch size sizes the epochs: 40 windows in batches of 20 are 2 steps an epoch
     assert TrainConfig(batch_size=20).sized_for(40).epochs == 150
+
+
+# ------------------------------------------------------------------------------ ensembles
+
+
+def test_each_network_of_an_ensemble_trains_as_it_would_alone(tmp_path: Path) -> None:
+    """Members get their own loss, gradient and clipping on the same batches: without
+    random draws during training (no dropout, augmentation or drop path), member 0 ends
+    exactly where the same network trained alone ends."""
+    store = sine_or_noise(24, seed=4)
+    config = model_config("tiny", 1, 2, dropout=0.0)
+    torch.manual_seed(0)
+    ensemble = EnsembleClassifier(config, 3)
+    alone = SignalClassifier(config)
+    alone.load_state_dict(ensemble.members[0].state_dict())
+    settings = dict(epochs=2, batch_size=8, augment=[], patience=5)
+    meta = {**meta_of(alone, store), "ensemble": 3}
+    _, result, _ = run_fit(store, range(16), range(16, 24), tmp_path / "ens", ensemble, **settings)
+    run_fit(store, range(16), range(16, 24), tmp_path / "alone", alone, **settings)
+    for (name, a), b in zip(
+        ensemble.members[0].state_dict().items(), alone.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, msg=name)
+    first, second = ensemble.members[0], ensemble.members[1]
+    assert not torch.allclose(first.head.weight, second.head.weight)
+    assert result.history[-1]["train_loss"] > 0
+    # the run records the ensemble it trained, and its checkpoint loads as one
+    state = train_module.load_training_state(tmp_path / "ens")
+    assert state["config"]["ensemble"] == 3
+    save_checkpoint(tmp_path / "saved", ensemble, meta)
+    loaded, _ = load_checkpoint(tmp_path / "saved")
+    x = torch.from_numpy(store.x[:4])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), ensemble.eval()(x))
 
 
 # ------------------------------------------------------------------------ early stopping

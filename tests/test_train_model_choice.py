@@ -79,11 +79,14 @@ def test_init_fine_tunes_a_pretrained_backbone(tmp_path: Path, synthetic_npy: Pa
     assert info["model"]["n_classes"] == 3
     # one epoch of fine-tuning moves the weights away from the pretrained ones, but they
     # started there: the stem's weights are far closer to them than a fresh init is
+    # few windows: an ensemble, every network of which starts from the backbone
+    assert info["ensemble"] == 3
     tuned = load_file(str(tmp_path / "tuned" / "best" / "model.safetensors"))
     start = load_file(str(tmp_path / "pre" / "pretrained" / "model.safetensors"))
     key = "stem.conv.weight"
-    moved = np.abs(tuned[key] - start[f"backbone.{key}"]).mean()
-    assert moved < 0.5 * np.abs(start[f"backbone.{key}"]).mean()
+    for member in range(3):
+        moved = np.abs(tuned[f"members.{member}.{key}"] - start[f"backbone.{key}"]).mean()
+        assert moved < 0.5 * np.abs(start[f"backbone.{key}"]).mean()
 
 
 def test_init_with_a_missing_backbone_is_one_line(tmp_path: Path, synthetic_npy: Path, run_cli):
@@ -122,3 +125,12 @@ def test_batch_size_is_sized_to_the_data_and_recorded_with_drop_path(
     assert settings["config"]["batch_size"] == 8  # --resume repeats the sized schedule
     assert settings["drop_path"] == 0.2
     assert meta(run)["model"]["drop_path"] == 0.2
+    # so few windows train an ensemble of three networks, which predict and evaluate read
+    assert meta(run)["ensemble"] == settings["config"]["ensemble"] == 3
+    assert "an ensemble of 3 networks" in result.out
+    evaluated = run_cli(
+        "evaluate", "--model", run, "--input", synthetic_npy / "signals.npy",
+        "--labels", synthetic_npy / "labels.npy", "--json", "--device", "cpu",
+    )  # fmt: skip
+    assert evaluated.code == 0, evaluated.err
+    assert json.loads(evaluated.out)["n"] == 30

@@ -38,7 +38,7 @@ from ..examples import build_examples, check_classes
 from ..labels import parse_span, restrict_to_span
 from ..model import (
     PRESETS,
-    SignalClassifier,
+    build_classifier,
     count_parameters,
     fit_to_data,
     fit_to_window,
@@ -51,11 +51,13 @@ from ..registry import get_plugin
 from ..split import split_examples
 from ..train import (
     BATCH_SIZE,
+    ENSEMBLE_BELOW_WINDOWS,
     EPOCHS,
     MIN_BATCH_SIZE,
     MIN_STEPS,
     PATIENCE,
     RESUME_DIR,
+    SMALL_ENSEMBLE,
     TrainConfig,
     fit,
     load_training_state,
@@ -240,7 +242,8 @@ def _run_training(
     seed_everything(request.config.seed)
     model = _build_model(request, init, store.n_channels, len(classes), window, len(train_idx))
     if init is not None:
-        loaded = load_pretrained_backbone(model, init.path)
+        for member in getattr(model, "members", [model]):
+            loaded = load_pretrained_backbone(member, init.path)
         echo(f"backbone initialised from {init.path} ({len(loaded)} tensors)")
     if request.out:
         run_dir = Path(request.out)
@@ -265,6 +268,7 @@ def _run_training(
     first = next(r for r in recordings if r.id in labelled)
     meta = {
         "model": dataclasses.asdict(model.config),
+        "ensemble": request.config.ensemble,
         "preset": init.preset if init is not None else request.preset,
         "classes": classes,
         "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
@@ -296,9 +300,12 @@ def _run_training(
             "command": " ".join(sys.argv),
         },
     }
+    size = f"{count_parameters(model):,} parameters"
+    if request.config.ensemble > 1:
+        size = f"an ensemble of {request.config.ensemble} networks, {size}"
     echo(
-        f"training {request.preset} model ({count_parameters(model):,} "
-        f"parameters) on {len(train_idx)} windows, validating on {len(val_idx)} "
+        f"training {request.preset} model ({size}) on {len(train_idx)} windows, "
+        f"validating on {len(val_idx)} "
         f"({_split_words(split_used)}; {len(labelled)} recordings, classes: "
         f"{', '.join(classes)}) on {device}"
         + (f", {world.world_size} processes" if world.is_distributed else "")
@@ -392,10 +399,11 @@ def _build_model(
     n_classes: int,
     window: int,
     n_train_windows: int,
-) -> SignalClassifier:
+) -> torch.nn.Module:
     """The classifier to train: the pretrained backbone's architecture with ``--init``, else
     the preset, fitted (unless ``--no-fit-model``) to the window (enough tokens for a short
-    series) and to the number of training windows (no 2.4 M parameters for 50 examples)."""
+    series) and to the number of training windows (no 2.4 M parameters for 50 examples);
+    an ensemble of ``request.config.ensemble`` such networks when that is more than one."""
     if init is not None:
         if init.channels is not None and len(init.channels) != n_channels:
             raise BiosigError(
@@ -403,11 +411,12 @@ def _build_model(
                 f"the data has {n_channels}"
             )
         config = init.classifier_config(n_classes)
-        return SignalClassifier(dataclasses.replace(config, drop_path=request.drop_path))
-    config = model_config(request.preset, n_channels, n_classes, drop_path=request.drop_path)
-    if request.fit_model:
-        config = fit_to_data(fit_to_window(config, window), n_train_windows)
-    return SignalClassifier(config)
+        config = dataclasses.replace(config, drop_path=request.drop_path)
+    else:
+        config = model_config(request.preset, n_channels, n_classes, drop_path=request.drop_path)
+        if request.fit_model:
+            config = fit_to_data(fit_to_window(config, window), n_train_windows)
+    return build_classifier(config, request.config.ensemble)
 
 
 def _write_report(run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -649,6 +658,14 @@ def _remove_if_empty(run_dir: Path) -> None:
     "window, hop, sample rate and normalisation are the defaults.",
 )
 @click.option(
+    "--ensemble",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Train N networks side by side (each from its own initialisation, on the same "
+    "batches) and average their probabilities [default: "
+    f"{SMALL_ENSEMBLE} below {ENSEMBLE_BELOW_WINDOWS} training windows, else 1].",
+)
+@click.option(
     "--drop-path",
     type=click.FloatRange(0, 1, max_open=True),
     default=0.0,
@@ -722,6 +739,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
         seed=opts.get("seed"),
         ema=opts.get("ema"),
         balance=opts.get("balance"),
+        ensemble=opts.get("ensemble"),
     )
     out = opts.get("out")
     run_training(
