@@ -14,6 +14,7 @@ plugin is available.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -80,8 +81,9 @@ def missing_names() -> list[str]:
 def discover() -> dict[str, PluginEntry]:
     """All registered plugins by name (those ``BIOSIG_PLUGINS`` allows), none imported.
 
-    Two entry points with one name: the first found is used and the clash is warned about
-    and recorded on the entry, since silently picking one would be a debugging trap.
+    Two entry points with one name: the first found is used and the clash is recorded on
+    the entry (``duplicates``), since silently picking one would be a debugging trap;
+    :func:`get_plugin` warns about it, ``plugins list`` and ``plugins show`` list it.
     """
     selected = selected_names()
     found: dict[str, PluginEntry] = {}
@@ -91,17 +93,29 @@ def discover() -> dict[str, PluginEntry]:
         source = f"{ep.value} ({_distribution_name(ep)})"
         if ep.name in found:
             first = found[ep.name]
-            if first.entry_point.value == ep.value:
+            if (ep.value, _dist_key(ep)) == (first.entry_point.value, _dist_key(first.entry_point)):
                 continue  # the same distribution seen twice on sys.path
             first.duplicates.append(source)
-            warnings.warn(
-                f"two plugins are named {ep.name!r}: using {first.entry_point.value}, "
-                f"ignoring {source}",
-                stacklevel=2,
-            )
             continue
         found[ep.name] = PluginEntry(ep.name, ep, _distribution_name(ep))
     return found
+
+
+def _dist_key(ep: EntryPoint) -> str | None:
+    """The normalised name of the distribution registering ``ep`` (None when unknown)."""
+    dist = getattr(ep, "dist", None)
+    name = getattr(dist, "name", None)
+    return re.sub(r"[-_.]+", "-", name).lower() if name else None
+
+
+def clash(entry: PluginEntry) -> str | None:
+    """One line about the other plugins named as ``entry`` is, or None when there are none."""
+    if not entry.duplicates:
+        return None
+    return (
+        f"two plugins are named {entry.name!r}: using {entry.entry_point.value} "
+        f"({entry.distribution}), ignoring {', '.join(entry.duplicates)}"
+    )
 
 
 def load_entry(entry: PluginEntry) -> PluginEntry:
@@ -115,6 +129,9 @@ def load_entry(entry: PluginEntry) -> PluginEntry:
         entry.error = f"import failed: {type(exc).__name__}: {exc}"
         return entry
     problem = check_contract(plugin)
+    if problem is None and plugin.name != entry.name:
+        # A checkpoint records the plugin's own name and predict looks the plugin up by it.
+        problem = f"entry point {entry.name!r} loads a plugin named {plugin.name!r}"
     if problem:
         entry.error = problem
     else:
@@ -145,6 +162,9 @@ def get_plugin(name: str) -> Plugin:
     if name not in entries:
         raise BiosigError(unavailable(name, entries))
     entry = load_entry(entries[name])
+    message = clash(entry)
+    if message:
+        warnings.warn(message, stacklevel=2)
     if entry.plugin is None:
         raise BiosigError(f"plugin {name!r} cannot be used: {entry.error}")
     return entry.plugin

@@ -22,11 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BiosigError
+from .registry import installed_names
 
 #: The names the template is written with, replaced in every file and path.
 TEMPLATE_NAME = "wav"
 #: What is never copied: caches and build outputs a template directory may hold.
-IGNORED = ("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "build", "dist", "*.egg-info")
+IGNORED = (
+    "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".tox", ".venv",
+    "venv", "build", "dist", "*.egg-info",
+)  # fmt: skip
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -95,40 +99,92 @@ def rename(part: str, names: PluginNames) -> str:
 
 def new_plugin(name: str, target: Path | None = None) -> tuple[PluginNames, Path]:
     """Write a new plugin package called ``name`` into ``target`` (default:
-    ``./biosig-plugin-<name>``); returns its names and directory.
+    ``./biosig-plugin-<name>``); returns its names and directory (absolute).
 
-    ``target`` must not exist or be an empty directory. The package is written into a
-    temporary directory beside it and renamed into place, so a failure leaves nothing
-    half-written.
+    ``name`` must not be an installed plugin's. ``target`` must not exist, or be an empty
+    directory. The package is written in full into a temporary directory first, then
+    renamed into place (a new target) or its entries moved into it (an empty one, which is
+    kept: it may be the current directory); a failure leaves nothing half-written.
     """
     names = PluginNames.of(name)
-    target = Path(target) if target is not None else Path(names.distribution)
+    if names.name in installed_names():
+        raise BiosigError(
+            f"plugin name {name!r}: an installed plugin is called so (biosig plugins show "
+            f"{name}), and two plugins of one name clash; choose another name"
+        )
+    target = Path(target if target is not None else names.distribution).resolve()
     if target.exists() and not target.is_dir():
         raise BiosigError(f"{target}: already exists and is not a directory; choose another --dir")
-    if target.is_dir() and any(target.iterdir()):
+    existing = target.is_dir()
+    if existing and any(target.iterdir()):
         raise BiosigError(f"{target}: already exists and is not empty; choose another --dir")
     source = template_dir()
-    parent = target.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    # Beside a new target; inside an existing one, so that nothing is needed of its parent.
+    where = target if existing else target.parent
+    prefix = f".{names.distribution}.tmp-" if existing else f".{target.name}.tmp-"
+    tmp = where / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        for path in sorted(source.rglob("*")):
-            parts = path.relative_to(source).parts
-            if any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in IGNORED):
-                continue
-            copy = tmp.joinpath(*(rename(part, names) for part in parts))
-            if path.is_dir():
-                copy.mkdir(exist_ok=True)
-                continue
-            data = path.read_bytes()
-            with contextlib.suppress(UnicodeDecodeError):  # what is not text is copied as is
-                data = render(data.decode("utf-8"), names).encode("utf-8")
-            copy.write_bytes(data)
-        if target.is_dir():
-            target.rmdir()  # empty: checked above
-        os.rename(tmp, target)
-    except BaseException:
+        where.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise BiosigError(f"{target}: cannot be created: {_why(exc, tmp)}") from None
+    try:
+        _write(source, tmp, names)
+        if existing:
+            _move_entries(tmp, target)
+        else:
+            os.rename(tmp, target)
+    except OSError as exc:
+        raise BiosigError(f"{target}: cannot be written ({_why(exc, tmp)})") from None
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return names, target
+
+
+def _write(source: Path, into: Path, names: PluginNames) -> None:
+    """The template ``source``, renamed for ``names``, written into the directory ``into``."""
+    for path in sorted(source.rglob("*")):
+        parts = path.relative_to(source).parts
+        if any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in IGNORED):
+            continue
+        copy = into.joinpath(*(rename(part, names) for part in parts))
+        if path.is_dir():
+            copy.mkdir(exist_ok=True)
+            continue
+        data = path.read_bytes()
+        with contextlib.suppress(UnicodeDecodeError):  # what is not text is copied as is
+            data = render(data.decode("utf-8"), names).encode("utf-8")
+        copy.write_bytes(data)
+
+
+def _move_entries(tmp: Path, target: Path) -> None:
+    """Every entry of ``tmp`` renamed into ``target`` (the same file system: each rename is
+    atomic); on a failure those already moved are removed again, leaving ``target`` empty."""
+    moved: list[Path] = []
+    try:
+        for entry in sorted(tmp.iterdir()):
+            os.rename(entry, target / entry.name)
+            moved.append(target / entry.name)
+    except BaseException:
+        for path in moved:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _why(exc: OSError, tmp: Path) -> str:
+    """What went wrong, in the user's terms: never the temporary directory ``tmp``."""
+    for ancestor in tmp.parents:  # "File exists", "Not a directory": a file on the way
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"{ancestor} is not a directory"
+            break
+    reason = exc.strerror or str(exc)
+    if not exc.filename:
+        return reason
+    filename = Path(exc.filename)
+    if filename == tmp or tmp in filename.parents:
+        return f"{reason} in {tmp.parent}"
+    return f"{reason}: {filename}"

@@ -117,9 +117,11 @@ def check_plugin(
       adding up to ``n_samples`` (sizes needing more than ``max_chunks`` blocks are read for
       their first ``max_chunks`` only);
     * the preprocessor at ``fs_out`` (default: the plugin's sample rate) gives float32
-      ``[C, m]`` chunks, about ``n_samples * fs_out / fs`` samples in all, never infinite,
-      and the same output (within ``rtol``/``atol`` of its scale) for the recording in one
-      chunk as in many chunks of uneven sizes, ``flush()`` included;
+      ``[C, m]`` chunks, about ``n_samples * fs_out / fs`` samples in all, never infinite
+      nor NaN (a missing sample to biosig) unless the raw samples hold NaN, and the same
+      output (within ``rtol`` and ``atol`` times its largest magnitude, or ``atol`` when it
+      is all zero) for the recording in one chunk as in many chunks of uneven sizes,
+      ``flush()`` included;
     * ``group`` gives a string per recording;
     * with ``labels`` (a file or one of ``label_keywords``): every interval names a checked
       recording and lies inside it (``0 <= start < stop <= n_samples``, ``label_end`` from
@@ -456,8 +458,11 @@ class _Checker:
             pieces.append(raw[:, start : start + size])
             start += size
             i += 1
-        one = self._preprocess(rec, fs_out, [raw], where)
-        many = self._preprocess(rec, fs_out, pieces, where)
+        # NaN is a missing sample to the core (its windows are skipped): a preprocessor may
+        # carry NaN through from the raw samples, never make it of finite ones.
+        nan_ok = bool(np.isnan(raw).any())
+        one = self._preprocess(rec, fs_out, [raw], where, nan_ok)
+        many = self._preprocess(rec, fs_out, pieces, where, nan_ok)
         expected = model_length(rec, fs_out)
         self.expect(
             abs(one.shape[1] - expected) <= 1,
@@ -471,10 +476,11 @@ class _Checker:
             f"the preprocessor gave {one.shape[1]} samples from one chunk but {many.shape[1]} "
             f"from {len(pieces)} chunks",
         )
-        scale = float(np.nanmax(np.abs(one))) if one.size and not np.isnan(one).all() else 1.0
-        close = np.isclose(
-            many, one, rtol=self.rtol, atol=self.atol * max(scale, 1.0), equal_nan=True
-        )
+        scale = float(np.nanmax(np.abs(one))) if one.size and not np.isnan(one).all() else 0.0
+        # Relative to the signal's scale, whatever its unit (EEG in volts is ~1e-5); an
+        # all-zero output is held to atol itself.
+        atol = self.atol * scale if scale > 0 else self.atol
+        close = np.isclose(many, one, rtol=self.rtol, atol=atol, equal_nan=True)
         if not close.all():
             c, t = (int(v) for v in np.argwhere(~close)[0])
             raise self.fail(
@@ -486,7 +492,7 @@ class _Checker:
         self.expect(n_channels == one.shape[0], where, "the preprocessor changed the channels")
 
     def _preprocess(
-        self, rec: Recording, fs_out: float, pieces: list[np.ndarray], where: str
+        self, rec: Recording, fs_out: float, pieces: list[np.ndarray], where: str, nan_ok: bool
     ) -> np.ndarray:
         try:
             preprocess = make_preprocessor(self.plugin, rec, fs_out)
@@ -517,6 +523,12 @@ class _Checker:
                 not np.isinf(out).any(),
                 where,
                 f"the preprocessor's output for {what} holds infinite values",
+            )
+            self.expect(
+                nan_ok or not np.isnan(out).any(),
+                where,
+                f"the preprocessor's output for {what} holds NaN, though its raw samples hold "
+                "none: NaN marks a missing sample, whose windows biosig skips",
             )
         parts = [out for _, out in outputs if out.shape[1]]
         if not parts:

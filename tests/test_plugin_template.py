@@ -10,7 +10,9 @@ The template's own tests (``plugins/template/tests``) run in this suite too (see
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -31,10 +33,9 @@ else:  # pragma: no cover
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "plugins" / "template"
-#: Left out when sources are copied to be built: caches, and build outputs of earlier runs.
-IGNORE = shutil.ignore_patterns(
-    "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "build", "dist", "*.egg-info"
-)
+#: Left out when sources are copied to be built: what ``plugins new`` leaves out too (caches,
+#: virtual environments, build outputs of earlier runs).
+IGNORE = shutil.ignore_patterns(*scaffold.IGNORED)
 
 
 def run(*args: str | Path, cwd: Path, timeout: float = 120) -> str:
@@ -112,7 +113,10 @@ def test_plugins_new_writes_a_package_whose_own_tests_pass(tmp_path: Path, run_c
     assert readme.startswith("# biosig-plugin-my-format\n")
     assert "biosig train --plugin my_format --input heart/" in readme
     every_text = "".join(p.read_text(encoding="utf-8") for p in target.rglob("*") if p.is_file())
-    for old in ("biosig_plugin_wav", "biosig-plugin-wav", "WavPlugin", "--plugin wav", "test_wav"):
+    for old in (
+        "biosig_plugin_wav", "biosig-plugin-wav", "WavPlugin", "--plugin wav", "test_wav",
+        "the wav plugin",
+    ):  # fmt: skip
         assert old not in every_text, old
     assert not list(tmp_path.glob(".pkg.*")), "the temporary directory was left behind"
 
@@ -125,6 +129,85 @@ def test_plugins_new_writes_to_biosig_plugin_name_by_default(in_tmp: Path, run_c
     result = run_cli("plugins", "new", "abc")
     assert result.code == 0, result.err
     assert (in_tmp / "biosig-plugin-abc" / "biosig_plugin_abc" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute"])
+def test_plugins_new_into_the_empty_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli, how: str
+) -> None:
+    """``--dir .``: the package is written into the directory, which stays the same one
+    (never removed and made again under a shell standing in it)."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    inode = here.stat().st_ino
+    result = run_cli("plugins", "new", "xyz", "--dir", "." if how == "relative" else here)
+    assert result.code == 0, result.err
+    assert f"wrote biosig-plugin-xyz to {here}" in result.out
+    assert here.stat().st_ino == inode
+    assert sorted(p.name for p in here.iterdir()) == [
+        "README.md", "biosig_plugin_xyz", "pyproject.toml", "tests",
+    ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # no temporary left
+
+
+def test_a_failure_moving_into_an_empty_directory_leaves_it_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "pkg"
+    target.mkdir()
+    real_rename = os.rename
+    moved = []
+
+    def failing_rename(src, dst) -> None:
+        if moved:
+            raise OSError(28, "No space left on device")
+        moved.append(dst)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(scaffold.os, "rename", failing_rename)
+    with pytest.raises(BiosigError, match=rf"^{target}: cannot be written \(No space left"):
+        scaffold.new_plugin("xyz", target)
+    assert moved and list(target.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+
+
+def test_a_directory_that_cannot_be_made_is_one_error_naming_it(tmp_path: Path, run_cli) -> None:
+    (tmp_path / "afile").write_text("not a directory")
+    target = tmp_path / "afile" / "sub"
+    result = run_cli("plugins", "new", "xyz", "--dir", target)
+    assert result.code == 2
+    assert result.err_lines == [
+        f"error: {target}: cannot be created: {tmp_path / 'afile'} is not a directory"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_the_name_of_an_installed_plugin_is_refused(in_tmp: Path, run_cli) -> None:
+    result = run_cli("plugins", "new", "numpy")
+    assert result.code == 2
+    assert result.err_lines == [
+        "error: plugin name 'numpy': an installed plugin is called so (biosig plugins show "
+        "numpy), and two plugins of one name clash; choose another name"
+    ]
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_caches_and_virtual_environments_are_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE, template, ignore=IGNORE)
+    junk = [".venv/bin/python", "venv/pyvenv.cfg", ".mypy_cache/x.json", ".tox/py/log.txt",
+            "build/lib/x.py", "dist/x.whl", "biosig_plugin_wav.egg-info/PKG-INFO"]  # fmt: skip
+    for name in junk:
+        (template / name).parent.mkdir(parents=True, exist_ok=True)
+        (template / name).write_text("junk")
+    monkeypatch.setattr(scaffold, "template_dir", lambda: template)
+    _, target = scaffold.new_plugin("xyz", tmp_path / "pkg")
+    assert sorted(p.name for p in target.iterdir()) == [
+        "README.md", "biosig_plugin_xyz", "pyproject.toml", "tests",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["MyFormat", "my-format", "2d", "class", "my_format_", "é", ""])
@@ -167,7 +250,9 @@ def test_a_failure_while_writing_leaves_nothing(
         return text
 
     monkeypatch.setattr(scaffold, "render", failing_render)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(
+        BiosigError, match=rf"^{tmp_path / 'pkg'}: cannot be written \(disk full\)$"
+    ):
         scaffold.new_plugin("xyz", tmp_path / "pkg")
     assert list(tmp_path.iterdir()) == []
 
@@ -182,6 +267,41 @@ def test_plugin_names_are_derived_from_the_plugin_name() -> None:
     )
     with pytest.raises(BiosigError):
         scaffold.PluginNames.of("Heart")
+
+
+# --- the guide and the reference say what the template and the command do -----------------
+
+
+def test_the_docs_name_the_biosig_range_the_template_depends_on() -> None:
+    """One range everywhere: up to the next major, within which the API versioning policy
+    promises compatibility."""
+    project = tomllib.loads((TEMPLATE / "pyproject.toml").read_text(encoding="utf-8"))
+    (spec,) = [d for d in project["project"]["dependencies"] if re.match(r"biosig\b", d)]
+    assert spec == "biosig>=0.1,<1"
+    for doc in (REPO / "docs" / "plugins.md", TEMPLATE / "README.md"):
+        ranges = re.findall(r"biosig>=[^`\"\s]*", doc.read_text(encoding="utf-8"))
+        assert ranges and set(ranges) == {spec}, (doc, ranges)
+
+
+def test_the_guide_shows_every_file_plugins_new_writes(tmp_path: Path) -> None:
+    guide = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    layout = guide.split("## Publishing")[1].split("```")[1]
+    _, target = scaffold.new_plugin("xyz", tmp_path / "pkg")
+    for path in target.rglob("*"):
+        if path.is_file():
+            assert path.relative_to(target).as_posix() in layout, path
+
+
+def test_the_reference_shows_plugins_new_help_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, run_cli
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    result = run_cli("plugins", "new", "--help")
+    assert result.code == 0
+    reference = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    block = reference.split("## `biosig plugins new`\n\n```\n")[1].split("```")[0]
+    assert block == result.out
+    assert "[default: ./biosig-plugin-NAME, underscores as dashes]" in " ".join(block.split())
 
 
 # --- wheels in a fresh virtual environment --------------------------------------------------
@@ -262,18 +382,19 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_wavs(root: Path) -> list[str]:
     """``root/tone/*.wav`` (a tone in noise) and ``root/noise/*.wav``, 1 s each at 8 kHz
-    (resampled to the plugin's 4 kHz): 16-bit mono and a float stereo file."""
+    (resampled to the plugin's 4 kHz), every one float32 stereo (one model takes one channel
+    count; 16-bit mono, other widths and layouts are the template's own tests')."""
     rng = np.random.default_rng(0)
     t = np.arange(8000) / 8000
     names = []
     for label in ("tone", "noise"):
         for i in range(3):
-            x = 0.3 * rng.normal(size=8000)
+            x = 0.3 * rng.normal(size=(8000, 2))  # [n, C], as WAV holds it
             if label == "tone":
-                x += np.sin(2 * np.pi * rng.uniform(150, 250) * t)
+                x += np.sin(2 * np.pi * rng.uniform(150, 250) * t)[:, None] * [1.0, 0.5]
             path = root / label / f"{label}{i}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
-            wavfile.write(path, 8000, np.round(x / 4 * 32767).astype(np.int16))
+            wavfile.write(path, 8000, (x / 4).astype(np.float32))
             names.append(path.stem)
     return names
 
@@ -331,6 +452,8 @@ def test_train_and_predict_with_the_installed_plugin_beside_broken_ones(
         "--hop", "512", "--device", "cpu", "--out", tmp_path / "run", cwd=tmp_path,
     )  # fmt: skip
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    meta = json.loads((tmp_path / "run" / "best" / "biosig.json").read_text(encoding="utf-8"))
+    assert meta["channels"] == ["ch0", "ch1"] and meta["model"]["in_channels"] == 2
     run(
         venv, "-m", "biosig", "predict", "--plugin", "wav", "--model", tmp_path / "run" / "best",
         "--device", "cpu", "--out", tmp_path / "pred", tmp_path / "data", cwd=tmp_path,

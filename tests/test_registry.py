@@ -8,6 +8,7 @@ import textwrap
 import warnings
 from importlib.metadata import EntryPoint
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -53,8 +54,13 @@ MODULES = {
 }
 
 
-def entry(name: str, value: str) -> EntryPoint:
-    return EntryPoint(name=name, value=value, group=GROUP)
+def entry(name: str, value: str, dist: str | None = None) -> EntryPoint:
+    """An entry point, from the distribution ``dist`` (``"name version"``) if given."""
+    ep = EntryPoint(name=name, value=value, group=GROUP)
+    if dist is not None:
+        dist_name, version = dist.split()
+        ep = ep._for(SimpleNamespace(name=dist_name, version=version))  # as metadata does
+    return ep
 
 
 FAKE_ENTRIES = [
@@ -156,7 +162,7 @@ def test_get_plugin_imports_no_other_plugin(fake_plugins) -> None:
     assert "biosig_fake_stranger" not in sys.modules
 
 
-def test_duplicate_names_warn_and_are_recorded(fake_plugins) -> None:
+def test_duplicate_names_are_recorded_and_get_plugin_warns_once(fake_plugins) -> None:
     fake_plugins(
         [
             entry("good", "biosig_fake_good:GoodPlugin"),
@@ -164,14 +170,46 @@ def test_duplicate_names_warn_and_are_recorded(fake_plugins) -> None:
             entry("good", "biosig_fake_good:OtherGood"),
         ]
     )
-    with pytest.warns(UserWarning, match="two plugins are named 'good'") as record:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # discovery records the clash; its users report it
         entries = discover()
-    assert len(record) == 1
-    assert "ignoring biosig_fake_good:OtherGood" in str(record[0].message)
     assert entries["good"].entry_point.value == "biosig_fake_good:GoodPlugin"
     assert entries["good"].duplicates == ["biosig_fake_good:OtherGood (?)"]
-    with pytest.warns(UserWarning, match="two plugins are named 'good'"):
+    with pytest.warns(UserWarning, match="two plugins are named 'good'") as record:
         assert get_plugin("good").summary == "a plugin that works"  # the first one wins
+    assert len(record) == 1
+    assert "ignoring biosig_fake_good:OtherGood" in str(record[0].message)
+
+
+def test_one_class_registered_by_two_distributions_is_a_clash(fake_plugins) -> None:
+    """A fork shipping the same ``module:Class`` under another distribution name overwrites
+    the other's files: reported, whereas one distribution seen twice on sys.path is not."""
+    fake_plugins(
+        [
+            entry("good", "biosig_fake_good:GoodPlugin", "biosig-plugin-good 1.0"),
+            entry("good", "biosig_fake_good:GoodPlugin", "biosig-plugin-good 1.0"),
+            entry("good", "biosig_fake_good:GoodPlugin", "biosig-plugin-good-fork 2.0"),
+        ]
+    )
+    entries = discover()
+    assert entries["good"].distribution == "biosig-plugin-good 1.0"
+    assert entries["good"].duplicates == [
+        "biosig_fake_good:GoodPlugin (biosig-plugin-good-fork 2.0)"
+    ]
+
+
+def test_an_entry_point_named_other_than_its_plugin_is_broken(fake_plugins, run_cli) -> None:
+    """A checkpoint records the plugin's own name, and predict looks the plugin up by it: an
+    entry point of another name would train models that predict cannot find a plugin for."""
+    fake_plugins([entry("wave", "biosig_fake_good:GoodPlugin"), *FAKE_ENTRIES[:1]])
+    entries = {e.name: e for e in load_all()}
+    assert entries["wave"].plugin is None
+    assert entries["wave"].error == "entry point 'wave' loads a plugin named 'good'"
+    with pytest.raises(BiosigError, match="plugin 'wave' cannot be used: entry point 'wave'"):
+        get_plugin("wave")
+    result = run_cli("plugins", "list")
+    row = next(line for line in result.out.splitlines() if line.startswith("wave "))
+    assert "broken: entry point 'wave' loads a plugin named 'good'" in row
 
 
 # --- the CLI ------------------------------------------------------------------------------
@@ -241,7 +279,7 @@ def test_plugins_show_lists_a_name_clash(fake_plugins, run_cli) -> None:
     result = run_cli("plugins", "show", "good")
     assert result.code == 0
     assert show_fields(result.out)["also named so"] == "biosig_fake_good:OtherGood (?) (ignored)"
-    assert "warning: two plugins are named 'good'" in result.err
+    assert "two plugins are named" not in result.err  # said once, in the listing itself
 
 
 def test_plugins_show_unknown_is_one_error_line(run_cli) -> None:
@@ -405,4 +443,5 @@ def test_plugins_list_shows_both_sources_of_a_name_clash(fake_plugins, run_cli) 
     )
     broken = next(line for line in lines if line.startswith("broken "))
     assert "broken: import failed: ImportError: needs libfoo" in broken
-    assert "warning: two plugins are named 'good'" in result.err
+    assert result.err == ""  # the clash is reported once, by the line above
+    assert sum("two plugins are named 'good'" in line for line in lines) == 1

@@ -357,6 +357,73 @@ def test_a_preprocessor_that_resets_per_chunk_fails(toy_files) -> None:
     assert "carry its state across chunks" in message
 
 
+def test_a_preprocessor_turning_samples_into_nan_fails(toy_files) -> None:
+    """NaN is a missing sample to the core, whose windows are skipped: a preprocessor that
+    makes NaN of finite samples would silently drop every window."""
+
+    class Blanking(Integrator):
+        def __call__(self, chunk):
+            return np.full_like(super().__call__(chunk), np.nan)
+
+        def flush(self):
+            return np.full_like(super().flush(), np.nan)
+
+    class Blanker(ToyPlugin):
+        def preprocessor(self, recording, fs_out):
+            return Blanking(len(recording.channels), fs_out)
+
+    message = fails(Blanker(), toy_files, r"output for chunk 0 holds NaN")
+    assert "a.toy: recording a" in message
+    assert "though its raw samples hold none" in message
+
+
+def test_nan_in_the_raw_samples_may_stay_nan(tmp_path: Path) -> None:
+    data = np.random.default_rng(3).normal(size=(1, 300))
+    data[0, 100:110] = np.nan  # missing samples: the running sum is NaN from there on
+    check_plugin(ToyPlugin(), [write_toy(tmp_path / "gappy.toy", data)], check_errors=False)
+
+
+class Differencer:
+    """``x[t] - x[t-1]``, carrying the last sample across chunks."""
+
+    def __init__(self, n_channels: int, fs_out: float, forget: bool = False) -> None:
+        self.fs_out = fs_out
+        self.last = np.zeros((n_channels, 1), dtype=np.float32)
+        self.forget = forget
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        if self.forget:
+            self.last[:] = 0
+        joined = np.concatenate([self.last, chunk], axis=1)
+        if chunk.shape[1]:
+            self.last = chunk[:, -1:].copy()
+        return np.diff(joined, axis=1).astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        return np.zeros((self.last.shape[0], 0), dtype=np.float32)
+
+
+def test_a_chunk_reset_in_a_signal_of_small_amplitude_fails(tmp_path: Path) -> None:
+    """EEG in volts is ~1e-5: the tolerance scales with the signal, so a preprocessor that
+    forgets its state between chunks is caught there as at amplitude 1."""
+    data = 1e-5 * np.random.default_rng(4).uniform(-0.9, 0.9, size=(2, 2000))
+    files = [write_toy(tmp_path / "small.toy", data)]
+
+    class Remembering(ToyPlugin):
+        def preprocessor(self, recording, fs_out):
+            return Differencer(len(recording.channels), fs_out)
+
+    class Forgetting(ToyPlugin):
+        def preprocessor(self, recording, fs_out):
+            return Differencer(len(recording.channels), fs_out, forget=True)
+
+    check_plugin(Remembering(), files, check_errors=False)
+    with pytest.raises(PluginCheckError, match=r"other output in \d+ chunks than in one"):
+        check_plugin(Forgetting(), files, check_errors=False)
+    zeros = [write_toy(tmp_path / "zeros.toy", np.zeros((1, 500)))]
+    check_plugin(Remembering(), zeros, check_errors=False)  # all-zero output passes
+
+
 def test_a_preprocessor_whose_flush_is_lost_fails(toy_files) -> None:
     class Leaky(Integrator):
         def flush(self):

@@ -11,6 +11,7 @@ from ..errors import BiosigError
 from ..plugin import API_VERSION
 from ..registry import (
     ENV_VAR,
+    clash,
     discover,
     excluded_names,
     load_all,
@@ -53,11 +54,9 @@ def list_plugins() -> None:
             f"{d.hop:>7}  {status:<8}{p.summary}"
         )
     for entry in entries:
-        for other in entry.duplicates:
-            click.echo(
-                f"name clash: two plugins are named {entry.name!r}: using "
-                f"{entry.entry_point.value} ({entry.distribution}), ignoring {other}"
-            )
+        message = clash(entry)
+        if message:
+            click.echo(f"name clash: {message}")
     for name in excluded:
         click.echo(f"{name:<12}{'?':<10}{'':>10}{'':>8}{'':>7}  excluded by {ENV_VAR}")
     for name in missing:
@@ -113,14 +112,14 @@ def show_plugin(name: str) -> None:
     "--dir",
     "directory",
     type=click.Path(path_type=Path),
-    help="New or empty directory to write [default: biosig-plugin-NAME].",
+    help="New or empty directory to write [default: ./biosig-plugin-NAME, underscores as dashes].",
 )
 def new_plugin(name: str, directory: Path | None) -> None:
     """Start a plugin package NAME: a copy of the WAV plugin template, renamed.
 
     Writes distribution biosig-plugin-NAME with module biosig_plugin_NAME, class
     <Name>Plugin and entry point NAME, its README and its tests, which pass as written.
-    NAME is a lowercase identifier (myformat, heart_sounds).
+    NAME is a lowercase identifier (myformat, heart_sounds) that no installed plugin has.
     """
     from ..scaffold import new_plugin as write_package
 

@@ -166,7 +166,7 @@ class WavPlugin(Plugin):
 
 def _path_of(recording: Recording) -> Path:
     if not isinstance(recording, WavRecording):
-        raise BiosigError(f"recording {recording.id}: not read by the wav plugin")
+        raise BiosigError(f"recording {recording.id}: not read by the {WavPlugin.name} plugin")
     return recording.source
 
 

@@ -112,6 +112,8 @@ def _reason(exc: Exception) -> str:
     text = str(exc)
     if "not understood" in text or "Not a WAV file" in text:
         return "not a WAV file (it does not start with a RIFF/WAVE header)"
+    if "cannot reshape array" in text:  # scipy's [n, C] view of a data chunk ending mid-frame
+        return "its data is not a whole number of frames (truncated?)"
     if "mmap length is greater than file size" in text:
         return "truncated: the file ends before the samples its header announces"
     if "container size" in text:

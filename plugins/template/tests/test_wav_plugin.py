@@ -58,6 +58,21 @@ def write_24bit(path: Path, n: int = 100) -> Path:
     return path
 
 
+def write_riff(path: Path, *chunks: tuple[bytes, bytes]) -> Path:
+    """A RIFF/WAVE file of the given ``(tag, data)`` chunks, odd ones padded as RIFF wants."""
+    body = b"".join(
+        tag + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2) for tag, data in chunks
+    )
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    return path
+
+
+def pcm_format(channels: int, fs: int, bits: int) -> bytes:
+    """A plain ``fmt `` chunk: PCM (format tag 1)."""
+    frame = channels * bits // 8
+    return struct.pack("<HHIIHH", 1, channels, fs, fs * frame, frame, bits)
+
+
 # --- the package -------------------------------------------------------------------------
 
 
@@ -104,6 +119,35 @@ def test_channels_are_rows_and_chunks_read_any_size(tmp_path: Path) -> None:
     assert all(c.dtype == np.float32 and c.flags.writeable for c in chunks)
     np.testing.assert_array_equal(np.concatenate(chunks, axis=1), data.T / np.float32(32768))
     np.testing.assert_array_equal(whole(rec, 7), whole(rec))
+
+
+def test_a_wave_format_extensible_file_is_read(tmp_path: Path) -> None:
+    """WAVE_FORMAT_EXTENSIBLE (format tag 0xFFFE, the sample type in a SubFormat GUID), as
+    multichannel and high-resolution recorders write it: here 32-bit PCM, two channels."""
+    pcm_guid = struct.pack("<IHH", 1, 0, 0x10) + bytes.fromhex("800000aa00389b71")
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 2, 4000, 4000 * 8, 8, 32, 22, 32, 0b11) + pcm_guid
+    data = np.array([[1, -1], [2**30, -(2**31)], [0, 2**29]], dtype="<i4")
+    write_riff(tmp_path / "ext.wav", (b"fmt ", fmt), (b"data", data.tobytes()))
+    (rec,) = read(tmp_path / "ext.wav")
+    assert (rec.fs, rec.channels, rec.n_samples) == (4000.0, ("ch0", "ch1"), 3)
+    np.testing.assert_array_equal(whole(rec), (data.T / 2.0**31).astype(np.float32))
+    np.testing.assert_array_equal(whole(rec, 2), whole(rec))
+
+
+def test_chunks_before_the_samples_are_skipped(tmp_path: Path) -> None:
+    """A LIST (INFO: title, artist) chunk between ``fmt `` and ``data``, of odd length so
+    padded, as many editors write it: the samples start after it."""
+    info = b"INFO" + b"INAM" + struct.pack("<I", 9) + b"a title\0\0"  # 21 bytes: padded
+    data = np.arange(-6, 6, dtype="<i2").reshape(6, 2) * 1000
+    write_riff(
+        tmp_path / "tagged.wav",
+        (b"fmt ", pcm_format(2, 8000, 16)),
+        (b"LIST", info),
+        (b"data", data.tobytes()),
+    )
+    (rec,) = read(tmp_path / "tagged.wav")
+    assert (rec.fs, rec.channels, rec.n_samples) == (8000.0, ("ch0", "ch1"), 6)
+    np.testing.assert_array_equal(whole(rec, 4), (data.T / 32768.0).astype(np.float32))
 
 
 def test_open_reads_only_the_header(tmp_path: Path) -> None:
@@ -197,6 +241,8 @@ def damaged(tmp_path: Path, kind: str) -> Path:
         wavfile.write(path, 4000, np.zeros(0, dtype=np.int16))
     elif kind == "24bit":
         write_24bit(path)
+    elif kind == "mid-frame":  # stereo 16-bit: 10 bytes of data are two and a half frames
+        write_riff(path, (b"fmt ", pcm_format(2, 4000, 16)), (b"data", bytes(10)))
     return path
 
 
@@ -209,6 +255,7 @@ def damaged(tmp_path: Path, kind: str) -> Path:
         ("header", "truncated or damaged: its header is incomplete"),
         ("silent", "holds no samples"),
         ("24bit", "24-bit (or other 3-, 5-, 6- or 7-byte) samples cannot be memory-mapped"),
+        ("mid-frame", "its data is not a whole number of frames (truncated?)"),
     ],
 )
 def test_damaged_and_unsupported_files_are_recording_errors_naming_them(
