@@ -115,6 +115,9 @@ class TrainConfig:
     #: networks trained side by side and averaged (see biosig.model.EnsembleClassifier);
     #: ``None``: sized to the training set
     ensemble: int | None = None
+    #: ``best/`` holds the epoch with the best validation macro-F1 (ties: lower loss); when
+    #: false, the final epoch (no selection, no early stopping); ``None``: sized
+    select: bool | None = None
 
     def sized_for(self, n_train_windows: int) -> TrainConfig:
         """This config with the schedule settings left ``None`` sized to the training set.
@@ -126,10 +129,11 @@ class TrainConfig:
         those 40 windows). Early stopping after 8 epochs without a better validation
         macro-F1, except in such a stretched run: its validation set holds a dozen or so
         windows, whose macro-F1 reaches 1.0 within a few epochs and cannot tell later ones
-        apart, so it runs all its epochs (the best checkpoint still breaks ties by the
-        validation loss). Below :data:`ENSEMBLE_BELOW_WINDOWS` windows, an ensemble of
-        :data:`SMALL_ENSEMBLE` networks: one network's test accuracy on a few dozen examples
-        swings by several points with its seed. Measured on UCR series against MiniRocket in
+        apart, so it runs all its epochs and ``best/`` keeps the last (``select`` false;
+        measured, the final weights scored better on held-out series). Below
+        :data:`ENSEMBLE_BELOW_WINDOWS` windows, an ensemble of :data:`SMALL_ENSEMBLE`
+        networks: one network's test accuracy on a few dozen examples swings by several
+        points with its seed. Measured on UCR series against MiniRocket in
         docs/benchmarks.md.
         """
         n = max(1, int(n_train_windows))
@@ -146,11 +150,17 @@ class TrainConfig:
         patience = self.patience
         if patience is None:
             patience = epochs if stretched else PATIENCE
+        select = (not stretched) if self.select is None else self.select
         ensemble = self.ensemble
         if ensemble is None:
             ensemble = SMALL_ENSEMBLE if n < ENSEMBLE_BELOW_WINDOWS else 1
         return dataclasses.replace(
-            self, epochs=epochs, batch_size=batch, patience=patience, ensemble=ensemble
+            self,
+            epochs=epochs,
+            batch_size=batch,
+            patience=patience,
+            ensemble=ensemble,
+            select=select,
         )
 
 
@@ -508,8 +518,9 @@ def fit(
         history.append(row)
         # A tie in macro-F1 (common on a small validation set, where it soon reaches 1.0)
         # goes to the lower validation loss: the more confident correct model.
-        improved = row["val_macro_f1"] > best_f1 or (
-            row["val_macro_f1"] == best_f1 and val_loss < best_loss
+        improved = not config.select or (
+            row["val_macro_f1"] > best_f1
+            or (row["val_macro_f1"] == best_f1 and val_loss < best_loss)
         )
         if improved:
             best_f1, best_loss, best_epoch, best_metrics = (

@@ -224,14 +224,19 @@ def test_fit_writes_best_and_last_checkpoints(separable_run) -> None:
 def test_schedule_is_sized_to_the_training_set(n, batch, epochs, patience) -> None:
     sized = TrainConfig().sized_for(n)
     assert (sized.batch_size, sized.epochs, sized.patience) == (batch, epochs, patience)
+    # a stretched run neither stops early nor selects an epoch: best/ is its last
+    assert sized.select == (epochs == train_module.EPOCHS)
+    assert sized.ensemble == (3 if n < train_module.ENSEMBLE_BELOW_WINDOWS else 1)
     steps = math.ceil(n / sized.batch_size) * sized.epochs
     assert steps >= train_module.MIN_STEPS
     assert sized.sized_for(7) == sized  # once sized, a config stays as it is
 
 
 def test_given_schedule_settings_are_kept() -> None:
-    given = TrainConfig(batch_size=32, epochs=5, patience=2).sized_for(40)
+    given = TrainConfig(batch_size=32, epochs=5, patience=2, ensemble=1, select=False)
+    given = given.sized_for(40)
     assert (given.batch_size, given.epochs, given.patience) == (32, 5, 2)
+    assert (given.ensemble, given.select) == (1, False)
     # a given epoch count is never stretched, so early stopping keeps its default
     assert TrainConfig(epochs=10).sized_for(40).patience == train_module.PATIENCE
     # a given batch size sizes the epochs: 40 windows in batches of 20 are 2 steps an epoch
@@ -342,6 +347,27 @@ def test_equal_macro_f1_goes_to_the_lower_validation_loss(tmp_path: Path, monkey
     assert len(result.history) == 5
     assert result.best_epoch == 3
     assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 3
+
+
+def test_without_selection_best_holds_the_final_epoch(tmp_path: Path, monkeypatch) -> None:
+    store = sine_or_noise(24, seed=1)
+    # epoch 2 is best by every measure, yet best/ keeps the last: no selection, no stop
+    scripted_validation(monkeypatch, [[p, 1 - p] for p in (0.8, 0.5, 0.9, 0.95)])
+    _, result, messages = run_fit(
+        store,
+        np.arange(16),
+        np.arange(16, 24),
+        tmp_path,
+        epochs=4,
+        batch_size=8,
+        patience=1,
+        augment=[],
+        select=False,
+    )
+    assert len(result.history) == 4
+    assert result.best_epoch == 4
+    assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 4
+    assert all(line.endswith("*") for line in messages if line.startswith("epoch"))
 
 
 # ----------------------------------------------------------------------- reproducibility

@@ -658,6 +658,13 @@ def _remove_if_empty(run_dir: Path) -> None:
     "window, hop, sample rate and normalisation are the defaults.",
 )
 @click.option(
+    "--select/--no-select",
+    default=None,
+    help="Keep in best/ the epoch with the best validation macro-F1 (ties: lower validation "
+    "loss), stopping early after --patience epochs without one; --no-select keeps the "
+    "final epoch [default: select, except when a small training set stretched the epochs].",
+)
+@click.option(
     "--ensemble",
     type=click.IntRange(min=1),
     metavar="N",
@@ -740,6 +747,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
         ema=opts.get("ema"),
         balance=opts.get("balance"),
         ensemble=opts.get("ensemble"),
+        select=opts.get("select"),
     )
     out = opts.get("out")
     run_training(
