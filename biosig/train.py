@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +80,14 @@ MIN_STEPS = 300
 #: steps even on a few dozen windows.
 MAX_BATCH_FRACTION = 1 / 8
 MIN_BATCH_SIZE = 8
-#: Training sets smaller than this many windows train an ensemble of :data:`SMALL_ENSEMBLE`
-#: networks by default (see :meth:`TrainConfig.sized_for`).
-ENSEMBLE_BELOW_WINDOWS = 256
+#: Training sets smaller than this many windows are small data: by default they train an
+#: ensemble of :data:`SMALL_ENSEMBLE` networks and add mixup to the augmentations (see
+#: :meth:`TrainConfig.sized_for`).
+SMALL_DATA_WINDOWS = 256
 SMALL_ENSEMBLE = 3
+#: The augmentations of a run that names none; small data adds :data:`SMALL_DATA_MIXING`.
+AUGMENT = ("time_warp", "noise")
+SMALL_DATA_MIXING = "mixup"
 
 
 @dataclass
@@ -104,7 +108,8 @@ class TrainConfig:
     loss: str = "ce"
     focal_gamma: float = 2.0
     class_weights: bool = True
-    augment: list[str] = field(default_factory=lambda: ["time_warp", "noise"])
+    #: augmentation specs (see biosig.augment); ``None``: sized to the training set
+    augment: list[str] | None = None
     augment_p: float = 0.5
     patience: int | None = None
     seed: int = 0
@@ -131,10 +136,10 @@ class TrainConfig:
         windows, whose macro-F1 reaches 1.0 within a few epochs and cannot tell later ones
         apart, so it runs all its epochs and ``best/`` keeps the last (``select`` false;
         measured, the final weights scored better on held-out series). Below
-        :data:`ENSEMBLE_BELOW_WINDOWS` windows, an ensemble of :data:`SMALL_ENSEMBLE`
-        networks: one network's test accuracy on a few dozen examples swings by several
-        points with its seed. Measured on UCR series against MiniRocket in
-        docs/benchmarks.md.
+        :data:`SMALL_DATA_WINDOWS` windows, an ensemble of :data:`SMALL_ENSEMBLE`
+        networks (one network's test accuracy on a few dozen examples swings by several
+        points with its seed) and mixup added to the time warping and noise. Measured on
+        UCR series against MiniRocket in docs/benchmarks.md.
         """
         n = max(1, int(n_train_windows))
         batch = self.batch_size
@@ -151,9 +156,13 @@ class TrainConfig:
         if patience is None:
             patience = epochs if stretched else PATIENCE
         select = (not stretched) if self.select is None else self.select
+        small = n < SMALL_DATA_WINDOWS
         ensemble = self.ensemble
         if ensemble is None:
-            ensemble = SMALL_ENSEMBLE if n < ENSEMBLE_BELOW_WINDOWS else 1
+            ensemble = SMALL_ENSEMBLE if small else 1
+        augment = self.augment
+        if augment is None:
+            augment = [*AUGMENT, SMALL_DATA_MIXING] if small else list(AUGMENT)
         return dataclasses.replace(
             self,
             epochs=epochs,
@@ -161,6 +170,7 @@ class TrainConfig:
             patience=patience,
             ensemble=ensemble,
             select=select,
+            augment=augment,
         )
 
 

@@ -226,7 +226,9 @@ def test_schedule_is_sized_to_the_training_set(n, batch, epochs, patience) -> No
     assert (sized.batch_size, sized.epochs, sized.patience) == (batch, epochs, patience)
     # a stretched run neither stops early nor selects an epoch: best/ is its last
     assert sized.select == (epochs == train_module.EPOCHS)
-    assert sized.ensemble == (3 if n < train_module.ENSEMBLE_BELOW_WINDOWS else 1)
+    small = n < train_module.SMALL_DATA_WINDOWS
+    assert sized.ensemble == (3 if small else 1)
+    assert sized.augment == ["time_warp", "noise"] + (["mixup"] if small else [])
     steps = math.ceil(n / sized.batch_size) * sized.epochs
     assert steps >= train_module.MIN_STEPS
     assert sized.sized_for(7) == sized  # once sized, a config stays as it is
@@ -237,6 +239,7 @@ def test_given_schedule_settings_are_kept() -> None:
     given = given.sized_for(40)
     assert (given.batch_size, given.epochs, given.patience) == (32, 5, 2)
     assert (given.ensemble, given.select) == (1, False)
+    assert TrainConfig(augment=[]).sized_for(40).augment == []  # none stays none
     # a given epoch count is never stretched, so early stopping keeps its default
     assert TrainConfig(epochs=10).sized_for(40).patience == train_module.PATIENCE
     # a given batch size sizes the epochs: 40 windows in batches of 20 are 2 steps an epoch

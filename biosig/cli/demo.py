@@ -64,6 +64,9 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
                     epochs=n_epochs,
                     patience=n_epochs,
                     batch_size=settings.get("batch_size"),
+                    # one network, not the small-data ensemble: a demo shows the whole
+                    # path in minutes; augmentation and label smoothing stay as defaults
+                    ensemble=1,
                 ),
                 plugin_options=settings.get("options", {}),
             ),

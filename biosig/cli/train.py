@@ -50,13 +50,15 @@ from ..pretrain import PretrainedSettings, load_pretrained_backbone, pretrained_
 from ..registry import get_plugin
 from ..split import split_examples
 from ..train import (
+    AUGMENT,
     BATCH_SIZE,
-    ENSEMBLE_BELOW_WINDOWS,
     EPOCHS,
     MIN_BATCH_SIZE,
     MIN_STEPS,
     PATIENCE,
     RESUME_DIR,
+    SMALL_DATA_MIXING,
+    SMALL_DATA_WINDOWS,
     SMALL_ENSEMBLE,
     TrainConfig,
     fit,
@@ -194,7 +196,7 @@ def _run_training(
         raise BiosigError(f"--split {split_mode}: choose from {', '.join(SPLITS)}")
     span = parse_span(request.span) if request.span else None
     try:
-        build_augmentation(request.config.augment)
+        build_augmentation(request.config.augment or [])
     except ValueError as exc:
         raise BiosigError(f"--augment: {exc}") from None
 
@@ -604,11 +606,10 @@ def _remove_if_empty(run_dir: Path) -> None:
 )
 @click.option(
     "--augment",
-    default=",".join(DEFAULTS.augment),
-    show_default=True,
     help=f"Comma-separated augmentations ({', '.join(AUGMENTATIONS)}; 'name:strength' or "
     "'name:strength:p'), or 'none'. mixup and cutmix blend pairs of training windows and "
-    "train on their blended (soft) targets.",
+    f"train on their blended (soft) targets [default: {','.join(AUGMENT)}, and "
+    f"{SMALL_DATA_MIXING} below {SMALL_DATA_WINDOWS} training windows].",
 )
 @click.option(
     "--normalization",
@@ -670,7 +671,7 @@ def _remove_if_empty(run_dir: Path) -> None:
     metavar="N",
     help="Train N networks side by side (each from its own initialisation, on the same "
     "batches) and average their probabilities [default: "
-    f"{SMALL_ENSEMBLE} below {ENSEMBLE_BELOW_WINDOWS} training windows, else 1].",
+    f"{SMALL_ENSEMBLE} below {SMALL_DATA_WINDOWS} training windows, else 1].",
 )
 @click.option(
     "--drop-path",
@@ -733,7 +734,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
     labels = opts.get("labels")
     if not labels:
         raise BiosigError("--labels is required")
-    augment = as_list(opts.get("augment"))
+    augment = None if opts.get("augment") is None else as_list(opts.get("augment"))
     config = TrainConfig(
         epochs=opts.get("epochs"),
         batch_size=opts.get("batch_size"),
@@ -741,7 +742,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
         label_smoothing=opts.get("label_smoothing"),
         loss=opts.get("loss"),
         class_weights=opts.get("class_weights"),
-        augment=[] if augment in ([], ["none"]) else augment,
+        augment=[] if augment == ["none"] else augment,
         patience=opts.get("patience"),
         seed=opts.get("seed"),
         ema=opts.get("ema"),
