@@ -80,9 +80,8 @@ MIN_STEPS = 300
 #: steps even on a few dozen windows.
 MAX_BATCH_FRACTION = 1 / 8
 MIN_BATCH_SIZE = 8
-#: Training sets smaller than this many windows are small data: by default they train an
-#: ensemble of :data:`SMALL_ENSEMBLE` networks and add mixup to the augmentations (see
-#: :meth:`TrainConfig.sized_for`).
+#: Training sets smaller than this many windows, with the epochs left to biosig, get the
+#: small-data recipe (see :meth:`TrainConfig.sized_for`).
 SMALL_DATA_WINDOWS = 256
 SMALL_ENSEMBLE = 3
 #: The augmentations of a run that names none; small data adds :data:`SMALL_DATA_MIXING`.
@@ -125,38 +124,38 @@ class TrainConfig:
     select: bool | None = None
 
     def sized_for(self, n_train_windows: int) -> TrainConfig:
-        """This config with the schedule settings left ``None`` sized to the training set.
+        """This config with the settings left ``None`` sized to the training set.
 
         Batches of 64 (:data:`BATCH_SIZE`) unless that is more than an eighth of the
         windows: then the power of two nearest below an eighth, at least 8, so that 40
         windows train in 5 steps of 8 per epoch rather than one step of 40. Epochs: 30, or
         as many as :data:`MIN_STEPS` steps take when 30 epochs would take fewer (60 for
-        those 40 windows). Early stopping after 8 epochs without a better validation
-        macro-F1, except in such a stretched run: its validation set holds a dozen or so
-        windows, whose macro-F1 reaches 1.0 within a few epochs and cannot tell later ones
-        apart, so it runs all its epochs and ``best/`` keeps the last (``select`` false;
-        measured, the final weights scored better on held-out series). Below
-        :data:`SMALL_DATA_WINDOWS` windows, an ensemble of :data:`SMALL_ENSEMBLE`
-        networks (one network's test accuracy on a few dozen examples swings by several
-        points with its seed) and mixup added to the time warping and noise. Measured on
-        UCR series against MiniRocket in docs/benchmarks.md.
+        those 40 windows).
+
+        A training set of fewer than :data:`SMALL_DATA_WINDOWS` windows whose epochs are
+        left to this sizing gets the small-data recipe, measured on UCR series against
+        MiniRocket (docs/benchmarks.md): no early stopping and no epoch selection
+        (``select`` false: ``best/`` keeps the final weights), since its validation part is
+        a dozen or so windows, whose macro-F1 reaches 1.0 within a few epochs and cannot
+        tell later ones apart; an ensemble of :data:`SMALL_ENSEMBLE` networks, since one
+        network's test accuracy on a few dozen examples swings by several points with its
+        seed; and mixup added to the time warping and noise. Every part can still be set.
+        Otherwise: early stopping after :data:`PATIENCE` epochs without a better validation
+        macro-F1, ``best/`` the best epoch, one network, time warping and noise.
         """
         n = max(1, int(n_train_windows))
+        small = self.epochs is None and n < SMALL_DATA_WINDOWS
         batch = self.batch_size
         if batch is None:
             fraction = max(1.0, n * MAX_BATCH_FRACTION)
             batch = int(min(BATCH_SIZE, max(MIN_BATCH_SIZE, 2 ** math.floor(math.log2(fraction)))))
         epochs = self.epochs
-        stretched = False
         if epochs is None:
-            steps_per_epoch = math.ceil(n / batch)
-            epochs = max(EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
-            stretched = epochs > EPOCHS
+            epochs = max(EPOCHS, math.ceil(MIN_STEPS / math.ceil(n / batch)))
         patience = self.patience
         if patience is None:
-            patience = epochs if stretched else PATIENCE
-        select = (not stretched) if self.select is None else self.select
-        small = n < SMALL_DATA_WINDOWS
+            patience = epochs if small else PATIENCE
+        select = (not small) if self.select is None else self.select
         ensemble = self.ensemble
         if ensemble is None:
             ensemble = SMALL_ENSEMBLE if small else 1

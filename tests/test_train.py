@@ -210,38 +210,42 @@ def test_fit_writes_best_and_last_checkpoints(separable_run) -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "batch", "epochs", "patience"),
+    ("n", "batch", "epochs", "small"),
     [
-        (10_000, 64, 30, 8),  # ample data: the plain defaults
-        (1000, 64, 30, 8),  # 16 steps an epoch: 30 epochs are 480 steps
-        (512, 64, 38, 38),  # 8 steps an epoch: 38 epochs for 300 steps, no early stop
-        (200, 16, 30, 8),  # an eighth of 200 is 25: batches of 16, 13 steps, 390 in all
-        (54, 8, 43, 43),  # ItalyPowerDemand's training part: 7 steps an epoch
-        (40, 8, 60, 60),  # GunPoint's: 5 steps an epoch
-        (5, 8, 300, 300),  # fewer windows than the smallest batch: one step an epoch
+        (10_000, 64, 30, False),  # ample data: the plain defaults
+        (1000, 64, 30, False),  # 16 steps an epoch: 30 epochs are 480 steps
+        (512, 64, 38, False),  # 8 steps an epoch: 38 epochs for 300 steps
+        (256, 32, 38, False),  # the first size past small data
+        (255, 16, 30, True),  # an eighth of 255 is 31.9: batches of 16, 16 steps an epoch
+        (54, 8, 43, True),  # ItalyPowerDemand's training part: 7 steps an epoch
+        (40, 8, 60, True),  # GunPoint's: 5 steps an epoch
+        (5, 8, 300, True),  # fewer windows than the smallest batch: one step an epoch
     ],
 )
-def test_schedule_is_sized_to_the_training_set(n, batch, epochs, patience) -> None:
+def test_schedule_is_sized_to_the_training_set(n, batch, epochs, small) -> None:
     sized = TrainConfig().sized_for(n)
-    assert (sized.batch_size, sized.epochs, sized.patience) == (batch, epochs, patience)
-    # a stretched run neither stops early nor selects an epoch: best/ is its last
-    assert sized.select == (epochs == train_module.EPOCHS)
-    small = n < train_module.SMALL_DATA_WINDOWS
-    assert sized.ensemble == (3 if small else 1)
-    assert sized.augment == ["time_warp", "noise"] + (["mixup"] if small else [])
+    assert (sized.batch_size, sized.epochs) == (batch, epochs)
     steps = math.ceil(n / sized.batch_size) * sized.epochs
     assert steps >= train_module.MIN_STEPS
+    if small:  # the small-data recipe: every epoch, the last kept, three networks, mixup
+        assert (sized.patience, sized.select, sized.ensemble) == (epochs, False, 3)
+        assert sized.augment == ["time_warp", "noise", "mixup"]
+    else:
+        assert (sized.patience, sized.select, sized.ensemble) == (8, True, 1)
+        assert sized.augment == ["time_warp", "noise"]
     assert sized.sized_for(7) == sized  # once sized, a config stays as it is
 
 
-def test_given_schedule_settings_are_kept() -> None:
+def test_given_settings_are_kept_and_given_epochs_mean_no_small_data_recipe() -> None:
     given = TrainConfig(batch_size=32, epochs=5, patience=2, ensemble=1, select=False)
     given = given.sized_for(40)
     assert (given.batch_size, given.epochs, given.patience) == (32, 5, 2)
     assert (given.ensemble, given.select) == (1, False)
     assert TrainConfig(augment=[]).sized_for(40).augment == []  # none stays none
-    # a given epoch count is never stretched, so early stopping keeps its default
-    assert TrainConfig(epochs=10).sized_for(40).patience == train_module.PATIENCE
+    # epochs chosen by the user: the ordinary defaults, even on 40 windows
+    chosen = TrainConfig(epochs=10).sized_for(40)
+    assert (chosen.batch_size, chosen.patience, chosen.select, chosen.ensemble) == (8, 8, True, 1)
+    assert chosen.augment == ["time_warp", "noise"]
     # a given batch size sizes the epochs: 40 windows in batches of 20 are 2 steps an epoch
     assert TrainConfig(batch_size=20).sized_for(40).epochs == 150
 

@@ -552,8 +552,10 @@ def _remove_if_empty(run_dir: Path) -> None:
     "--epochs",
     type=click.IntRange(min=1),
     help=f"Training epochs [default: {EPOCHS}, or as many as {MIN_STEPS} steps take on a "
-    "small training set]. With --resume, a larger total extends the run (its cosine "
-    "schedule is then stretched over the new total from the current step).",
+    f"small training set]. Left out on fewer than {SMALL_DATA_WINDOWS} training windows, "
+    "the small-data recipe: no early stop, the final epoch kept, an ensemble, mixup (each "
+    "can be set). With --resume, a larger total extends the run (its cosine schedule is "
+    "then stretched over the new total from the current step).",
 )
 @click.option(
     "--batch-size",
@@ -609,7 +611,7 @@ def _remove_if_empty(run_dir: Path) -> None:
     help=f"Comma-separated augmentations ({', '.join(AUGMENTATIONS)}; 'name:strength' or "
     "'name:strength:p'), or 'none'. mixup and cutmix blend pairs of training windows and "
     f"train on their blended (soft) targets [default: {','.join(AUGMENT)}, and "
-    f"{SMALL_DATA_MIXING} below {SMALL_DATA_WINDOWS} training windows].",
+    f"{SMALL_DATA_MIXING} in the small-data recipe (see --epochs)].",
 )
 @click.option(
     "--normalization",
@@ -643,8 +645,7 @@ def _remove_if_empty(run_dir: Path) -> None:
     "--patience",
     type=click.IntRange(min=1),
     help="Epochs without a better validation macro-F1 (or, at equal macro-F1, lower loss) "
-    f"before stopping [default: {PATIENCE}; no early stop when a small training set "
-    "stretched the epochs].",
+    f"before stopping [default: {PATIENCE}; none in the small-data recipe, see --epochs].",
 )
 @click.option(
     "--sample-rate",
@@ -663,7 +664,7 @@ def _remove_if_empty(run_dir: Path) -> None:
     default=None,
     help="Keep in best/ the epoch with the best validation macro-F1 (ties: lower validation "
     "loss), stopping early after --patience epochs without one; --no-select keeps the "
-    "final epoch [default: select, except when a small training set stretched the epochs].",
+    "final epoch [default: select, except in the small-data recipe, see --epochs].",
 )
 @click.option(
     "--ensemble",
@@ -671,7 +672,7 @@ def _remove_if_empty(run_dir: Path) -> None:
     metavar="N",
     help="Train N networks side by side (each from its own initialisation, on the same "
     "batches) and average their probabilities [default: "
-    f"{SMALL_ENSEMBLE} below {SMALL_DATA_WINDOWS} training windows, else 1].",
+    f"{SMALL_ENSEMBLE} in the small-data recipe (see --epochs), else 1].",
 )
 @click.option(
     "--drop-path",
