@@ -227,24 +227,25 @@ def test_schedule_is_sized_to_the_training_set(n, batch, epochs, small) -> None:
     assert (sized.batch_size, sized.epochs) == (batch, epochs)
     steps = math.ceil(n / sized.batch_size) * sized.epochs
     assert steps >= train_module.MIN_STEPS
-    if small:  # the small-data recipe: every epoch, the last kept, three networks, mixup
-        assert (sized.patience, sized.select, sized.ensemble) == (epochs, False, 3)
+    if small:  # the small-data recipe: every epoch, the last kept, mixup
+        assert (sized.patience, sized.select) == (epochs, False)
         assert sized.augment == ["time_warp", "noise", "mixup"]
     else:
-        assert (sized.patience, sized.select, sized.ensemble) == (8, True, 1)
+        assert (sized.patience, sized.select) == (8, True)
         assert sized.augment == ["time_warp", "noise"]
+    assert sized.ensemble == 1
     assert sized.sized_for(7) == sized  # once sized, a config stays as it is
 
 
 def test_given_settings_are_kept_and_given_epochs_mean_no_small_data_recipe() -> None:
-    given = TrainConfig(batch_size=32, epochs=5, patience=2, ensemble=1, select=False)
+    given = TrainConfig(batch_size=32, epochs=5, patience=2, ensemble=2, select=False)
     given = given.sized_for(40)
     assert (given.batch_size, given.epochs, given.patience) == (32, 5, 2)
-    assert (given.ensemble, given.select) == (1, False)
+    assert (given.ensemble, given.select) == (2, False)
     assert TrainConfig(augment=[]).sized_for(40).augment == []  # none stays none
     # epochs chosen by the user: the ordinary defaults, even on 40 windows
     chosen = TrainConfig(epochs=10).sized_for(40)
-    assert (chosen.batch_size, chosen.patience, chosen.select, chosen.ensemble) == (8, 8, True, 1)
+    assert (chosen.batch_size, chosen.patience, chosen.select) == (8, 8, True)
     assert chosen.augment == ["time_warp", "noise"]
     # a given batch size sizes the epochs: 40 windows in batches of 20 are 2 steps an epoch
     assert TrainConfig(batch_size=20).sized_for(40).epochs == 150

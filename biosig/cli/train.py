@@ -59,7 +59,6 @@ from ..train import (
     RESUME_DIR,
     SMALL_DATA_MIXING,
     SMALL_DATA_WINDOWS,
-    SMALL_ENSEMBLE,
     TrainConfig,
     fit,
     load_training_state,
@@ -553,8 +552,8 @@ def _remove_if_empty(run_dir: Path) -> None:
     type=click.IntRange(min=1),
     help=f"Training epochs [default: {EPOCHS}, or as many as {MIN_STEPS} steps take on a "
     f"small training set]. Left out on fewer than {SMALL_DATA_WINDOWS} training windows, "
-    "the small-data recipe: no early stop, the final epoch kept, an ensemble, mixup (each "
-    "can be set). With --resume, a larger total extends the run (its cosine schedule is "
+    "the small-data recipe: no early stop, the final epoch kept, and mixup (each can be "
+    "set). With --resume, a larger total extends the run (its cosine schedule is "
     "then stretched over the new total from the current step).",
 )
 @click.option(
@@ -669,10 +668,11 @@ def _remove_if_empty(run_dir: Path) -> None:
 @click.option(
     "--ensemble",
     type=click.IntRange(min=1),
+    default=DEFAULTS.ensemble,
+    show_default=True,
     metavar="N",
     help="Train N networks side by side (each from its own initialisation, on the same "
-    "batches) and average their probabilities [default: "
-    f"{SMALL_ENSEMBLE} in the small-data recipe (see --epochs), else 1].",
+    "batches) and average their probabilities; prediction costs N times as much.",
 )
 @click.option(
     "--drop-path",
