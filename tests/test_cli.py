@@ -365,6 +365,52 @@ seed = 3
     assert (info["window"], info["hop"], info["training"]["batch_size"]) == (64, HOP, 32)
 
 
+def test_the_training_craft_options_are_reachable_from_a_pipeline(
+    in_tmp: Path, synthetic_npy: Path, run_cli
+) -> None:
+    pipeline = in_tmp / "craft.toml"
+    pipeline.write_text(
+        f"""plugin = "numpy"
+input = ['{(synthetic_npy / "signals.npy").as_posix()}']
+labels = '{(synthetic_npy / "labels.npy").as_posix()}'
+preset = "tiny"
+window = {WINDOW}
+hop = {HOP}
+epochs = 1
+
+[train]
+augment = ["noise", "mixup:0.4"]
+ema = 0.9
+balance = true
+loss = "focal"
+select = false
+ensemble = 2
+drop-path = 0.1
+normalize = "dataset"
+fit-model = false
+""",
+        encoding="utf-8",
+    )
+    result = run_cli("train", "--pipeline", pipeline, "--out", "craft")
+    assert result.code == 0, result.err
+    info = meta(in_tmp / "craft" / "best")
+    training = info["training"]
+    assert training["augment"] == ["noise", "mixup:0.4"]
+    assert (training["ema"], training["balance"], training["loss"]) == (0.9, True, "focal")
+    assert (training["select"], info["ensemble"], training["fit_model"]) == (False, 2, False)
+    assert info["model"]["drop_path"] == 0.1
+    assert info["normalization"]["mode"] == "dataset"
+
+    # `normalize` is `normalization` spelled as the issue's flag: both at once is refused
+    both = in_tmp / "both.toml"
+    both.write_text('normalize = "window"\nnormalization = "none"\n', encoding="utf-8")
+    clash = run_cli("train", "--pipeline", both, "--out", "clash")
+    assert clash.code == 2
+    assert clash.err_lines == [
+        f"error: {both}: normalize and normalization are one option; give it once"
+    ]
+
+
 def test_pipeline_values_are_converted_by_the_option_types(tmp_path: Path) -> None:
     from biosig.cli.common import Options
     from biosig.cli.train import train

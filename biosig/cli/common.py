@@ -33,7 +33,23 @@ class Options:
         }
         self._pipeline_path = pipeline
         self._params = set(params)
-        loaded = load_pipeline(pipeline) if pipeline else {}
+        # A key may also be spelled as any of the option's other flags (`normalize` for
+        # `--normalize`, the alias of `--normalization`); two spellings of one option clash.
+        aliases = {
+            flag.lstrip("-").replace("-", "_"): p.name
+            for p in params.values()
+            for flag in p.opts
+            if flag.startswith("--")
+        }
+        loaded: dict[str, Any] = {}
+        spelled: dict[str, str] = {}
+        for key, value in (load_pipeline(pipeline) if pipeline else {}).items():
+            name = aliases.get(key, key)
+            if name in loaded:
+                raise BiosigError(
+                    f"{pipeline}: {spelled[name]} and {key} are one option; give it once"
+                )
+            loaded[name], spelled[name] = value, key
         # Checked up front as the flags are, so that `lr = -5` or `loss = "hinge"` stops here
         # instead of reaching (or silently steering) training.
         self._pipeline = {
