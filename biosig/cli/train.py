@@ -305,7 +305,7 @@ def _run_training(
     if request.config.ensemble > 1:
         size = f"an ensemble of {request.config.ensemble} networks, {size}"
     echo(
-        f"training {request.preset} model ({size}) on {len(train_idx)} windows, "
+        f"training {meta['preset']} model ({size}) on {len(train_idx)} windows, "
         f"validating on {len(val_idx)} "
         f"({_split_words(split_used)}; {len(labelled)} recordings, classes: "
         f"{', '.join(classes)}) on {device}"
