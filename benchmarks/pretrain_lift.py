@@ -83,8 +83,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import resource
 import shlex
 import shutil
 import statistics
@@ -94,6 +92,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timed_run import timed  # the sibling module: run as python benchmarks/pretrain_lift.py
 
 CLASSES = ("normal", "wide_qrs", "st_depression")
 FS = 100.0  # nominal samples per second of the synthetic recordings
@@ -186,21 +185,6 @@ def write_data(directory: Path, length: int, pool: int, test: int, sizes: list[i
 
 
 # --------------------------------------------------------------------------- biosig side
-def timed(command: list[str], log_path: Path) -> tuple[float, float, float, float]:
-    """Run ``command`` with its output in ``log_path``; wall s, CPU s, load before/after."""
-    load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with log_path.open("w") as log:
-        log.write(shlex.join(command) + "\n")
-        log.flush()
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-    if done.returncode:
-        raise SystemExit(f"{command[0]} … failed ({done.returncode}); see {log_path}")
-    return wall, cpu, load_before, os.getloadavg()[0]
 
 
 def evaluate(biosig: list[str], run_dir: Path, data: Path) -> tuple[float, str]:
@@ -228,7 +212,7 @@ def pretrain(biosig: list[str], args: argparse.Namespace, data: Path, out: Path)
     if out.exists():
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    wall, cpu, load0, load1 = timed(command, out.parent / "pretrain.log")
+    wall, cpu, load0, load1 = timed(command, out.parent / "pretrain.log", "biosig pretrain")
     rows = list(csv.DictReader((out / "history.csv").open()))
 
     def losses(row: dict) -> dict:
@@ -271,7 +255,8 @@ def train_and_evaluate(
         "--out", str(run_dir), "--window", str(args.length), "--hop", str(args.length),
         "--seed", str(seed), *start,
     ]  # fmt: skip
-    wall, cpu, load0, load1 = timed(command, run_dir.parent / f"k{k}-s{seed}-{arm}.log")
+    log_path = run_dir.parent / f"k{k}-s{seed}-{arm}.log"
+    wall, cpu, load0, load1 = timed(command, log_path, "biosig train")
     accuracy, eval_command = evaluate(biosig, run_dir, data)
     meta = json.loads((run_dir / "best" / "biosig.json").read_text())
     return {

@@ -59,13 +59,14 @@ import csv
 import importlib.util
 import json
 import os
-import resource
 import shlex
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from timed_run import timed  # the sibling module: run as python benchmarks/ucr.py
 
 DEFAULT_DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions")
 
@@ -160,19 +161,7 @@ def run_biosig(
         "--labels", str(data / "train_labels.npy"),
         "--out", str(run_dir), *args,
     ]  # fmt: skip
-    started = time.perf_counter()
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with log_path.open("w") as log:
-        log.write(shlex.join(train) + "\n")
-        log.flush()
-        done = subprocess.run(train, stdout=log, stderr=subprocess.STDOUT)
-    train_seconds = time.perf_counter() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    train_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (
-        cpu_before.ru_utime + cpu_before.ru_stime
-    )
-    if done.returncode:
-        raise SystemExit(f"biosig train failed ({done.returncode}); see {log_path}")
+    train_seconds, train_cpu, _, _ = timed(train, log_path, "biosig train")
 
     model = run_dir if checkpoint == "best" else run_dir / checkpoint
     evaluate = [
