@@ -92,8 +92,8 @@ SMALL_DATA_MIXING = "mixup"
 class TrainConfig:
     """Optimisation settings; every field is a ``biosig train`` option.
 
-    ``epochs``, ``batch_size`` and ``patience`` left ``None`` are sized to the training set
-    by :meth:`sized_for` before training.
+    ``epochs``, ``batch_size``, ``patience``, ``augment`` and ``select`` left ``None`` are
+    sized to the training set by :meth:`sized_for` before training.
     """
 
     epochs: int | None = None
@@ -722,7 +722,8 @@ def _check_state(
             f"{where}: the run was trained by {_processes(saved_world)}; resume it with as "
             f"many (under torchrun), not {_processes(now_world)}"
         )
-    saved = dict(state["config"])
+    # Settings a state predates had the value that reproduces what it did then.
+    saved = {"ensemble": 1, "select": True, **state["config"]}
     now = dataclasses.asdict(config)
     changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
     if changed:

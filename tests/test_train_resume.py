@@ -396,6 +396,20 @@ def test_resume_refuses_other_settings_fewer_epochs_and_other_data(
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+def test_a_state_saved_before_ensembles_and_selection_existed_still_resumes(
+    tmp_path: Path, uninterrupted
+) -> None:
+    ref_dir, _, ref_result = uninterrupted
+    shutil.copytree(ref_dir, tmp_path, dirs_exist_ok=True)
+    state = load_training_state(tmp_path)
+    for key in ("ensemble", "select"):
+        del state["config"][key]  # as an earlier biosig wrote it
+    del state["best"]["loss"]
+    _, result = fit_run(tmp_path, state=state, **{**RESUMED, "epochs": 3})
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert without_seconds(result.history[:2]) == without_seconds(ref_result.history)
+
+
 def test_random_states_round_trip_through_the_state_file(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(1)
     shuffle = np.random.default_rng(2)
