@@ -617,9 +617,6 @@ class EnsembleClassifier(nn.Module):
     def downsample_factor(self) -> int:
         return downsample_factor(self.config)
 
-    def token_lengths(self, lengths: Tensor | int) -> Tensor | int:
-        return token_count(self.config, lengths)
-
     def member_logits(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Every member's logits, ``[n_members, B, n_classes]``: what training fits."""
         return torch.stack([member(x, lengths) for member in self.members])
@@ -635,13 +632,13 @@ class EnsembleClassifier(nn.Module):
         each member's logits instead (:meth:`member_logits`), for training."""
         if per_member:
             return self.member_logits(x, lengths)
+        outputs = [m(x, lengths, return_attention=return_attention) for m in self.members]
+        logits = [out[0] for out in outputs] if return_attention else outputs
+        log_probs = torch.stack([F.log_softmax(member, -1) for member in logits])
+        log_mean = torch.logsumexp(log_probs, 0) - math.log(len(self.members))
         if not return_attention:
-            log_probs = torch.stack([F.log_softmax(m(x, lengths), -1) for m in self.members])
-            return torch.logsumexp(log_probs, 0) - math.log(len(self.members))
-        outputs = [member(x, lengths, return_attention=True) for member in self.members]
-        log_probs = torch.stack([F.log_softmax(logits, -1) for logits, _ in outputs])
-        weights = torch.stack([w for _, w in outputs]).mean(0)
-        return torch.logsumexp(log_probs, 0) - math.log(len(self.members)), weights
+            return log_mean
+        return log_mean, torch.stack([weights for _, weights in outputs]).mean(0)
 
 
 def build_classifier(config: ModelConfig, n_members: int = 1) -> nn.Module:

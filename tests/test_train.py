@@ -375,7 +375,8 @@ def test_without_selection_best_holds_the_final_epoch(tmp_path: Path, monkeypatc
     assert len(result.history) == 4
     assert result.best_epoch == 4
     assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 4
-    assert all(line.endswith("*") for line in messages if line.startswith("epoch"))
+    epoch_lines = [line for line in messages if line.startswith("epoch")]
+    assert len(epoch_lines) == 4 and all(line.endswith("*") for line in epoch_lines)
 
 
 # ----------------------------------------------------------------------- reproducibility
