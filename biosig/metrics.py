@@ -101,3 +101,23 @@ def format_report(report: dict) -> str:
     for name, row in zip(report["classes"], report["confusion"], strict=True):
         lines.append(f"{name:<{width}}" + "".join(f"{v:>{width}d}" for v in row))
     return "\n".join(lines)
+
+
+def not_learned(report: dict) -> str | None:
+    """What in ``report`` says the model has not learnt to tell the classes apart: one class
+    predicted for every window (of several true classes), or an accuracy below the
+    majority-class rate, which always answering that class would reach; ``None`` when
+    neither holds."""
+    confusion = np.asarray(report["confusion"])
+    if confusion.size == 0 or report["n"] == 0:
+        return None
+    predicted = np.flatnonzero(confusion.sum(axis=0))
+    present = np.flatnonzero(confusion.sum(axis=1))
+    if len(predicted) == 1 and len(present) > 1:
+        return f"it predicts {report['classes'][predicted[0]]!r} for every window"
+    if report["accuracy"] < report["majority_rate"]:
+        return (
+            f"its accuracy {report['accuracy']:.3f} is below the majority rate "
+            f"{report['majority_rate']:.3f} (always answering {report['majority_class']!r})"
+        )
+    return None

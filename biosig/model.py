@@ -37,6 +37,7 @@ from biosig.layers import (
     downsample_lengths,
     lengths_to_mask,
 )
+from biosig.layers.random_kernels import RandomKernelFeatures
 
 # Every stage after the first enters through a kernel-3, padding-1 conv; with the default
 # stride 2 it halves the time axis. The strides a config may use: stride 1 keeps the rate.
@@ -75,6 +76,11 @@ class ModelConfig:
     #: stochastic depth: the largest rate at which a residual branch is dropped, reached by
     #: the last block; earlier blocks' rates rise linearly from 0 (see :func:`drop_path_rates`)
     drop_path: float = 0.0
+    #: frozen random-kernel features fused before the head (0: none); see
+    #: :class:`~biosig.layers.random_kernels.RandomKernelFeatures`
+    kernel_features: int = 0
+    #: the window those kernels' dilations span (samples)
+    kernel_window: int = 0
 
     def __post_init__(self) -> None:
         self.stage_channels = tuple(self.stage_channels)
@@ -133,8 +139,23 @@ class ModelConfig:
             fail(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 <= self.drop_path < 1.0:
             fail(f"drop_path must be in [0, 1), got {self.drop_path!r}")
+        if self.kernel_features and (
+            not isinstance(self.kernel_features, int)
+            or self.kernel_features < 84
+            or not isinstance(self.kernel_window, int)
+            or self.kernel_window < 1
+        ):
+            fail(
+                "kernel_features must be 0 or at least 84, with a positive kernel_window; got "
+                f"{self.kernel_features!r} and {self.kernel_window!r}"
+            )
         if not self.rope_base > 1.0:
             fail(f"rope_base must be > 1, got {self.rope_base!r}")
+
+
+#: Random-kernel features a trained model gets beside its learned ones, unless told
+#: otherwise (MiniRocket's default number).
+KERNEL_FEATURES = 9996
 
 
 #: Named sizes. ``small`` matches the ~2.4 M parameters of the published reference.
@@ -487,7 +508,14 @@ class SignalClassifier(nn.Module):
         self.norm = RMSNorm(config.model_dim)
         self.pool = AttentionPool(config.model_dim, config.pool_heads)
         self.head_dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.model_dim, config.n_classes)
+        self.random_kernels = None
+        head_inputs = config.model_dim
+        if config.kernel_features:
+            self.random_kernels = RandomKernelFeatures(
+                config.in_channels, config.kernel_window, config.kernel_features
+            )
+            head_inputs += self.random_kernels.n_features
+        self.head = nn.Linear(head_inputs, config.n_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -573,7 +601,11 @@ class SignalClassifier(nn.Module):
         return tokens, token_lengths
 
     def forward(
-        self, x: Tensor, lengths: Tensor | None = None, return_attention: bool = False
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        return_attention: bool = False,
+        kernel_features: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Logits ``[B, n_classes]`` for ``x: [B, C, T]``.
 
@@ -581,12 +613,18 @@ class SignalClassifier(nn.Module):
         ``T``). With ``return_attention`` also returns the pooling weights
         ``[B, pool_heads, T']``, one weight per token of ``downsample_factor`` samples, where
         ``T' = ceil(max(lengths) / downsample_factor)`` (steps all items pad are dropped).
+        ``kernel_features`` are the random-kernel features to use instead of computing them
+        from ``x`` (training computes them once per window, from the unaugmented window).
         """
         tokens, token_lengths = self.encode(x, lengths)
         token_mask = None
         if lengths is not None:
             token_mask = lengths_to_mask(token_lengths, tokens.shape[1])
         pooled, weights = self.pool(tokens, token_mask)
+        if self.random_kernels is not None:
+            if kernel_features is None:
+                kernel_features = self.random_kernels(x, lengths)
+            pooled = torch.cat([pooled, kernel_features.to(pooled.dtype)], dim=-1)
         logits = self.head(self.head_dropout(pooled))
         return (logits, weights) if return_attention else logits
 
@@ -617,9 +655,11 @@ class EnsembleClassifier(nn.Module):
     def downsample_factor(self) -> int:
         return downsample_factor(self.config)
 
-    def member_logits(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def member_logits(
+        self, x: Tensor, lengths: Tensor | None = None, kernel_features: Tensor | None = None
+    ) -> Tensor:
         """Every member's logits, ``[n_members, B, n_classes]``: what training fits."""
-        return torch.stack([member(x, lengths) for member in self.members])
+        return torch.stack([member(x, lengths, False, kernel_features) for member in self.members])
 
     def forward(
         self,
@@ -627,12 +667,15 @@ class EnsembleClassifier(nn.Module):
         lengths: Tensor | None = None,
         return_attention: bool = False,
         per_member: bool = False,
+        kernel_features: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Log mean probability ``[B, n_classes]`` (see the class doc); with ``per_member``
-        each member's logits instead (:meth:`member_logits`), for training."""
+        each member's logits instead (:meth:`member_logits`), for training. The members'
+        random-kernel features are the same (see :func:`biosig.train.fit_random_kernels`):
+        ``kernel_features`` serves them all."""
         if per_member:
-            return self.member_logits(x, lengths)
-        outputs = [m(x, lengths, return_attention=return_attention) for m in self.members]
+            return self.member_logits(x, lengths, kernel_features)
+        outputs = [m(x, lengths, return_attention, kernel_features) for m in self.members]
         logits = [out[0] for out in outputs] if return_attention else outputs
         log_probs = torch.stack([F.log_softmax(member, -1) for member in logits])
         log_mean = torch.logsumexp(log_probs, 0) - math.log(len(self.members))

@@ -24,10 +24,17 @@ def choose_split(mode: str, groups: np.ndarray, y: np.ndarray) -> str:
     return "group" if min(groups_per_class) >= 2 else "time"
 
 
+#: Share of the data held out to validate, unless told otherwise.
+VAL_FRACTION = 0.2
+
+
 def split_examples(
     store: ExampleStore, mode: str, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Indices ``(train, val)`` of ``store`` and the split used (``group`` or ``time``)."""
+    """Indices ``(train, val)`` of ``store`` and the split used (``group`` or ``time``;
+    ``none`` when ``val_fraction`` is 0: every window trains, none validates)."""
+    if val_fraction == 0:
+        return np.arange(len(store)), np.empty(0, dtype=np.int64), "none"
     mode = choose_split(mode, store.groups, store.y)
     if mode == "group":
         return (*split_by_group(store.groups, store.y, val_fraction, seed), mode)

@@ -49,10 +49,12 @@ from .distributed import (
 )
 from .errors import BiosigError
 from .examples import ExampleStore
+from .kernel_features import KernelFeatureCache
 from .losses import build_loss
 from .metrics import classification_report
 from .model import SignalClassifier
 from .normalize import normalize
+from .split import VAL_FRACTION
 
 log = logging.getLogger("biosig")
 
@@ -121,6 +123,21 @@ class TrainConfig:
     #: false, the final epoch (no selection, no early stopping); ``None``: sized
     select: bool | None = None
 
+    def small_data(self, n_windows: int) -> bool:
+        """Whether ``n_windows`` training windows get the small-data recipe (see
+        :meth:`sized_for`): fewer than :data:`SMALL_DATA_WINDOWS`, epochs left to biosig."""
+        return self.epochs is None and n_windows < SMALL_DATA_WINDOWS
+
+    def validation_fraction(self, n_windows: int, given: float | None = None) -> float:
+        """The share of ``n_windows`` labelled windows to hold out: ``given``, else none
+        for the small-data recipe, which selects no epoch on validation (unless told to),
+        so that a few dozen series all train; else :data:`~biosig.split.VAL_FRACTION`."""
+        if given is not None:
+            return given
+        if self.small_data(n_windows) and self.select is not True:
+            return 0.0
+        return VAL_FRACTION
+
     def sized_for(self, n_train_windows: int) -> TrainConfig:
         """This config with the settings left ``None`` sized to the training set.
 
@@ -142,7 +159,7 @@ class TrainConfig:
         at three times the cost, so it is not part of the recipe.)
         """
         n = max(1, int(n_train_windows))
-        small = self.epochs is None and n < SMALL_DATA_WINDOWS
+        small = self.small_data(n)
         batch = self.batch_size
         if batch is None:
             fraction = max(1.0, n * MAX_BATCH_FRACTION)
@@ -283,17 +300,40 @@ def predict_store(
     normalization: dict[str, Any],
     device: torch.device,
     batch_size: int = 256,
+    kernel_cache: KernelFeatureCache | None = None,
 ) -> np.ndarray:
-    """Class probabilities ``[len(indices), K]`` for stored windows."""
+    """Class probabilities ``[len(indices), K]`` for stored windows (their random-kernel
+    features taken from ``kernel_cache`` when given)."""
     model.eval()
     out = []
     for start in range(0, len(indices), batch_size):
         idx = indices[start : start + batch_size]
         x, lengths = batch_to_device(store, idx, device)
+        features = kernel_cache[idx] if kernel_cache is not None else None
         with autocast(device):
-            logits = model(normalize(x, lengths, normalization), lengths)
+            logits = model(normalize(x, lengths, normalization), lengths, kernel_features=features)
         out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(store.classes)), dtype=np.float32)
+
+
+def mix_batch(
+    augment: Any,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    targets: torch.Tensor,
+    features: torch.Tensor | None,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Blend the batch as ``augment`` mixes (mixup, cutmix): signals, float ``targets``
+    ``[B, K]`` and the windows' random-kernel ``features`` (when given), the last two with
+    the same weights, since the head is linear in the features as the loss is in the
+    targets."""
+    if features is None:
+        x, targets = augment.mix(x, lengths, targets, generator)
+        return x, targets, None
+    k = targets.shape[1]
+    x, both = augment.mix(x, lengths, torch.cat([targets, features.float()], 1), generator)
+    return x, both[:, :k], both[:, k:]
 
 
 def fit(
@@ -400,7 +440,12 @@ def fit(
     ema = WeightEMA(model, config.ema) if config.ema > 0 else None
     evaluated = ema.module if ema is not None else model
     fingerprint = data_fingerprint(store, train_idx, val_idx)
-    my_val = np.asarray(shard(val_idx, world), dtype=np.int64)
+    # With nothing held out (the small-data recipe) each epoch is scored on the training
+    # windows, unaugmented: nothing is selected on that, but it shows whether the network
+    # learnt at all (see warn_if_not_learned).
+    scored_idx = val_idx if len(val_idx) else train_idx
+    scored = "val" if len(val_idx) else "train-set"
+    my_val = np.asarray(shard(scored_idx, world), dtype=np.int64)
 
     history: list[dict[str, float]] = []
     best_f1, best_loss, best_epoch, best_metrics = -1.0, math.inf, 0, {}
@@ -422,6 +467,10 @@ def fit(
     elif world.is_main:
         # A state left by an earlier run in this directory must not outlive this one's start.
         (Path(run_dir) / RESUME_DIR / STATE_FILE).unlink(missing_ok=True)
+    # The random-kernel features of every window trained or scored, computed once.
+    kernel_cache = KernelFeatureCache.for_model(
+        model, store, np.concatenate([train_idx, scored_idx]), normalization, device
+    )
     # Wrapping broadcasts rank 0's weights and buffers to every rank (equal already: the same
     # seed, or the same state); from here on every step exchanges the gradients.
     net: torch.nn.Module = model
@@ -455,21 +504,25 @@ def fit(
             y = torch.from_numpy(store.y[idx]).to(device, non_blocking=True)
             x = normalize(x, lengths, normalization)
             target: torch.Tensor = y
+            features = kernel_cache[idx] if kernel_cache is not None else None
             if augment is not None:
                 x = augment(x, lengths, generator)
                 if mixes:
-                    x, target = augment.mix(x, lengths, F.one_hot(y, n_classes).float(), generator)
+                    one_hot = F.one_hot(y, n_classes).float()
+                    x, target, features = mix_batch(
+                        augment, x, lengths, one_hot, features, generator
+                    )
             if members:
                 # Each member's own loss, summed: every member gets the gradient it would
                 # get trained alone (and is clipped alone, below).
                 with autocast(device):
-                    logits = net(x, lengths, per_member=True)
+                    logits = net(x, lengths, per_member=True, kernel_features=features)
                 member_losses = torch.stack([loss_fn(m.float(), target) for m in logits])
                 loss = member_losses.sum()
                 mean_loss = member_losses.mean()
             else:
                 with autocast(device):
-                    logits = net(x, lengths)
+                    logits = net(x, lengths, kernel_features=features)
                 loss = mean_loss = loss_fn(logits.float(), target)
             # Summed over the ranks (one value each, before the backward pass) so that every
             # rank logs the loss of the global batch and, should one rank's loss diverge,
@@ -501,8 +554,11 @@ def fit(
         broadcast_buffers(model, world)
         if ema is not None:
             broadcast_buffers(ema.module, world)
-        probs = gather_rows(predict_store(evaluated, store, my_val, normalization, device), world)
-        y_val = store.y[val_idx]
+        probs = predict_store(
+            evaluated, store, my_val, normalization, device, kernel_cache=kernel_cache
+        )
+        probs = gather_rows(probs, world)
+        y_val = store.y[scored_idx]
         y_hat = probs.argmax(1)
         report = classification_report(y_val, y_hat, store.classes)
         # Cross entropy of log-probabilities equals that of the logits they came from.
@@ -540,8 +596,8 @@ def fit(
             if world.is_main:  # the others' echo is silent, and they write nothing
                 write_history(run_dir / "history.csv", history)
                 echo(
-                    f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
-                    f"val acc {row['val_accuracy']:.4f}  val macro-F1 "
+                    f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  {scored} loss "
+                    f"{val_loss:.4f}  {scored} acc {row['val_accuracy']:.4f}  {scored} macro-F1 "
                     f"{row['val_macro_f1']:.4f}" + ("  *" if improved else "")
                 )
                 epoch_meta = {**meta, "training": {**meta.get("training", {}), "epoch": epoch}}

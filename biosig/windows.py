@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import BiosigError
-from .plugin import Plugin, Preprocessor, Recording, RecordingError, describe
+from .plugin import LabelledInterval, Plugin, Preprocessor, Recording, RecordingError, describe
 
 #: Samples read from a recording per step; large enough to amortise I/O, small enough that
 #: memory stays flat whatever the recording's length.
@@ -147,6 +147,43 @@ def to_model(positions: np.ndarray, recording: Recording, fs_out: float) -> np.n
     if fs_out == recording.fs:
         return np.asarray(positions, dtype=np.int64)
     return np.round(np.asarray(positions) * fs_out / recording.fs).astype(np.int64)
+
+
+#: A labelled span up to this many plugin windows long is seen whole, in one window, when
+#: no window is given (see :func:`window_for_labels`).
+WHOLE_SPAN_WINDOWS = 2
+
+
+def window_for_labels(
+    intervals: list[LabelledInterval],
+    recordings: list[Recording],
+    fs_out: float,
+    plugin_window: int,
+) -> int | None:
+    """The training window sized to the labels, when none is given; ``None``: keep the
+    plugin's ``plugin_window``.
+
+    When every labelled span is at most :data:`WHOLE_SPAN_WINDOWS` plugin windows long (a
+    class per short series: a UCR set, a one-second clip, a heartbeat-long segment), the
+    window is the longest span, so each series is one example seen whole: not padded into a
+    window four times its length (a fifth of the model's input would be signal), nor cut
+    into pieces that each miss part of what tells the classes apart. Shorter series are
+    padded and masked to it. Spans longer than that (a rhythm over minutes, a whole read)
+    are tiled with the plugin's window. Events (one sample) and forecasts say nothing of a
+    span's length and leave the plugin's window.
+    """
+    by_id = {r.id: r for r in recordings}
+    spans = [
+        int(to_model(np.int64(iv.stop - iv.start), by_id[iv.recording_id], fs_out))
+        for iv in intervals
+        if iv.label_end is None and iv.stop - iv.start > 1 and iv.recording_id in by_id
+    ]
+    if not spans:
+        return None
+    longest = max(spans)
+    if longest < 1 or longest > WHOLE_SPAN_WINDOWS * plugin_window:
+        return None
+    return longest
 
 
 def make_preprocessor(plugin: Plugin, recording: Recording, fs_out: float) -> Preprocessor:

@@ -186,3 +186,12 @@ def test_forecasts_refuse_a_model_rate_other_than_the_recordings() -> None:
     intervals = [LabelledInterval("r0", 199, 200, "up", label_end=205)]
     with pytest.raises(BiosigError, match="forecast labels need the model at the recording"):
         build_examples(Recordings(), recs, intervals, ["up"], WINDOW, HOP, 1.0, progress=False)
+
+
+def test_no_validation_fraction_trains_on_every_window() -> None:
+    recs = recordings([200, 300, 250])
+    intervals = [LabelledInterval(r.id, 0, r.n_samples, c) for r, c in zip(recs, "abb")]
+    store = store_of(recs, intervals, ["a", "b"])
+    train, val, used = split_examples(store, "auto", 0.0, seed=0)
+    assert used == "none" and len(val) == 0
+    assert np.array_equal(train, np.arange(len(store)))

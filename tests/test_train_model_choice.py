@@ -136,3 +136,53 @@ def test_batch_size_is_sized_to_the_data_and_recorded_with_drop_path(
     )  # fmt: skip
     assert evaluated.code == 0, evaluated.err
     assert json.loads(evaluated.out)["n"] == 30
+
+
+def _short_series(directory: Path, values: np.ndarray) -> tuple[Path, Path]:
+    """``values`` ``[N, L]`` as the numpy plugin's signals, labelled a, b, a, b …"""
+    directory.mkdir(parents=True, exist_ok=True)
+    np.save(directory / "x.npy", values.astype(np.float32))
+    np.save(directory / "y.npy", np.array(["a", "b"] * (len(values) // 2)))
+    return directory / "x.npy", directory / "y.npy"
+
+
+def test_short_series_are_one_window_each_and_the_recipe_holds_none_out(
+    tmp_path: Path, run_cli
+) -> None:
+    # 40 series of 60 samples: far shorter than the numpy plugin's 1024-sample window
+    signals, labels = _short_series(
+        tmp_path, np.random.default_rng(0).standard_normal((40, 60))
+    )
+    result = run_cli(
+        "train", "--plugin", "numpy", "--input", signals, "--labels", labels,
+        "--preset", "tiny", "--epochs", "1", "--val-fraction", "0", "--out", tmp_path / "r",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    info = meta(tmp_path / "r")
+    assert (info["window"], info["hop"]) == (60, 60)
+    assert info["training"]["n_train_windows"] == 40 and info["training"]["n_val_windows"] == 0
+    assert "none held out to validate" in result.out and "train-set acc" in result.out
+    assert info["model"]["kernel_features"] == 9996 and info["model"]["kernel_window"] == 60
+
+
+def test_the_small_data_recipe_holds_out_no_validation_unless_told() -> None:
+    from biosig.train import TrainConfig
+
+    assert TrainConfig().validation_fraction(40) == 0.0  # recipe: epochs left to biosig
+    assert TrainConfig(select=True).validation_fraction(40) == 0.2  # selection asked for
+    assert TrainConfig(epochs=5).validation_fraction(40) == 0.2  # epochs given: no recipe
+    assert TrainConfig().validation_fraction(4000) == 0.2  # ample data
+    assert TrainConfig().validation_fraction(40, given=0.3) == 0.3
+
+
+def test_training_that_learnt_nothing_says_so(tmp_path: Path, run_cli) -> None:
+    # identical (all-zero) series under two labels: no model can tell them apart
+    signals, labels = _short_series(tmp_path, np.zeros((16, 32)))
+    result = run_cli(
+        "train", "--plugin", "numpy", "--input", signals, "--labels", labels,
+        "--preset", "tiny", "--epochs", "1", "--val-fraction", "0", "--out", tmp_path / "r",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    warning = [line for line in result.err_lines if "has not learnt" in line]
+    assert len(warning) == 1, result.err
+    assert "for every window" in warning[0] and "--epochs" in warning[0]

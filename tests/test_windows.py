@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from biosig.plugin import ArrayRecording, IdentityPreprocessor
+from biosig.plugin import ArrayRecording, IdentityPreprocessor, LabelledInterval
 from biosig.windows import (
     Windower,
     Windows,
@@ -16,6 +16,7 @@ from biosig.windows import (
     stream_windows,
     to_model,
     to_original,
+    window_for_labels,
     window_starts,
 )
 
@@ -328,3 +329,33 @@ def test_same_rate_positions_unchanged() -> None:
     positions = np.array([0, 3, 17, 4096])
     np.testing.assert_array_equal(to_original(positions, rec, 250.0), positions)
     np.testing.assert_array_equal(to_model(positions, rec, 250.0), positions)
+
+
+# ------------------------------------------------------------------ window from the labels
+
+
+def _whole(recs: list[ArrayRecording]) -> list[LabelledInterval]:
+    return [LabelledInterval(r.id, 0, r.n_samples, "c") for r in recs]
+
+
+def _recording(rid: str, n: int, fs: float = 1.0) -> ArrayRecording:
+    return ArrayRecording(rid, np.zeros((1, n), dtype=np.float32), fs)
+
+
+def test_short_labelled_series_are_seen_whole_in_one_window() -> None:
+    recs = [_recording("a", 150), _recording("b", 275), _recording("c", 90)]
+    assert window_for_labels(_whole(recs), recs, 1.0, plugin_window=1024) == 275
+    # up to twice the plugin's window a series is still taken whole
+    assert window_for_labels(_whole(recs), recs, 1.0, plugin_window=200) == 275
+    # at the model's rate: 8 kHz clips of 1 s for a 4 kHz model are 4000 samples
+    clips = [_recording("d", 8000, fs=8000.0)]
+    assert window_for_labels(_whole(clips), clips, 4000.0, plugin_window=8000) == 4000
+
+
+def test_long_spans_events_and_forecasts_keep_the_plugin_window() -> None:
+    recs = [_recording("a", 5000), _recording("b", 300)]
+    assert window_for_labels(_whole(recs), recs, 1.0, plugin_window=1024) is None
+    beats = [LabelledInterval("a", 100, 101, "N"), LabelledInterval("a", 400, 401, "V")]
+    assert window_for_labels(beats, recs, 1.0, plugin_window=1024) is None
+    forecast = [LabelledInterval("b", 0, 64, "up", label_end=69)]
+    assert window_for_labels(forecast, recs, 1.0, plugin_window=1024) is None

@@ -35,8 +35,11 @@ from ..distributed import (
 )
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
+from ..kernel_features import fit_random_kernels
 from ..labels import parse_span, restrict_to_span
+from ..metrics import not_learned
 from ..model import (
+    KERNEL_FEATURES,
     PRESETS,
     build_classifier,
     count_parameters,
@@ -64,6 +67,7 @@ from ..train import (
     load_training_state,
     seed_everything,
 )
+from ..windows import window_for_labels
 from .common import (
     RUNS,
     Options,
@@ -101,7 +105,9 @@ class TrainRequest:
     normalization: str | None = None
     sample_rate: float | None = None
     strict: bool = False
-    val_fraction: float = 0.2
+    #: share of the groups (or of each recording's time) held out to validate; ``None``:
+    #: :data:`VAL_FRACTION`, or none in the small-data recipe
+    val_fraction: float | None = None
     #: how validation windows are held out: auto, group or time (None: the plugin's)
     split: str | None = None
     #: ``"A:B"``: only this part (fractions of its length) of each recording is used
@@ -116,6 +122,9 @@ class TrainRequest:
     fit_model: bool = True
     #: stochastic depth: the last residual block's drop rate (see ModelConfig.drop_path)
     drop_path: float = 0.0
+    #: frozen random-kernel features fused before the head (0: none; see
+    #: biosig.layers.random_kernels)
+    kernel_features: int = KERNEL_FEATURES
 
 
 def run_training(
@@ -179,10 +188,12 @@ def _run_training(
         raise BiosigError(f"--preset {request.preset}: choose from {', '.join(PRESETS)}")
     # A backbone brings the window, rate and normalisation it learnt with, unless told.
     init = pretrained_settings(Path(request.init)) if request.init else None
-    window = int(request.window or (init and init.window) or plugin.defaults.window)
-    hop = int(request.hop or (init and init.hop) or plugin.defaults.hop)
-    if window <= 0 or hop <= 0:
-        raise BiosigError(f"--window and --hop must be positive (got {window} and {hop})")
+    if (request.window is not None and request.window <= 0) or (
+        request.hop is not None and request.hop <= 0
+    ):
+        raise BiosigError(
+            f"--window and --hop must be positive (got {request.window} and {request.hop})"
+        )
     normalization = (
         request.normalization or (init and init.normalization_mode) or plugin.defaults.normalization
     )
@@ -217,6 +228,7 @@ def _run_training(
     classes = check_classes(
         intervals, labels_path if isinstance(labels_path, Path) else f"--labels {labels_path}"
     )
+    window, hop = _window_and_hop(request, init, plugin, intervals, recordings, sample_rate)
     store = build_examples(
         plugin,
         recordings,
@@ -230,8 +242,9 @@ def _run_training(
         on_damage=damage.handle,
     )
     _check_every_class_has_windows(store.y, classes)
+    val_fraction = request.config.validation_fraction(len(store), request.val_fraction)
     train_idx, val_idx, split_used = split_examples(
-        store, split_mode, request.val_fraction, request.config.seed
+        store, split_mode, val_fraction, request.config.seed
     )
     # Epochs, batch size and patience not given are sized to the data: the run's settings
     # and checkpoints record the values used, so --resume repeats them exactly.
@@ -246,6 +259,7 @@ def _run_training(
         for member in getattr(model, "members", [model]):
             loaded = load_pretrained_backbone(member, init.path)
         echo(f"backbone initialised from {init.path} ({len(loaded)} tensors)")
+    fit_random_kernels(model, store, train_idx, norm_spec, request.config.seed)
     if request.out:
         run_dir = Path(request.out)
     elif world.is_main:
@@ -263,6 +277,7 @@ def _run_training(
         normalization=normalization,
         sample_rate=sample_rate,
         split=split_mode,
+        val_fraction=val_fraction,
         plugin_options=plugin.settings,
     )
     labelled = set(store.recording_ids)
@@ -283,7 +298,7 @@ def _run_training(
             **dataclasses.asdict(request.config),
             "inputs": [str(i) for i in request.inputs],
             "labels": str(labels_path),
-            "val_fraction": request.val_fraction,
+            "val_fraction": val_fraction,
             "split": split_used,
             "span": list(span) if span else None,
             "n_train_windows": int(len(train_idx)),
@@ -306,9 +321,8 @@ def _run_training(
         size = f"an ensemble of {request.config.ensemble} networks, {size}"
     echo(
         f"training {meta['preset']} model ({size}) on {len(train_idx)} windows, "
-        f"validating on {len(val_idx)} "
-        f"({_split_words(split_used)}; {len(labelled)} recordings, classes: "
-        f"{', '.join(classes)}) on {device}"
+        f"{_validation_words(split_used, len(val_idx))} {len(labelled)} recordings, "
+        f"windows of {window} samples, classes: {', '.join(classes)}) on {device}"
         + (f", {world.world_size} processes" if world.is_distributed else "")
     )
     try:
@@ -339,10 +353,12 @@ def _run_training(
     if latest is not None and world.is_main:
         point_link(latest, run_dir)
     best = result.best_metrics
+    scored = "val" if len(val_idx) else "train-set"
     echo(
-        f"best epoch {result.best_epoch}: val accuracy {best['accuracy']:.4f}, "
+        f"best epoch {result.best_epoch}: {scored} accuracy {best['accuracy']:.4f}, "
         f"macro-F1 {best['macro_f1']:.4f} (majority rate {best['majority_rate']:.4f})"
     )
+    _warn_if_not_learned(best, scored)
     damage.report()
     echo(f"model written to {run_dir}")
     return run_dir
@@ -411,13 +427,47 @@ def _build_model(
                 f"--init {init.path}: pretrained on {len(init.channels)} channels, "
                 f"the data has {n_channels}"
             )
-        config = init.classifier_config(n_classes)
-        config = dataclasses.replace(config, drop_path=request.drop_path)
+        config = dataclasses.replace(
+            init.classifier_config(n_classes),
+            drop_path=request.drop_path,
+            kernel_features=request.kernel_features,
+            kernel_window=window if request.kernel_features else 0,
+        )
     else:
-        config = model_config(request.preset, n_channels, n_classes, drop_path=request.drop_path)
+        config = model_config(
+            request.preset,
+            n_channels,
+            n_classes,
+            drop_path=request.drop_path,
+            kernel_features=request.kernel_features,
+            kernel_window=window if request.kernel_features else 0,
+        )
         if request.fit_model:
             config = fit_to_data(fit_to_window(config, window), n_train_windows)
     return build_classifier(config, request.config.ensemble)
+
+
+def _window_and_hop(
+    request: TrainRequest,
+    init: PretrainedSettings | None,
+    plugin,
+    intervals,
+    recordings,
+    sample_rate: float,
+) -> tuple[int, int]:
+    """The window and hop to train with: as given, else the backbone's, else sized to the
+    labels (each short labelled series whole in one window, see
+    :func:`~biosig.windows.window_for_labels`), else the plugin's."""
+    if request.window is not None:
+        return int(request.window), int(request.hop or (init and init.hop) or plugin.defaults.hop)
+    if init is not None:
+        return int(init.window), int(request.hop or init.hop)
+    sized = window_for_labels(intervals, recordings, sample_rate, plugin.defaults.window)
+    if sized is not None:
+        # One window per series: a hop shorter than the window would only add shifted
+        # copies padded further.
+        return sized, int(request.hop or sized)
+    return int(plugin.defaults.window), int(request.hop or plugin.defaults.hop)
 
 
 def _write_report(run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -481,10 +531,28 @@ def _check_every_class_has_windows(y, classes: list[str]) -> None:
         )
 
 
-def _split_words(split: str) -> str:
+def _warn_if_not_learned(metrics: dict[str, Any], scored: str) -> None:
+    """One warning when the kept model has not learnt to tell the classes apart on the
+    windows it was scored on, with what to try."""
+    reason = not_learned(metrics)
+    if reason is None:
+        return
+    where = "validation" if scored == "val" else "training"
+    log.warning(
+        "the model has not learnt to tell the classes apart: on its %s windows %s. Try "
+        "more labelled recordings (or check that the labels match them), more --epochs, "
+        "--normalize dataset if the signal's level tells the classes apart, or a lower --lr",
+        where,
+        reason,
+    )
+
+
+def _validation_words(split: str, n_val: int) -> str:
+    if split == "none":
+        return "none held out to validate (the metrics shown are the training windows';"
     if split == "time":
-        return "the last part of each recording, a window apart"
-    return "whole groups held out"
+        return f"validating on {n_val} (the last part of each recording, a window apart;"
+    return f"validating on {n_val} (whole groups held out;"
 
 
 def _timestamp() -> str:
@@ -623,9 +691,10 @@ def _remove_if_empty(run_dir: Path) -> None:
 )
 @click.option(
     "--val-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.2,
-    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share held out to validate (whole groups, or the tail of each recording); 0: none, "
+    "the metrics are then the training windows' [default: 0.2; 0 in the small-data recipe, "
+    "see --epochs].",
 )
 @click.option(
     "--split",
@@ -682,6 +751,16 @@ def _remove_if_empty(run_dir: Path) -> None:
     metavar="RATE",
     help="Stochastic depth: drop each residual block for a random share of the batch while "
     "training, the last block at RATE and earlier ones linearly less.",
+)
+@click.option(
+    "--kernel-features",
+    type=click.IntRange(min=0),
+    default=KERNEL_FEATURES,
+    show_default=True,
+    metavar="N",
+    help="Frozen random-kernel features (MiniRocket's: dilated 9-tap kernels, the share of "
+    "each output above biases drawn from the training windows) fused with the learned "
+    "features before the head; 0: none.",
 )
 @click.option(
     "--fit-model/--no-fit-model",
@@ -773,6 +852,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
             init=opts.get("init"),
             fit_model=opts.get("fit_model"),
             drop_path=opts.get("drop_path"),
+            kernel_features=opts.get("kernel_features"),
         )
     )
 
