@@ -190,7 +190,8 @@ def test_forecasts_refuse_a_model_rate_other_than_the_recordings() -> None:
 
 def test_no_validation_fraction_trains_on_every_window() -> None:
     recs = recordings([200, 300, 250])
-    intervals = [LabelledInterval(r.id, 0, r.n_samples, c) for r, c in zip(recs, "abb")]
+    classes = zip(recs, "abb", strict=True)
+    intervals = [LabelledInterval(r.id, 0, r.n_samples, c) for r, c in classes]
     store = store_of(recs, intervals, ["a", "b"])
     train, val, used = split_examples(store, "auto", 0.0, seed=0)
     assert used == "none" and len(val) == 0
