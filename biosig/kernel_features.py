@@ -1,16 +1,17 @@
-"""Training-time care of the frozen random-kernel branch
-(:class:`~biosig.layers.random_kernels.RandomKernelFeatures`): its biases and statistics
-drawn from the training windows before training, and each window's features computed once.
+"""Training-time care of the frozen random-kernel branch: its biases and statistics drawn
+from the training windows (:class:`~biosig.layers.random_kernels.RandomKernelFeatures`),
+the ridge classifier fitted on their features (:mod:`biosig.ridge`), and the ridge logits
+of every window trained or scored, computed once.
 
-The features are a fixed function of a window, so training computes them once from each
-unaugmented window, as prediction will see it, rather than at every step from the augmented
-batch: the learned network gets the augmented signal, the head the clean window's features
-(mixed with the same weights as the targets when mixup blends windows; the head is linear
-in them). That keeps a training step as cheap as without the branch.
+Training windows get their leave-one-out ridge logits, so the network learns to correct
+what the ridge model gets wrong on windows it has not seen (stacking); validation windows,
+which the ridge model never saw, get its ordinary logits. Both are fixed for the run, so
+no step computes a random-kernel feature: a step costs what it costs without the branch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,94 +19,112 @@ import torch
 
 from .examples import ExampleStore
 from .normalize import normalize
+from .ridge import fit_ridge
 
-#: Training windows that the biases and feature statistics are drawn from, at most (a
-#: random sample of them when there are more).
+#: Training windows that the biases and feature statistics are drawn from, at most.
 FIT_WINDOWS = 512
-#: Cached features kept in memory at most (float32): beyond this, training computes them
-#: from each augmented batch instead.
-CACHE_LIMIT_BYTES = 1 << 30
-#: Windows read and featurised at once while filling the cache.
-CACHE_BATCH = 64
+#: Training windows the ridge classifier is fitted on, at most (a random sample beyond:
+#: its cost grows with the square of their number). Left to biosig, the branch is used
+#: only up to this many training windows (see :func:`default_kernel_features`).
+RIDGE_WINDOWS = 4096
+#: Windows featurised at once.
+BATCH = 64
 
 
-def _branches(model: torch.nn.Module) -> list[torch.nn.Module]:
+def default_kernel_features(n_train_windows: int, features: int) -> int:
+    """``features`` random-kernel features for up to :data:`RIDGE_WINDOWS` training
+    windows, where a ridge model of them is strongest beside a network still short of data;
+    none beyond, where the network has data enough and the branch would cost a feature
+    pass over every training window."""
+    return features if n_train_windows <= RIDGE_WINDOWS else 0
+
+
+def _branch_of(model: torch.nn.Module) -> list[torch.nn.Module]:
     members = getattr(model, "members", [model])
-    return [m.random_kernels for m in members if m.random_kernels is not None]
+    return [m for m in members if m.random_kernels is not None]
 
 
-def _windows(
-    store: ExampleStore, idx: np.ndarray, normalization: dict[str, Any]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(np.asarray(store.x[idx]))
-    lengths = torch.from_numpy(store.lengths[idx])
-    return normalize(x, lengths, normalization), lengths
+def _features(
+    branch: torch.nn.Module,
+    store: ExampleStore,
+    idx: np.ndarray,
+    normalization: dict[str, Any],
+) -> torch.Tensor:
+    """Random-kernel features ``[len(idx), F]`` of store windows, normalised as the model
+    sees them (on the CPU, where training starts)."""
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(idx), BATCH):
+            part = np.asarray(idx[start : start + BATCH])
+            x = torch.from_numpy(np.asarray(store.x[part]))
+            lengths = torch.from_numpy(store.lengths[part])
+            rows.append(branch(normalize(x, lengths, normalization), lengths))
+    return torch.cat(rows) if rows else torch.zeros(0, branch.n_features)
+
+
+class KernelLogits:
+    """Fixed random-kernel ridge logits of store windows: ``cache[idx]`` ``[len(idx), K]``."""
+
+    def __init__(self, n_windows: int, indices: np.ndarray, logits: torch.Tensor) -> None:
+        self._row = np.full(n_windows, -1, dtype=np.int64)
+        self._row[indices] = np.arange(len(indices))
+        self.logits = logits
+
+    def to(self, device: torch.device) -> KernelLogits:
+        self.logits = self.logits.to(device)
+        return self
+
+    def __getitem__(self, idx: np.ndarray) -> torch.Tensor:
+        rows = self._row[np.asarray(idx)]
+        if (rows < 0).any():
+            raise KeyError("window without cached random-kernel logits")
+        return self.logits[torch.from_numpy(rows).to(self.logits.device)]
 
 
 def fit_random_kernels(
     model: torch.nn.Module,
     store: ExampleStore,
     train_idx: np.ndarray,
+    scored_idx: np.ndarray,
     normalization: dict[str, Any],
     seed: int,
-) -> None:
-    """Draw the random-kernel biases and statistics from (up to :data:`FIT_WINDOWS`)
-    training windows, normalised as the model sees them; a model without the branch is left
-    as it is. Every network of an ensemble gets the same features."""
-    branches = _branches(model)
-    if not branches:
-        return
+    label_smoothing: float = 0.0,
+    echo: Callable[[str], None] = print,
+) -> KernelLogits | None:
+    """Fit ``model``'s random-kernel branch on training windows (biases and statistics,
+    then the ridge classifier, copied into every network of an ensemble) and return the
+    ridge logits of ``train_idx`` (leave-one-out) and ``scored_idx`` (as predicted),
+    scaled for a loss with ``label_smoothing``; ``None`` for a model without the branch."""
+    members = _branch_of(model)
+    if not members:
+        return None
     rng = np.random.default_rng(seed)
-    idx = np.sort(rng.permutation(np.asarray(train_idx))[:FIT_WINDOWS])
-    x, lengths = _windows(store, idx, normalization)
-    for branch in branches:
-        branch.fit(x, lengths, torch.Generator().manual_seed(seed))
-
-
-class KernelFeatureCache:
-    """The random-kernel features of chosen store windows, computed once on ``device``."""
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        store: ExampleStore,
-        indices: np.ndarray,
-        normalization: dict[str, Any],
-        device: torch.device,
-    ) -> None:
-        branch = _branches(model)[0]
-        self._row = np.full(len(store), -1, dtype=np.int64)
-        indices = np.unique(indices)
-        self._row[indices] = np.arange(len(indices))
-        rows = []
-        with torch.no_grad():
-            for start in range(0, len(indices), CACHE_BATCH):
-                x, lengths = _windows(store, indices[start : start + CACHE_BATCH], normalization)
-                rows.append(branch(x.to(device), lengths.to(device)))
-        self.features = torch.cat(rows) if rows else torch.zeros(0, branch.n_features)
-
-    @classmethod
-    def for_model(
-        cls,
-        model: torch.nn.Module,
-        store: ExampleStore,
-        indices: np.ndarray,
-        normalization: dict[str, Any],
-        device: torch.device,
-    ) -> KernelFeatureCache | None:
-        """A cache of ``indices``' features, or ``None`` when ``model`` has no random-kernel
-        branch or the cache would take more than :data:`CACHE_LIMIT_BYTES`."""
-        branches = _branches(model)
-        if not branches:
-            return None
-        size = len(np.unique(indices)) * branches[0].n_features * 4
-        if size > CACHE_LIMIT_BYTES:
-            return None
-        return cls(model, store, indices, normalization, device)
-
-    def __getitem__(self, idx: np.ndarray) -> torch.Tensor:
-        """Features ``[len(idx), n_features]`` of store windows ``idx`` (all cached)."""
-        rows = self._row[np.asarray(idx)]
-        if (rows < 0).any():
-            raise KeyError("window not in the random-kernel feature cache")
-        return self.features[torch.from_numpy(rows).to(self.features.device)]
+    train_idx = np.asarray(train_idx)
+    picked = np.sort(rng.permutation(train_idx)[:FIT_WINDOWS])
+    x = torch.from_numpy(np.asarray(store.x[picked]))
+    lengths = torch.from_numpy(store.lengths[picked])
+    for member in members:
+        member.random_kernels.fit(
+            normalize(x, lengths, normalization), lengths, torch.Generator().manual_seed(seed)
+        )
+    branch = members[0].random_kernels
+    ridge_idx = np.sort(rng.permutation(train_idx)[:RIDGE_WINDOWS])
+    fitted = fit_ridge(
+        _features(branch, store, ridge_idx, normalization),
+        store.y[ridge_idx],
+        len(store.classes),
+        label_smoothing,
+    )
+    for member in members:
+        member.ridge_weight.copy_(fitted.weight)
+        member.ridge_bias.copy_(fitted.bias)
+    echo(
+        f"random-kernel ridge model: {branch.n_features} features, alpha {fitted.alpha:.3g}, "
+        f"leave-one-out accuracy {fitted.loo_accuracy:.4f} on {len(ridge_idx)} training windows"
+    )
+    # Everything else scored (validation, training windows beyond the ridge's sample) gets
+    # the fitted model's logits.
+    others = np.setdiff1d(np.union1d(train_idx, scored_idx), ridge_idx)
+    other_logits = members[0].ridge_logits_of(_features(branch, store, others, normalization))
+    indices = np.concatenate([ridge_idx, others])
+    return KernelLogits(len(store), indices, torch.cat([fitted.loo_logits, other_logits]))

@@ -76,8 +76,8 @@ class ModelConfig:
     #: stochastic depth: the largest rate at which a residual branch is dropped, reached by
     #: the last block; earlier blocks' rates rise linearly from 0 (see :func:`drop_path_rates`)
     drop_path: float = 0.0
-    #: frozen random-kernel features fused before the head (0: none); see
-    #: :class:`~biosig.layers.random_kernels.RandomKernelFeatures`
+    #: frozen random-kernel features (0: none), whose ridge classifier's logits are added to
+    #: the head's; see :class:`~biosig.layers.random_kernels.RandomKernelFeatures`
     kernel_features: int = 0
     #: the window those kernels' dilations span (samples)
     kernel_window: int = 0
@@ -508,14 +508,18 @@ class SignalClassifier(nn.Module):
         self.norm = RMSNorm(config.model_dim)
         self.pool = AttentionPool(config.model_dim, config.pool_heads)
         self.head_dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.model_dim, config.n_classes)
         self.random_kernels = None
-        head_inputs = config.model_dim
         if config.kernel_features:
             self.random_kernels = RandomKernelFeatures(
                 config.in_channels, config.kernel_window, config.kernel_features
             )
-            head_inputs += self.random_kernels.n_features
-        self.head = nn.Linear(head_inputs, config.n_classes)
+            # A ridge classifier of those features, fitted in closed form before training
+            # (biosig.ridge): its logits are added to the head's. Buffers, not parameters:
+            # nothing trains them.
+            features = self.random_kernels.n_features
+            self.register_buffer("ridge_weight", torch.zeros(config.n_classes, features))
+            self.register_buffer("ridge_bias", torch.zeros(config.n_classes))
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -600,12 +604,21 @@ class SignalClassifier(nn.Module):
             tokens = _zero_padding(tokens, mask.transpose(1, 2))
         return tokens, token_lengths
 
+    def ridge_logits(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The random-kernel ridge model's logits ``[B, n_classes]`` (float32)."""
+        assert self.random_kernels is not None
+        return self.ridge_logits_of(self.random_kernels(x, lengths))
+
+    def ridge_logits_of(self, features: Tensor) -> Tensor:
+        """The ridge model's logits for random-kernel ``features`` ``[B, F]``."""
+        return features.float() @ self.ridge_weight.float().T + self.ridge_bias.float()
+
     def forward(
         self,
         x: Tensor,
         lengths: Tensor | None = None,
         return_attention: bool = False,
-        kernel_features: Tensor | None = None,
+        kernel_logits: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Logits ``[B, n_classes]`` for ``x: [B, C, T]``.
 
@@ -613,19 +626,20 @@ class SignalClassifier(nn.Module):
         ``T``). With ``return_attention`` also returns the pooling weights
         ``[B, pool_heads, T']``, one weight per token of ``downsample_factor`` samples, where
         ``T' = ceil(max(lengths) / downsample_factor)`` (steps all items pad are dropped).
-        ``kernel_features`` are the random-kernel features to use instead of computing them
-        from ``x`` (training computes them once per window, from the unaugmented window).
+        With the random-kernel branch the logits are the head's plus the ridge model's;
+        ``kernel_logits`` are the ridge logits to add instead of computing them from ``x``
+        (training adds each window's leave-one-out ones, see :mod:`biosig.ridge`).
         """
         tokens, token_lengths = self.encode(x, lengths)
         token_mask = None
         if lengths is not None:
             token_mask = lengths_to_mask(token_lengths, tokens.shape[1])
         pooled, weights = self.pool(tokens, token_mask)
-        if self.random_kernels is not None:
-            if kernel_features is None:
-                kernel_features = self.random_kernels(x, lengths)
-            pooled = torch.cat([pooled, kernel_features.to(pooled.dtype)], dim=-1)
         logits = self.head(self.head_dropout(pooled))
+        if self.random_kernels is not None:
+            if kernel_logits is None:
+                kernel_logits = self.ridge_logits(x, lengths)
+            logits = logits + kernel_logits.to(logits.dtype)
         return (logits, weights) if return_attention else logits
 
 
@@ -656,10 +670,10 @@ class EnsembleClassifier(nn.Module):
         return downsample_factor(self.config)
 
     def member_logits(
-        self, x: Tensor, lengths: Tensor | None = None, kernel_features: Tensor | None = None
+        self, x: Tensor, lengths: Tensor | None = None, kernel_logits: Tensor | None = None
     ) -> Tensor:
         """Every member's logits, ``[n_members, B, n_classes]``: what training fits."""
-        return torch.stack([member(x, lengths, False, kernel_features) for member in self.members])
+        return torch.stack([member(x, lengths, False, kernel_logits) for member in self.members])
 
     def forward(
         self,
@@ -667,15 +681,15 @@ class EnsembleClassifier(nn.Module):
         lengths: Tensor | None = None,
         return_attention: bool = False,
         per_member: bool = False,
-        kernel_features: Tensor | None = None,
+        kernel_logits: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Log mean probability ``[B, n_classes]`` (see the class doc); with ``per_member``
-        each member's logits instead (:meth:`member_logits`), for training. The members'
-        random-kernel features are the same (see :func:`biosig.train.fit_random_kernels`):
-        ``kernel_features`` serves them all."""
+        each member's logits instead (:meth:`member_logits`), for training. The members
+        share one random-kernel ridge model (see :mod:`biosig.kernel_features`):
+        ``kernel_logits`` serve them all."""
         if per_member:
-            return self.member_logits(x, lengths, kernel_features)
-        outputs = [m(x, lengths, return_attention, kernel_features) for m in self.members]
+            return self.member_logits(x, lengths, kernel_logits)
+        outputs = [m(x, lengths, return_attention, kernel_logits) for m in self.members]
         logits = [out[0] for out in outputs] if return_attention else outputs
         log_probs = torch.stack([F.log_softmax(member, -1) for member in logits])
         log_mean = torch.logsumexp(log_probs, 0) - math.log(len(self.members))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from .errors import BiosigError
 from .examples import ExampleStore
@@ -132,6 +132,10 @@ def split_by_group(
         )
     n_splits = min(max(2, round(1 / val_fraction)), len(unique_groups))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    if np.bincount(y).max() < n_splits:
+        # Every class has fewer windows than folds (two series per class, say), which
+        # StratifiedGroupKFold refuses: folds of shuffled groups, unstratified, instead.
+        splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     # StratifiedGroupKFold warns when a class has fewer groups than splits; it still
     # splits by group, which is the property that matters here.
     folds = list(splitter.split(np.zeros(len(y)), y, groups))

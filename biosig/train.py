@@ -49,7 +49,7 @@ from .distributed import (
 )
 from .errors import BiosigError
 from .examples import ExampleStore
-from .kernel_features import KernelFeatureCache
+from .kernel_features import KernelLogits, fit_random_kernels
 from .losses import build_loss
 from .metrics import classification_report
 from .model import SignalClassifier
@@ -300,20 +300,38 @@ def predict_store(
     normalization: dict[str, Any],
     device: torch.device,
     batch_size: int = 256,
-    kernel_cache: KernelFeatureCache | None = None,
+    kernel_logits: KernelLogits | None = None,
 ) -> np.ndarray:
     """Class probabilities ``[len(indices), K]`` for stored windows (their random-kernel
-    features taken from ``kernel_cache`` when given)."""
+    ridge logits taken from ``kernel_logits`` when given)."""
     model.eval()
     out = []
     for start in range(0, len(indices), batch_size):
         idx = indices[start : start + batch_size]
         x, lengths = batch_to_device(store, idx, device)
-        features = kernel_cache[idx] if kernel_cache is not None else None
+        ridge = kernel_logits[idx] if kernel_logits is not None else None
         with autocast(device):
-            logits = model(normalize(x, lengths, normalization), lengths, kernel_features=features)
+            logits = model(normalize(x, lengths, normalization), lengths, kernel_logits=ridge)
         out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(store.classes)), dtype=np.float32)
+
+
+def stacked_loss(
+    loss_fn: torch.nn.Module,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ridge: torch.Tensor | None,
+) -> torch.Tensor:
+    """The training loss of ``logits`` (the network's head plus the ridge logits ``ridge``,
+    when the model has the random-kernel branch): the mean of the loss of the sum, which
+    teaches the network what the ridge model gets wrong on windows it has not seen, and of
+    the network's own logits alone, so that it also learns the task where the ridge model
+    is right on every training window and wrong on new ones."""
+    if ridge is None:
+        return loss_fn(logits.float(), target)
+    together = loss_fn(logits.float(), target)
+    alone = loss_fn((logits - ridge.to(logits.dtype)).float(), target)
+    return 0.5 * (together + alone)
 
 
 def mix_batch(
@@ -321,18 +339,17 @@ def mix_batch(
     x: torch.Tensor,
     lengths: torch.Tensor,
     targets: torch.Tensor,
-    features: torch.Tensor | None,
+    kernel_logits: torch.Tensor | None,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Blend the batch as ``augment`` mixes (mixup, cutmix): signals, float ``targets``
-    ``[B, K]`` and the windows' random-kernel ``features`` (when given), the last two with
-    the same weights, since the head is linear in the features as the loss is in the
-    targets."""
-    if features is None:
+    ``[B, K]`` and, when given, the windows' random-kernel ridge logits, the last two with
+    the same weights: a blend's ridge logits are taken to be the blend of its windows'."""
+    if kernel_logits is None:
         x, targets = augment.mix(x, lengths, targets, generator)
         return x, targets, None
     k = targets.shape[1]
-    x, both = augment.mix(x, lengths, torch.cat([targets, features.float()], 1), generator)
+    x, both = augment.mix(x, lengths, torch.cat([targets, kernel_logits.float()], 1), generator)
     return x, both[:, :k], both[:, k:]
 
 
@@ -397,6 +414,19 @@ def fit(
     # The same on every rank: all draw the same epoch order and take their shard of it.
     shuffle_rng = np.random.default_rng(config.seed)
     trace = _RankTrace.from_env(world)
+    # With nothing held out (the small-data recipe) each epoch is scored on the training
+    # windows, unaugmented: nothing is selected on that, but it shows whether the network
+    # learnt at all.
+    scored_idx = val_idx if len(val_idx) else train_idx
+    scored = "val" if len(val_idx) else "train-set"
+    # The random-kernel branch (biases, ridge model) is fitted to the training windows once,
+    # before any step, and so are the ridge logits added to each window's.
+    kernel_logits = fit_random_kernels(
+        model, store, train_idx, scored_idx, normalization, config.seed,
+        config.label_smoothing, echo,
+    )  # fmt: skip
+    if kernel_logits is not None:
+        kernel_logits.to(device)
     model.to(device)
     n_classes = len(store.classes)
     # An EnsembleClassifier's networks, each fitted to its own loss; () for one network.
@@ -440,11 +470,6 @@ def fit(
     ema = WeightEMA(model, config.ema) if config.ema > 0 else None
     evaluated = ema.module if ema is not None else model
     fingerprint = data_fingerprint(store, train_idx, val_idx)
-    # With nothing held out (the small-data recipe) each epoch is scored on the training
-    # windows, unaugmented: nothing is selected on that, but it shows whether the network
-    # learnt at all (see warn_if_not_learned).
-    scored_idx = val_idx if len(val_idx) else train_idx
-    scored = "val" if len(val_idx) else "train-set"
     my_val = np.asarray(shard(scored_idx, world), dtype=np.int64)
 
     history: list[dict[str, float]] = []
@@ -467,10 +492,6 @@ def fit(
     elif world.is_main:
         # A state left by an earlier run in this directory must not outlive this one's start.
         (Path(run_dir) / RESUME_DIR / STATE_FILE).unlink(missing_ok=True)
-    # The random-kernel features of every window trained or scored, computed once.
-    kernel_cache = KernelFeatureCache.for_model(
-        model, store, np.concatenate([train_idx, scored_idx]), normalization, device
-    )
     # Wrapping broadcasts rank 0's weights and buffers to every rank (equal already: the same
     # seed, or the same state); from here on every step exchanges the gradients.
     net: torch.nn.Module = model
@@ -504,26 +525,26 @@ def fit(
             y = torch.from_numpy(store.y[idx]).to(device, non_blocking=True)
             x = normalize(x, lengths, normalization)
             target: torch.Tensor = y
-            features = kernel_cache[idx] if kernel_cache is not None else None
+            ridge = kernel_logits[idx] if kernel_logits is not None else None
             if augment is not None:
                 x = augment(x, lengths, generator)
                 if mixes:
                     one_hot = F.one_hot(y, n_classes).float()
-                    x, target, features = mix_batch(
-                        augment, x, lengths, one_hot, features, generator
-                    )
+                    x, target, ridge = mix_batch(augment, x, lengths, one_hot, ridge, generator)
             if members:
                 # Each member's own loss, summed: every member gets the gradient it would
                 # get trained alone (and is clipped alone, below).
                 with autocast(device):
-                    logits = net(x, lengths, per_member=True, kernel_features=features)
-                member_losses = torch.stack([loss_fn(m.float(), target) for m in logits])
+                    logits = net(x, lengths, per_member=True, kernel_logits=ridge)
+                member_losses = torch.stack(
+                    [stacked_loss(loss_fn, m, target, ridge) for m in logits]
+                )
                 loss = member_losses.sum()
                 mean_loss = member_losses.mean()
             else:
                 with autocast(device):
-                    logits = net(x, lengths, kernel_features=features)
-                loss = mean_loss = loss_fn(logits.float(), target)
+                    logits = net(x, lengths, kernel_logits=ridge)
+                loss = mean_loss = stacked_loss(loss_fn, logits, target, ridge)
             # Summed over the ranks (one value each, before the backward pass) so that every
             # rank logs the loss of the global batch and, should one rank's loss diverge,
             # all stop here together instead of one leaving the others in the gradient
@@ -555,7 +576,7 @@ def fit(
         if ema is not None:
             broadcast_buffers(ema.module, world)
         probs = predict_store(
-            evaluated, store, my_val, normalization, device, kernel_cache=kernel_cache
+            evaluated, store, my_val, normalization, device, kernel_logits=kernel_logits
         )
         probs = gather_rows(probs, world)
         y_val = store.y[scored_idx]

@@ -1,5 +1,6 @@
-"""The frozen random-kernel branch: its features (biosig.layers.random_kernels), how the
-classifier fuses them before its head, and how training fits and caches them
+"""The frozen random-kernel branch: its features (biosig.layers.random_kernels), the ridge
+model of them (biosig.ridge) whose logits the classifier adds to its head's, and how
+training fits them and stacks the network on their leave-one-out logits
 (biosig.kernel_features, biosig.train.mix_batch)."""
 
 from __future__ import annotations
@@ -9,14 +10,23 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import Ridge
 
 from biosig.augment import build_augmentation
 from biosig.checkpoint import load_checkpoint, save_checkpoint
 from biosig.examples import ExampleStore
-from biosig.kernel_features import KernelFeatureCache, fit_random_kernels
+from biosig.kernel_features import KernelLogits, fit_random_kernels
 from biosig.layers.random_kernels import RandomKernelFeatures
 from biosig.model import build_classifier, model_config
+from biosig.normalize import normalize
+from biosig.ridge import fit_ridge
 from biosig.train import mix_batch
+
+NORM = {"mode": "window"}
+
+
+def _quiet(_: str) -> None:
+    """``echo`` that prints nothing."""
 
 
 def _fitted(channels: int = 1, window: int = 200, n_features: int = 840) -> RandomKernelFeatures:
@@ -30,9 +40,10 @@ def _store(n: int = 24, channels: int = 2, window: int = 96) -> ExampleStore:
     rng = np.random.default_rng(0)
     lengths = rng.integers(window // 2, window + 1, n)
     x = rng.standard_normal((n, channels, window)).astype(np.float32)
+    y = np.arange(n) % 2
+    x[y == 1] += 2 * np.sin(np.arange(window) / 3).astype(np.float32)  # b: a rhythm in noise
     for i, length in enumerate(lengths):
         x[i, :, length:] = 0.0  # as the store holds short windows: zero past their length
-    y = np.arange(n) % 2
     ids = np.array([f"r{i}" for i in range(n)])
     return ExampleStore(
         x=x, lengths=lengths, y=y, groups=ids, recording_ids=ids,
@@ -48,7 +59,7 @@ def test_feature_count_and_shape_follow_the_request() -> None:
     assert out.shape == (5, 840) and torch.isfinite(out).all()
 
 
-def test_training_features_are_standardised_to_one_over_sqrt_n() -> None:
+def test_training_features_are_standardised() -> None:
     branch = RandomKernelFeatures(1, 128, 840, seed=0)
     x = torch.randn(64, 1, 128, generator=torch.Generator().manual_seed(2))
     branch.fit(x, torch.full((64,), 128), torch.Generator().manual_seed(0))
@@ -56,7 +67,7 @@ def test_training_features_are_standardised_to_one_over_sqrt_n() -> None:
     varying = branch.scale > 0
     assert varying.sum() > 700  # almost every feature varies over random windows
     assert features[:, varying].mean(0).abs().max() < 1e-4
-    spread = features[:, varying].std(0, unbiased=False) * np.sqrt(branch.n_features)
+    spread = features[:, varying].std(0, unbiased=False)
     assert torch.allclose(spread, torch.ones_like(spread), atol=1e-3)
     assert (features[:, ~varying] == 0).all()  # a constant feature is scaled to nothing
 
@@ -78,50 +89,77 @@ def test_biases_come_from_the_training_windows_and_the_seed() -> None:
     assert other.biases.abs().mean() > 3 * a.biases.abs().mean()  # scaled data, scaled biases
 
 
-def test_the_classifier_fuses_them_before_its_head_and_a_checkpoint_keeps_them(tmp_path) -> None:
-    config = model_config("tiny", 2, 3, kernel_features=168, kernel_window=96)
+def test_the_ridge_logits_join_the_heads_and_a_checkpoint_keeps_them(tmp_path) -> None:
+    config = model_config("tiny", 2, 2, kernel_features=168, kernel_window=96)
     model = build_classifier(config)
     store = _store()
-    fit_random_kernels(model, store, np.arange(len(store)), {"mode": "window"}, seed=0)
-    assert model.head.in_features == config.model_dim + 168
+    logits = fit_random_kernels(
+        model, store, np.arange(len(store)), np.arange(len(store)), NORM, seed=0, echo=_quiet
+    )
+    assert logits is not None and model.ridge_weight.abs().sum() > 0
     model.eval()
     x, lengths = torch.from_numpy(store.x[:6]), torch.from_numpy(store.lengths[:6])
-    before = model(x, lengths)
+    with torch.no_grad():
+        before = model(x, lengths)
+        tokens, _ = model.encode(x, lengths)
+        ridge = model.ridge_logits(x, lengths)
+        # the head's logits plus the ridge model's
+        head = model(x, lengths, kernel_logits=torch.zeros(6, 2))
+        assert torch.allclose(before - ridge, head, rtol=1e-4, atol=1e-4)
     save_checkpoint(tmp_path / "m", model, {"model": dataclasses.asdict(config), "ensemble": 1})
     loaded, _ = load_checkpoint(tmp_path / "m")
     assert torch.equal(loaded.random_kernels.biases, model.random_kernels.biases)
-    assert torch.allclose(loaded(x, lengths), before, atol=1e-6)
+    assert torch.equal(loaded.ridge_weight, model.ridge_weight)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, lengths), before, atol=1e-5)
     with pytest.raises(ValueError, match="kernel_features"):
         model_config("tiny", 1, 2, kernel_features=10, kernel_window=96)
 
 
-def test_cached_features_are_the_ones_the_model_computes() -> None:
+def test_training_windows_get_leave_one_out_logits_and_the_rest_predicted_ones() -> None:
     config = model_config("tiny", 2, 2, kernel_features=168, kernel_window=96)
-    model = build_classifier(config, n_members=2)  # an ensemble: one cache serves both
+    model = build_classifier(config, n_members=2)  # an ensemble: one ridge model for both
     store = _store()
-    norm = {"mode": "window"}
-    fit_random_kernels(model, store, np.arange(len(store)), norm, seed=0)
-    first, second = (m.random_kernels for m in model.members)
-    assert torch.equal(first.biases, second.biases)
-    cache = KernelFeatureCache.for_model(model, store, np.array([3, 1, 7]), norm, "cpu")
-    from biosig.normalize import normalize
-
-    idx = np.array([1, 7])
-    x = normalize(torch.from_numpy(store.x[idx]), torch.from_numpy(store.lengths[idx]), norm)
-    direct = first(x, torch.from_numpy(store.lengths[idx]))
-    assert torch.allclose(cache[idx], direct, atol=1e-6)
+    train, val = np.arange(16), np.arange(16, 24)
+    logits = fit_random_kernels(model, store, train, val, NORM, seed=0, echo=_quiet)
+    first, second = model.members
+    assert torch.equal(first.ridge_weight, second.ridge_weight)
+    x = normalize(torch.from_numpy(store.x), torch.from_numpy(store.lengths), NORM)
+    with torch.no_grad():
+        predicted = first.ridge_logits(x, torch.from_numpy(store.lengths))
+    assert torch.allclose(logits[val], predicted[val], atol=1e-4)
+    # a training window's logits are those of a ridge model that did not see it
+    assert not torch.allclose(logits[train], predicted[train], atol=1e-3)
     with pytest.raises(KeyError):
-        cache[np.array([0])]
+        KernelLogits(4, np.array([0, 2]), torch.zeros(2, 2))[np.array([1])]
     plain = build_classifier(model_config("tiny", 2, 2))
-    assert KernelFeatureCache.for_model(plain, store, idx, norm, "cpu") is None
+    assert fit_random_kernels(plain, store, train, val, NORM, seed=0, echo=_quiet) is None
 
 
-def test_mixing_blends_features_with_the_targets_weights() -> None:
+def test_ridge_leave_one_out_is_the_refit_without_each_window() -> None:
+    rng = np.random.default_rng(0)
+    features = torch.from_numpy(rng.standard_normal((30, 50)))
+    y = rng.integers(0, 3, 30)
+    fitted = fit_ridge(features, y, 3)
+    targets = -np.ones((30, 3))
+    targets[np.arange(30), y] = 1
+    for i in (0, 7, 29):
+        keep = np.arange(30) != i
+        alone = Ridge(alpha=fitted.alpha).fit(features[keep].numpy(), targets[keep])
+        expected = fitted.temperature * alone.predict(features[i : i + 1].numpy())[0]
+        assert np.allclose(fitted.loo_logits[i].numpy(), expected, atol=1e-4)
+    whole = Ridge(alpha=fitted.alpha).fit(features.numpy(), targets)
+    ours = (features.float() @ fitted.weight.T + fitted.bias).numpy()
+    assert np.allclose(ours, fitted.temperature * whole.predict(features.numpy()), atol=1e-3)
+    assert fitted.temperature > 0 and 0 <= fitted.loo_accuracy <= 1
+
+
+def test_mixing_blends_ridge_logits_with_the_targets_weights() -> None:
     augment = build_augmentation(["mixup:0.4:1.0"])
     x = torch.randn(8, 1, 32)
     lengths = torch.full((8,), 32)
     targets = torch.nn.functional.one_hot(torch.arange(8) % 4, 4).float()
-    # features equal to the targets must come out equal to the mixed targets
+    # ridge logits equal to the targets must come out equal to the mixed targets
     mixed_x, mixed_t, mixed_f = mix_batch(
         augment, x, lengths, targets, targets.clone(), torch.Generator().manual_seed(0)
     )

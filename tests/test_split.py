@@ -12,7 +12,7 @@ import pytest
 from biosig.errors import BiosigError
 from biosig.examples import build_examples
 from biosig.plugin import ArrayRecording, LabelledInterval, Plugin, PluginDefaults, Recording
-from biosig.split import choose_split, split_examples, split_in_time
+from biosig.split import choose_split, split_by_group, split_examples, split_in_time
 
 WINDOW, HOP = 64, 16
 
@@ -196,3 +196,12 @@ def test_no_validation_fraction_trains_on_every_window() -> None:
     train, val, used = split_examples(store, "auto", 0.0, seed=0)
     assert used == "none" and len(val) == 0
     assert np.array_equal(train, np.arange(len(store)))
+
+
+def test_a_group_split_of_classes_with_two_series_each_holds_out_whole_groups() -> None:
+    # PigCVP's shape: many classes, two series (groups) each, fewer than the five folds
+    groups = np.array([f"s{i}" for i in range(20)])
+    y = np.repeat(np.arange(10), 2)
+    train, val = split_by_group(groups, y, 0.2, seed=0)
+    assert len(val) and len(train) and not set(groups[train]) & set(groups[val])
+    assert sorted(np.concatenate([train, val])) == list(range(20))

@@ -293,7 +293,7 @@ def scripted_validation(monkeypatch, probabilities: list[list[float]]) -> None:
     validation macro-F1 and loss follow a script instead of the training."""
     epochs = iter(probabilities)
 
-    def predict(model, store, indices, normalization, device, batch_size=256):
+    def predict(model, store, indices, normalization, device, batch_size=256, kernel_logits=None):
         return np.tile(np.asarray(next(epochs), dtype=np.float32), (len(indices), 1))
 
     monkeypatch.setattr(train_module, "predict_store", predict)

@@ -150,9 +150,7 @@ def test_short_series_are_one_window_each_and_the_recipe_holds_none_out(
     tmp_path: Path, run_cli
 ) -> None:
     # 40 series of 60 samples: far shorter than the numpy plugin's 1024-sample window
-    signals, labels = _short_series(
-        tmp_path, np.random.default_rng(0).standard_normal((40, 60))
-    )
+    signals, labels = _short_series(tmp_path, np.random.default_rng(0).standard_normal((40, 60)))
     result = run_cli(
         "train", "--plugin", "numpy", "--input", signals, "--labels", labels,
         "--preset", "tiny", "--epochs", "1", "--val-fraction", "0", "--out", tmp_path / "r",

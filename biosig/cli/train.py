@@ -35,7 +35,7 @@ from ..distributed import (
 )
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
-from ..kernel_features import fit_random_kernels
+from ..kernel_features import RIDGE_WINDOWS, default_kernel_features
 from ..labels import parse_span, restrict_to_span
 from ..metrics import not_learned
 from ..model import (
@@ -122,9 +122,9 @@ class TrainRequest:
     fit_model: bool = True
     #: stochastic depth: the last residual block's drop rate (see ModelConfig.drop_path)
     drop_path: float = 0.0
-    #: frozen random-kernel features fused before the head (0: none; see
-    #: biosig.layers.random_kernels)
-    kernel_features: int = KERNEL_FEATURES
+    #: frozen random-kernel features whose ridge model's logits join the head's (0: none;
+    #: ``None``: sized to the training set, see biosig.kernel_features)
+    kernel_features: int | None = None
 
 
 def run_training(
@@ -248,7 +248,14 @@ def _run_training(
     )
     # Epochs, batch size and patience not given are sized to the data: the run's settings
     # and checkpoints record the values used, so --resume repeats them exactly.
-    request = dataclasses.replace(request, config=request.config.sized_for(len(train_idx)))
+    kernel_features = request.kernel_features
+    if kernel_features is None:
+        kernel_features = default_kernel_features(len(train_idx), KERNEL_FEATURES)
+    request = dataclasses.replace(
+        request,
+        config=request.config.sized_for(len(train_idx)),
+        kernel_features=kernel_features,
+    )
     norm_spec: dict[str, Any] = {"mode": normalization}
     if normalization == "dataset":
         norm_spec = dataset_statistics(store.x, store.lengths, train_idx)
@@ -259,7 +266,6 @@ def _run_training(
         for member in getattr(model, "members", [model]):
             loaded = load_pretrained_backbone(member, init.path)
         echo(f"backbone initialised from {init.path} ({len(loaded)} tensors)")
-    fit_random_kernels(model, store, train_idx, norm_spec, request.config.seed)
     if request.out:
         run_dir = Path(request.out)
     elif world.is_main:
@@ -755,12 +761,12 @@ def _remove_if_empty(run_dir: Path) -> None:
 @click.option(
     "--kernel-features",
     type=click.IntRange(min=0),
-    default=KERNEL_FEATURES,
-    show_default=True,
     metavar="N",
     help="Frozen random-kernel features (MiniRocket's: dilated 9-tap kernels, the share of "
-    "each output above biases drawn from the training windows) fused with the learned "
-    "features before the head; 0: none.",
+    "each output above biases drawn from the training windows); a ridge classifier of them, "
+    "fitted before training, adds its logits to the network's, which learns to correct its "
+    f"leave-one-out errors; 0: none [default: {KERNEL_FEATURES} up to {RIDGE_WINDOWS} "
+    "training windows, else 0].",
 )
 @click.option(
     "--fit-model/--no-fit-model",

@@ -5,10 +5,10 @@ to zero) is convolved with the signal at exponentially spaced dilations, each ke
 dilation over a random subset of the channels; the feature is the proportion of positions
 where the output exceeds a bias (PPV). Biases are quantiles of the outputs on training
 windows, set once by :meth:`RandomKernelFeatures.fit` before training; the features are
-standardised with the training windows' statistics and scaled by 1/sqrt of their number.
-Nothing here is trained: these are MiniRocket's features (Dempster, Schmidt & Webb, KDD
-2021), which a linear classifier turns into one of the strongest small-data time-series
-classifiers; here they join the learned CNN + Transformer features before the head.
+standardised with the training windows' statistics. Nothing here is trained: these are
+MiniRocket's features (Dempster, Schmidt & Webb, KDD 2021), which a ridge classifier
+(:mod:`biosig.ridge`) turns into one of the strongest small-data time-series classifiers;
+the classifier adds that ridge model's logits to its own head's.
 """
 
 from __future__ import annotations
@@ -134,14 +134,8 @@ class RandomKernelFeatures(nn.Module):
         )
         self.mean.copy_(features.mean(0))
         # A feature constant over the training windows carries nothing: scaled to nothing.
-        # The rest get unit variance over 1/sqrt(n) of them, so that all together move the
-        # head's logits as much as one learned feature does, and the head, trained by AdamW
-        # with the network, stays near the small-weight solutions a ridge classifier picks
-        # (on UCR sets a 1/sqrt(n) scale matched ridge regression; unit scale fell 0.01 to
-        # 0.08 below it).
         spread = features.std(0, unbiased=False)
-        unit = 1.0 / math.sqrt(self.n_features)
-        self.scale.copy_(torch.where(spread > 1e-6, unit / spread.clamp(min=1e-6), 0.0))
+        self.scale.copy_(torch.where(spread > 1e-6, 1.0 / spread.clamp(min=1e-6), 0.0))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if lengths is None:
