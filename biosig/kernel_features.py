@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .examples import ExampleStore
-from .normalize import normalize
+from .layers.random_kernels import RandomKernelFeatures
+from .normalize import dataset_statistics, normalize
 from .ridge import fit_ridge
 
 #: Training windows that the biases and feature statistics are drawn from, at most.
@@ -128,3 +129,43 @@ def fit_random_kernels(
     other_logits = members[0].ridge_logits_of(_features(branch, store, others, normalization))
     indices = np.concatenate([ridge_idx, others])
     return KernelLogits(len(store), indices, torch.cat([fitted.loo_logits, other_logits]))
+
+
+def normalization_spec(mode: str, store: ExampleStore, train_idx: np.ndarray) -> dict[str, Any]:
+    """The normalisation ``mode`` as the model keeps it: with the training windows'
+    per-channel statistics for ``dataset``."""
+    if mode == "dataset":
+        return dataset_statistics(store.x, store.lengths, train_idx)
+    return {"mode": mode}
+
+
+def choose_normalization(
+    candidates: list[str],
+    store: ExampleStore,
+    train_idx: np.ndarray,
+    window: int,
+    n_features: int,
+    seed: int,
+) -> tuple[str, dict[str, float]]:
+    """The normalisation among ``candidates`` under which a ridge model of random-kernel
+    features classifies the training windows best, left one out at a time, and every
+    candidate's leave-one-out accuracy. Ties go to the earlier candidate (the plugin's).
+
+    Training data only: per-window scaling drops the level and the scale that tell classes
+    apart in some data (an appliance's current), and keeps the shape that tells them apart
+    in others (a gesture's accelerometer), which only the data can say."""
+    rng = np.random.default_rng(seed)
+    train_idx = np.asarray(train_idx)
+    fit_idx = np.sort(rng.permutation(train_idx)[:FIT_WINDOWS])
+    ridge_idx = np.sort(rng.permutation(train_idx)[:RIDGE_WINDOWS])
+    scores: dict[str, float] = {}
+    for mode in candidates:
+        spec = normalization_spec(mode, store, train_idx)
+        branch = RandomKernelFeatures(store.n_channels, window, n_features, seed=0)
+        x = torch.from_numpy(np.asarray(store.x[fit_idx]))
+        lengths = torch.from_numpy(store.lengths[fit_idx])
+        branch.fit(normalize(x, lengths, spec), lengths, torch.Generator().manual_seed(seed))
+        features = _features(branch, store, ridge_idx, spec)
+        scores[mode] = fit_ridge(features, store.y[ridge_idx], len(store.classes)).loo_accuracy
+    best = max(candidates, key=lambda mode: (scores[mode], -candidates.index(mode)))
+    return best, scores

@@ -15,7 +15,7 @@ from sklearn.linear_model import Ridge
 from biosig.augment import build_augmentation
 from biosig.checkpoint import load_checkpoint, save_checkpoint
 from biosig.examples import ExampleStore
-from biosig.kernel_features import KernelLogits, fit_random_kernels
+from biosig.kernel_features import KernelLogits, choose_normalization, fit_random_kernels
 from biosig.layers.random_kernels import RandomKernelFeatures
 from biosig.model import build_classifier, model_config
 from biosig.normalize import normalize
@@ -169,3 +169,26 @@ def test_mixing_blends_ridge_logits_with_the_targets_weights() -> None:
         augment, x, lengths, targets, None, torch.Generator().manual_seed(0)
     )
     assert none is None and torch.equal(again_t, mixed_t) and torch.equal(again_x, mixed_x)
+
+
+def test_the_normalisation_is_chosen_on_the_training_windows() -> None:
+    rng = np.random.default_rng(0)
+    n, window = 40, 64
+    y = np.arange(n) % 2
+    # the classes differ only in scale: per-window z-scores make them identical
+    x = rng.standard_normal((n, 1, window)).astype(np.float32) * np.where(y == 1, 5.0, 1.0)[
+        :, None, None
+    ].astype(np.float32)
+    ids = np.array([f"r{i}" for i in range(n)])
+    lengths = np.full(n, window)
+    store = ExampleStore(
+        x=x, lengths=lengths, y=y, groups=ids, recording_ids=ids,
+        starts=np.zeros(n, dtype=np.int64), classes=["a", "b"], label_ends=lengths,
+    )  # fmt: skip
+    chosen, scores = choose_normalization(
+        ["window", "dataset"], store, np.arange(n), window, 168, seed=0
+    )
+    assert chosen == "dataset" and scores["dataset"] > scores["window"] + 0.3
+    # a tie goes to the first candidate (the plugin's own)
+    chosen, scores = choose_normalization(["window", "window"], store, np.arange(n), window, 168, 0)
+    assert chosen == "window"

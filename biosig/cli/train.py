@@ -35,7 +35,12 @@ from ..distributed import (
 )
 from ..errors import BiosigError
 from ..examples import build_examples, check_classes
-from ..kernel_features import RIDGE_WINDOWS, default_kernel_features
+from ..kernel_features import (
+    RIDGE_WINDOWS,
+    choose_normalization,
+    default_kernel_features,
+    normalization_spec,
+)
 from ..labels import parse_span, restrict_to_span
 from ..metrics import not_learned
 from ..model import (
@@ -47,7 +52,6 @@ from ..model import (
     fit_to_window,
     model_config,
 )
-from ..normalize import dataset_statistics
 from ..plugin import NORMALIZATIONS, SPLITS, iter_recordings
 from ..pretrain import PretrainedSettings, load_pretrained_backbone, pretrained_settings
 from ..registry import get_plugin
@@ -256,9 +260,21 @@ def _run_training(
         config=request.config.sized_for(len(train_idx)),
         kernel_features=kernel_features,
     )
-    norm_spec: dict[str, Any] = {"mode": normalization}
-    if normalization == "dataset":
-        norm_spec = dataset_statistics(store.x, store.lengths, train_idx)
+    normalization_scores = None
+    if request.normalization is None and init is None and kernel_features:
+        # Left to biosig: the scaling under which the training windows are told apart best
+        # (leave-one-out, by a ridge model of random-kernel features).
+        candidates = list(dict.fromkeys([normalization, "window", "dataset"]))
+        normalization, normalization_scores = choose_normalization(
+            candidates, store, train_idx, window, kernel_features, request.config.seed
+        )
+        echo(
+            f"normalisation {normalization}, chosen on the training windows (ridge "
+            "leave-one-out accuracy: "
+            + ", ".join(f"{m} {a:.4f}" for m, a in normalization_scores.items())
+            + ")"
+        )
+    norm_spec = normalization_spec(normalization, store, train_idx)
 
     seed_everything(request.config.seed)
     model = _build_model(request, init, store.n_channels, len(classes), window, len(train_idx))
@@ -315,6 +331,7 @@ def _run_training(
             "world_size": world.world_size,
             "init": str(init.path) if init is not None else None,
             "fit_model": request.fit_model,
+            "normalization_scores": normalization_scores,
         },
         "provenance": {
             "biosig_version": __version__,
@@ -692,8 +709,9 @@ def _remove_if_empty(run_dir: Path) -> None:
     "normalization",
     type=click.Choice(NORMALIZATIONS),
     help="How windows are scaled: per window (z-score), per recording (by the plugin), by the "
-    "training set's per-channel statistics (kept in the model), or not [default: the "
-    "plugin's].",
+    "training set's per-channel statistics (kept in the model), or not [default: with the "
+    "random-kernel branch, whichever of the plugin's, window and dataset lets a ridge model "
+    "of its features classify the training windows best, left one out; else the plugin's].",
 )
 @click.option(
     "--val-fraction",
