@@ -55,7 +55,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import os
@@ -66,12 +65,40 @@ import sys
 import time
 from pathlib import Path
 
-from timed_run import timed  # the sibling module: run as python benchmarks/ucr.py
+from biosig_cli import evaluate_report, run_summary  # siblings: run as python benchmarks/ucr.py
+from timed_run import timed
 
 DEFAULT_DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions")
 
 
 # --------------------------------------------------------------------------- aeon side
+def fit_minirocket(x_train, y_train, x_test, seed: int):
+    """aeon's ``MiniRocketClassifier`` (default settings, ``random_state=seed``) fit on the
+    training series and asked for the test series' classes; returns the predicted classes
+    (as text) and the seconds fit + predict took. Needs aeon importable."""
+    import numpy as np
+    from aeon.classification.convolution_based import MiniRocketClassifier
+
+    started = time.perf_counter()
+    clf = MiniRocketClassifier(random_state=seed)
+    clf.fit(np.asarray(x_train, dtype=np.float64), np.asarray(y_train))
+    predicted = clf.predict(np.asarray(x_test, dtype=np.float64))
+    return np.asarray(predicted).astype(str), time.perf_counter() - started
+
+
+def write_arrays(out: Path, split: str, x, y) -> None:
+    """``out/{split}_signals.npy`` (float32) and ``out/{split}_labels.npy`` (fixed-width
+    text, checked to load back without pickling), as the ``numpy`` plugin reads them."""
+    import numpy as np
+
+    y = np.asarray(y).astype(str)
+    np.save(out / f"{split}_signals.npy", np.asarray(x, dtype=np.float32))
+    np.save(out / f"{split}_labels.npy", y)
+    # Labels must round-trip as text (no pickled objects, no bytes).
+    back = np.load(out / f"{split}_labels.npy", allow_pickle=False)
+    assert back.dtype.kind == "U" and (back == y).all()
+
+
 def prepare(name: str, directory: Path, rerun: bool) -> dict:
     """Write the split as .npy and fit MiniRocket; needs aeon importable. Cached."""
     out = directory / name
@@ -81,7 +108,6 @@ def prepare(name: str, directory: Path, rerun: bool) -> dict:
         return json.loads(result_path.read_text())
 
     import numpy as np
-    from aeon.classification.convolution_based import MiniRocketClassifier
     from aeon.datasets import load_classification
 
     out.mkdir(parents=True, exist_ok=True)
@@ -92,19 +118,11 @@ def prepare(name: str, directory: Path, rerun: bool) -> dict:
         if x.ndim != 3:
             raise SystemExit(f"{name} {split}: expected equal-length (N, C, L), got {x.shape}")
         y = np.asarray(y).astype(str)
-        np.save(out / f"{split}_signals.npy", x)
-        np.save(out / f"{split}_labels.npy", y)
-        # Labels must round-trip as text (no pickled objects, no bytes).
-        back = np.load(out / f"{split}_labels.npy", allow_pickle=False)
-        assert back.dtype.kind == "U" and (back == y).all()
+        write_arrays(out, split, x, y)
         data[split] = (x, y)
 
     (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-    started = time.perf_counter()
-    clf = MiniRocketClassifier(random_state=0)
-    clf.fit(x_train.astype(np.float64), y_train)
-    predicted = clf.predict(x_test.astype(np.float64))
-    seconds = time.perf_counter() - started
+    predicted, seconds = fit_minirocket(x_train, y_train, x_test, seed=0)
     import aeon
 
     result = {
@@ -114,7 +132,7 @@ def prepare(name: str, directory: Path, rerun: bool) -> dict:
         "channels": int(x_train.shape[1]),
         "length": int(x_train.shape[2]),
         "classes": sorted({str(v) for v in y_train}),
-        "minirocket_accuracy": float((np.asarray(predicted).astype(str) == y_test).mean()),
+        "minirocket_accuracy": float((predicted == y_test).mean()),
         "minirocket_seconds": round(seconds, 2),
         "aeon_version": aeon.__version__,
     }
@@ -169,20 +187,10 @@ def run_biosig(
         "--input", str(data / "test_signals.npy"),
         "--labels", str(data / "test_labels.npy"), "--json",
     ]  # fmt: skip
-    done = subprocess.run(evaluate, capture_output=True, text=True)
-    with log_path.open("a") as log:
-        log.write(shlex.join(evaluate) + "\n" + done.stderr)
-    if done.returncode:
-        raise SystemExit(f"biosig evaluate failed ({done.returncode}): {done.stderr.strip()}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-
-    # the epoch `best/` holds, as its metadata records it
-    best_meta = json.loads((run_dir / "best" / "biosig.json").read_text())
-    best_epoch = int(best_meta["training"]["epoch"])
-    rows = list(csv.DictReader((run_dir / "history.csv").open()))
-    epochs = len(rows)
-    best_val = float(rows[best_epoch - 1]["val_accuracy"])
-    ensemble = int(best_meta.get("ensemble", 1))
+    report, _ = evaluate_report(evaluate, log_path.with_suffix(".evaluate.log"))
+    summary = run_summary(run_dir)  # the epoch `best/` holds, as its metadata records it
+    epochs, best_epoch = summary["epochs_run"], summary["best_epoch"]
+    best_val, ensemble = summary["best_val_accuracy"], summary["ensemble"]
     return {
         "seed": seed,
         "accuracy": float(report["accuracy"]),
