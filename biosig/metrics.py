@@ -106,8 +106,9 @@ def format_report(report: dict) -> str:
 def not_learned(report: dict) -> str | None:
     """What in ``report`` says the model has not learnt to tell the classes apart: one class
     predicted for every window (of several true classes), or an accuracy below the
-    majority-class rate, which always answering that class would reach; ``None`` when
-    neither holds."""
+    majority-class rate, which always answering that class would reach, without a better
+    macro-F1 than that answer's either (a class-weighted model may trade accuracy on the
+    majority for the rare classes); ``None`` when neither holds."""
     confusion = np.asarray(report["confusion"])
     if confusion.size == 0 or report["n"] == 0:
         return None
@@ -115,9 +116,13 @@ def not_learned(report: dict) -> str | None:
     present = np.flatnonzero(confusion.sum(axis=1))
     if len(predicted) == 1 and len(present) > 1:
         return f"it predicts {report['classes'][predicted[0]]!r} for every window"
-    if report["accuracy"] < report["majority_rate"]:
+    majority = report["majority_rate"]
+    # always answering the majority class: F1 2m / (1 + m) for it, 0 for the others
+    majority_macro_f1 = 2 * majority / (1 + majority) / len(report["classes"])
+    if report["accuracy"] < majority and report["macro_f1"] <= majority_macro_f1:
         return (
             f"its accuracy {report['accuracy']:.3f} is below the majority rate "
-            f"{report['majority_rate']:.3f} (always answering {report['majority_class']!r})"
+            f"{majority:.3f} (always answering {report['majority_class']!r}), and its "
+            f"macro-F1 {report['macro_f1']:.3f} no better than that answer's"
         )
     return None

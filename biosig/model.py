@@ -610,8 +610,10 @@ class SignalClassifier(nn.Module):
         return self.ridge_logits_of(self.random_kernels(x, lengths))
 
     def ridge_logits_of(self, features: Tensor) -> Tensor:
-        """The ridge model's logits for random-kernel ``features`` ``[B, F]``."""
-        return features.float() @ self.ridge_weight.float().T + self.ridge_bias.float()
+        """The ridge model's logits for random-kernel ``features`` ``[B, F]``, in float32
+        (also under autocast: they were fitted in float64)."""
+        with torch.autocast(features.device.type, enabled=False):
+            return features.float() @ self.ridge_weight.float().T + self.ridge_bias.float()
 
     def forward(
         self,
@@ -639,7 +641,8 @@ class SignalClassifier(nn.Module):
         if self.random_kernels is not None:
             if kernel_logits is None:
                 kernel_logits = self.ridge_logits(x, lengths)
-            logits = logits + kernel_logits.to(logits.dtype)
+            # in float32: under bf16 autocast, ridge logits of tens would lose a tenth
+            logits = logits.float() + kernel_logits.float()
         return (logits, weights) if return_attention else logits
 
 

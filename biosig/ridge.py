@@ -36,53 +36,99 @@ class RidgeFit:
 
     weight: torch.Tensor  # [K, F], the temperature folded in
     bias: torch.Tensor  # [K]
-    #: leave-one-out logits of the training windows, ``[n, K]`` (temperature applied)
+    #: held-out (leave-one-out, or leave-one-group-out) logits of the training windows,
+    #: ``[n, K]`` (temperature applied)
     loo_logits: torch.Tensor
     alpha: float
     temperature: float
+    #: accuracy of those held-out logits
     loo_accuracy: float
 
 
 def fit_ridge(
-    features: torch.Tensor, y: np.ndarray, n_classes: int, label_smoothing: float = 0.0
+    features: torch.Tensor,
+    y: np.ndarray,
+    n_classes: int,
+    label_smoothing: float = 0.0,
+    groups: np.ndarray | None = None,
 ) -> RidgeFit:
     """Ridge classifier of ``features`` ``[n, F]`` (float) for labels ``y`` (``0..K-1``),
-    its logits scaled for the loss training uses (cross-entropy with ``label_smoothing``)."""
+    its logits scaled for the loss training uses (cross-entropy with ``label_smoothing``).
+
+    The held-out predictions leave out one of ``groups`` at a time (``None``: one window
+    at a time): windows that overlap, or come from one recording, are near-copies, and
+    leaving one out while its neighbour stays in would score it almost as seen."""
     x = features.double()
     n = x.shape[0]
     targets = -torch.ones(n, n_classes, dtype=torch.float64)
     targets[torch.arange(n), torch.as_tensor(y, dtype=torch.long)] = 1.0
     x_mean, t_mean = x.mean(0), targets.mean(0)
     xc, tc = x - x_mean, targets - t_mean
-    # Gram matrix eigendecomposition: every alpha's fit and leave-one-out from one solve.
+    # Gram matrix eigendecomposition: every alpha's fit and held-out predictions from one
+    # solve.
     eigenvalues, q = torch.linalg.eigh(xc @ xc.T)
     eigenvalues = eigenvalues.clamp(min=0)
     qt_t = q.T @ tc
+    members = _group_members(groups, n)
     best = None
     for alpha in ALPHAS:
         shrink = eigenvalues / (eigenvalues + alpha)
-        fitted = q @ (shrink[:, None] * qt_t)
-        # hat-matrix diagonal, plus the intercept's 1/n
-        hat = (q**2 @ shrink) + 1.0 / n
-        loo = (fitted + t_mean - hat[:, None] * targets) / (1.0 - hat[:, None]).clamp(min=1e-9)
-        error = float(((loo - targets) ** 2).mean())
+        fitted = q @ (shrink[:, None] * qt_t) + t_mean
+        held_out = _held_out(q, shrink, fitted, targets, members)
+        error = float(((held_out - targets) ** 2).mean())
         if best is None or error < best[0]:
-            best = (error, float(alpha), loo)
-    _, alpha, loo = best
+            best = (error, float(alpha), held_out)
+    _, alpha, held_out = best
     # Primal weights from the dual solution: w = Xc^T (K + alpha I)^-1 Tc.
     dual = q @ ((1.0 / (eigenvalues + alpha))[:, None] * qt_t)
     weight = (xc.T @ dual).T  # [K, F]
     bias = t_mean - weight @ x_mean
-    temperature = _temperature(loo, y, label_smoothing)
-    loo_accuracy = float((loo.argmax(1).numpy() == np.asarray(y)).mean())
+    temperature = _temperature(held_out, y, label_smoothing)
+    loo_accuracy = float((held_out.argmax(1).numpy() == np.asarray(y)).mean())
     return RidgeFit(
         weight=(temperature * weight).float(),
         bias=(temperature * bias).float(),
-        loo_logits=(temperature * loo).float(),
+        loo_logits=(temperature * held_out).float(),
         alpha=alpha,
         temperature=temperature,
         loo_accuracy=loo_accuracy,
     )
+
+
+def _group_members(groups: np.ndarray | None, n: int) -> list[torch.Tensor] | None:
+    """Row indices of each group, or ``None`` when every group is one window."""
+    if groups is None:
+        return None
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(inverse.max(initial=-1)) + 1
+    if n_groups == n or n_groups < 2:  # one window each, or nothing to leave out but all
+        return None
+    return [torch.from_numpy(np.flatnonzero(inverse == g)) for g in range(inverse.max() + 1)]
+
+
+def _held_out(
+    q: torch.Tensor,
+    shrink: torch.Tensor,
+    fitted: torch.Tensor,
+    targets: torch.Tensor,
+    members: list[torch.Tensor] | None,
+) -> torch.Tensor:
+    """Predictions of each window by the ridge model fitted without its group (Hastie et
+    al. 7.10.1, by blocks): ``t_G - (I - H_GG)^-1 (t_G - fitted_G)``, where the hat
+    matrix is the centred one plus the intercept's ``1/n``."""
+    n = q.shape[0]
+    residual = targets - fitted
+    if members is None:
+        hat = (q**2 @ shrink) + 1.0 / n
+        return targets - residual / (1.0 - hat[:, None]).clamp(min=1e-9)
+    held_out = torch.empty_like(targets)
+    for rows in members:
+        q_g = q[rows]
+        hat = (q_g * shrink) @ q_g.T + 1.0 / n
+        # I - H_GG is positive definite for a positive penalty; the jitter guards rounding
+        eye = torch.eye(len(rows), dtype=hat.dtype)
+        held_out[rows] = targets[rows] - torch.linalg.solve(eye * (1 + 1e-9) - hat, residual[rows])
+    return held_out
 
 
 def _temperature(decisions: torch.Tensor, y: np.ndarray, label_smoothing: float) -> float:

@@ -138,7 +138,7 @@ class TrainConfig:
             return 0.0
         return VAL_FRACTION
 
-    def sized_for(self, n_train_windows: int) -> TrainConfig:
+    def sized_for(self, n_train_windows: int, small: bool | None = None) -> TrainConfig:
         """This config with the settings left ``None`` sized to the training set.
 
         Batches of 64 (:data:`BATCH_SIZE`) unless that is more than an eighth of the
@@ -148,7 +148,8 @@ class TrainConfig:
         those 40 windows).
 
         A training set of fewer than :data:`SMALL_DATA_WINDOWS` windows whose epochs are
-        left to this sizing gets the small-data recipe, measured on UCR series against
+        left to this sizing (or ``small`` true: the CLI decides on every labelled window,
+        before any is held out) gets the small-data recipe, measured on UCR series against
         MiniRocket (docs/benchmarks.md): no early stopping and no epoch selection
         (``select`` false: ``best/`` keeps the final weights), since its validation part is
         a dozen or so windows, whose macro-F1 reaches 1.0 within a few epochs and cannot
@@ -159,7 +160,8 @@ class TrainConfig:
         at three times the cost, so it is not part of the recipe.)
         """
         n = max(1, int(n_train_windows))
-        small = self.small_data(n)
+        if small is None:
+            small = self.small_data(n)
         batch = self.batch_size
         if batch is None:
             fraction = max(1.0, n * MAX_BATCH_FRACTION)
@@ -404,6 +406,9 @@ def fit(
     """
     world = world or World()
     config = config.sized_for(len(train_idx))
+    if not len(val_idx):
+        # Nothing held out: no epoch can be chosen, nor training stopped, on validation.
+        config = dataclasses.replace(config, select=False, patience=config.epochs)
     if not world.is_main:  # rank 0 speaks and writes for the run
         progress, echo = False, _silent
     if not 0.0 <= config.ema < 1.0:

@@ -149,7 +149,7 @@ def to_model(positions: np.ndarray, recording: Recording, fs_out: float) -> np.n
     return np.round(np.asarray(positions) * fs_out / recording.fs).astype(np.int64)
 
 
-#: A labelled span up to this many plugin windows long is seen whole, in one window, when
+#: A labelled series up to this many plugin windows long is seen whole, in one window, when
 #: no window is given (see :func:`window_for_labels`).
 WHOLE_SPAN_WINDOWS = 2
 
@@ -163,27 +163,26 @@ def window_for_labels(
     """The training window sized to the labels, when none is given; ``None``: keep the
     plugin's ``plugin_window``.
 
-    When every labelled span is at most :data:`WHOLE_SPAN_WINDOWS` plugin windows long (a
-    class per short series: a UCR set, a one-second clip, a heartbeat-long segment), the
-    window is the longest span, so each series is one example seen whole: not padded into a
-    window four times its length (a fifth of the model's input would be signal), nor cut
-    into pieces that each miss part of what tells the classes apart. Shorter series are
-    padded and masked to it. Spans longer than that (a rhythm over minutes, a whole read)
-    are tiled with the plugin's window. Events (one sample) and forecasts say nothing of a
-    span's length and leave the plugin's window.
+    When every label is a whole recording (a class per series: a UCR set, a clip, a read)
+    and none is longer than :data:`WHOLE_SPAN_WINDOWS` plugin windows, the window is the
+    longest recording, so each series is one example seen whole: not padded into a window
+    four times its length (a fifth of the model's input would be signal), nor cut into
+    pieces that each miss part of what tells the classes apart. Shorter series are padded
+    and masked to it. Labels on parts of recordings (events, rhythm episodes, forecasts)
+    and longer series keep the plugin's window, whose length the plugin chose for the
+    context its domain needs.
     """
     by_id = {r.id: r for r in recordings}
-    spans = [
-        int(to_model(np.int64(iv.stop - iv.start), by_id[iv.recording_id], fs_out))
-        for iv in intervals
-        if iv.label_end is None and iv.stop - iv.start > 1 and iv.recording_id in by_id
-    ]
-    if not spans:
+    lengths = []
+    for iv in intervals:
+        recording = by_id.get(iv.recording_id)
+        whole = recording is not None and iv.start <= 0 and iv.stop >= recording.n_samples
+        if iv.label_end is not None or not whole:
+            return None
+        lengths.append(int(to_model(np.int64(recording.n_samples), recording, fs_out)))
+    if not lengths or not 1 <= max(lengths) <= WHOLE_SPAN_WINDOWS * plugin_window:
         return None
-    longest = max(spans)
-    if longest < 1 or longest > WHOLE_SPAN_WINDOWS * plugin_window:
-        return None
-    return longest
+    return max(lengths)
 
 
 def make_preprocessor(plugin: Plugin, recording: Recording, fs_out: float) -> Preprocessor:

