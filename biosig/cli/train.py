@@ -721,7 +721,7 @@ def _remove_if_empty(run_dir: Path) -> None:
     help="How windows are scaled: per window (z-score), per recording (by the plugin), by the "
     "training set's per-channel statistics (kept in the model), or not [default: with the "
     "random-kernel branch, whichever of the plugin's, window and dataset lets a ridge model "
-    "of its features classify the training windows best, left one out; else the plugin's].",
+    "of its features classify the held-out training windows best; else the plugin's].",
 )
 @click.option(
     "--val-fraction",
