@@ -1160,20 +1160,45 @@ def plain_table(rows: list[dict[str, Any]]) -> str:
 
 def docs_section(results: dict[str, Any]) -> str:
     """The Markdown that ``--write-docs`` puts between the markers."""
-    git_info = results["git"]
+    parts = results.get("parts") or [results]
+    lines = [_part_line(part) for part in parts]
+    return "\n".join(lines) + f"\n\n{markdown_table(results['rows'])}\n"
+
+
+def _part_line(part: dict[str, Any]) -> str:
+    """One invocation's command, date, commits, MiniRocket version and machine."""
+    git_info = part["git"]
     dirty = (
         f" with uncommitted changes to {', '.join(git_info['changed'])}"
         if git_info["dirty"]
         else ""
     )
-    runs = [r for r in results["runs"] if "git" in r]
+    runs = [r for r in part["runs"] if "git" in r]
     commits = sorted({r["git"]["commit"] + ("+" if r["git"]["dirty"] else "") for r in runs})
     return (
-        f"`{results['command']}` ({results['started'][:10]}; commit {git_info['commit']}{dirty} "
+        f"`{part['command']}` ({part['started'][:10]}; commit {git_info['commit']}{dirty} "
         f"at the start; runs at {', '.join(commits) or 'none'}; MiniRocket from aeon "
-        f"{results.get('aeon_version') or '?'}; {results['host']['cpus']} CPU cores, "
-        f"{results['settings']['jobs']} job(s) at once).\n\n{markdown_table(results['rows'])}\n"
+        f"{part.get('aeon_version') or '?'}; {part['host']['cpus']} CPU cores, "
+        f"{part['settings']['jobs']} job(s) at once)."
     )
+
+
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several ``--json-out`` files as one table (suites run at different times, or a run
+    stopped before its table): each file's tasks that it ran, the rows rebuilt."""
+    fields = {f.name for f in dataclasses.fields(Task)}
+    tasks, runs, seeds = [], [], []
+    for part in parts:
+        ran = {r["task"] for r in part["runs"]}
+        for record in part["tasks"]:
+            if f"{record['suite']}/{record['name']}" in ran:
+                kept = {k: v for k, v in record.items() if k in fields}
+                tasks.append(Task(**{**kept, "data": Path(record["data"])}))
+        runs += part["runs"]
+        seeds += [s for s in part["settings"]["seeds"] if s not in seeds]
+    merged = {**parts[0], "parts": parts, "runs": runs}
+    merged["rows"] = build_rows(tasks, seeds, runs)
+    return merged
 
 
 def write_docs(path: Path, section: str) -> None:
@@ -1214,13 +1239,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--write-docs", action="store_true", help="put the table in --docs")
     parser.add_argument("--docs", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--from-json", type=Path, help="render this earlier --json-out only")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        help="render these earlier --json-out files only (several: merged into one table)",
+    )
     parser.add_argument("--worker", choices=("ucr-data", "minirocket"), help=argparse.SUPPRESS)
     parser.add_argument("--tasks", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("dir", "json_out", "docs", "from_json"):
+    for name in ("dir", "json_out", "docs"):
         if getattr(args, name) is not None:
             setattr(args, name, getattr(args, name).resolve())
+    args.from_json = [path.resolve() for path in args.from_json or []]
     args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.suite_list = [s.strip() for s in args.suites.split(",") if s.strip()]
     args.dataset_list = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -1280,7 +1311,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return run_worker(args)
     if args.from_json:
-        report(json.loads(args.from_json.read_text()), args)
+        parts = [json.loads(path.read_text()) for path in args.from_json]
+        single = len(parts) == 1 and parts[0]["rows"]
+        report(parts[0] if single else merge_results(parts), args)
         return 0
     os.chdir(REPO)  # the pipelines' paths are relative to the repository root
     check_shared_data(args.suite_list, args.dataset_list)
