@@ -272,7 +272,7 @@ def _run_training(
         )
         echo(
             f"normalisation {normalization}, chosen on the training windows (ridge "
-            "leave-one-out accuracy: "
+            "held-out accuracy: "
             + ", ".join(f"{m} {a:.4f}" for m, a in normalization_scores.items())
             + ")"
         )
@@ -347,7 +347,7 @@ def _run_training(
     echo(
         f"training {meta['preset']} model ({size}) on {len(train_idx)} windows, "
         f"{_validation_words(split_used, len(val_idx))} {len(labelled)} recordings, "
-        f"windows of {window} samples, classes: {', '.join(classes)}) on {device}"
+        f"classes: {', '.join(classes)}; windows of {window} samples) on {device}"
         + (f", {world.world_size} processes" if world.is_distributed else "")
     )
     try:
