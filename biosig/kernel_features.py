@@ -81,6 +81,19 @@ def held_out_groups(store: ExampleStore, idx: np.ndarray) -> np.ndarray:
     return np.char.add(np.char.add(store.recording_ids[idx].astype(str), "\0"), blocks)
 
 
+def _fit_branch(
+    branch: torch.nn.Module,
+    store: ExampleStore,
+    idx: np.ndarray,
+    normalization: dict[str, Any],
+    seed: int,
+) -> None:
+    """Draw ``branch``'s biases and statistics from store windows ``idx``, normalised."""
+    x = torch.from_numpy(np.asarray(store.x[idx]))
+    lengths = torch.from_numpy(store.lengths[idx])
+    branch.fit(normalize(x, lengths, normalization), lengths, torch.Generator().manual_seed(seed))
+
+
 class KernelLogits:
     """Fixed random-kernel ridge logits of store windows: ``cache[idx]`` ``[len(idx), K]``."""
 
@@ -119,11 +132,10 @@ def fit_random_kernels(
         return None
     rng = np.random.default_rng(seed)
     train_idx = np.asarray(train_idx)
-    picked = np.sort(rng.permutation(train_idx)[:FIT_WINDOWS])
-    x = torch.from_numpy(np.asarray(store.x[picked]))
-    lengths = torch.from_numpy(store.lengths[picked])
     branch = members[0].random_kernels
-    branch.fit(normalize(x, lengths, normalization), lengths, torch.Generator().manual_seed(seed))
+    _fit_branch(
+        branch, store, np.sort(rng.permutation(train_idx)[:FIT_WINDOWS]), normalization, seed
+    )
     for member in members[1:]:
         member.random_kernels.load_state_dict(branch.state_dict())
     ridge_idx = np.sort(rng.permutation(train_idx)[:RIDGE_WINDOWS])
@@ -177,14 +189,12 @@ def choose_normalization(
     train_idx = np.asarray(train_idx)
     fit_idx = np.sort(rng.permutation(train_idx)[:FIT_WINDOWS])
     ridge_idx = np.sort(rng.permutation(train_idx)[:CHOICE_WINDOWS])
-    x = torch.from_numpy(np.asarray(store.x[fit_idx]))
-    lengths = torch.from_numpy(store.lengths[fit_idx])
     groups = held_out_groups(store, ridge_idx)
     scores: dict[str, float] = {}
     for mode in candidates:
         spec = normalization_spec(mode, store, train_idx)
         branch = RandomKernelFeatures(store.n_channels, window, n_features, seed=0)
-        branch.fit(normalize(x, lengths, spec), lengths, torch.Generator().manual_seed(seed))
+        _fit_branch(branch, store, fit_idx, spec, seed)
         features = _features(branch, store, ridge_idx, spec)
         fitted = fit_ridge(features, store.y[ridge_idx], len(store.classes), groups=groups)
         scores[mode] = fitted.loo_accuracy
