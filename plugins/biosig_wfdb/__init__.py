@@ -12,6 +12,8 @@
 * Preprocessing: causal band-pass (ECG 0.5–40 Hz, EEG 0.5–45 Hz) and optional mains notch
   carrying filter state across chunks, then resampling to the model rate (ECG 360 Hz, EEG
   160 Hz), so output is identical in one chunk or many. Windows are z-scored one by one.
+  ECG's ``--signal rr`` gives the model each lead's beat-to-beat interval series instead of
+  the leads (``rhythm.py``): what rhythm labels such as AF depend on.
 * Labels (``--labels``): ``beats`` (AAMI classes N/S/V/F/Q, a window centred on each beat),
   ``rhythm`` (``+`` annotations ``(AFIB``, ``(N``… as segments), ``events`` (EDF+
   annotations, or a WFDB record's ``+``/``(T0`` intervals), from the annotation file chosen by
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from biosig import (
     BiosigError,
+    Chain,
     DemoData,
     LabelledInterval,
     Plugin,
@@ -252,7 +255,32 @@ class EcgPlugin(WfdbPlugin):
     name = "ecg"
     summary = "ECG from WFDB records or EDF: beats (AAMI), rhythm segments, record labels"
     defaults = PluginDefaults(sample_rate=360.0, window=3600, hop=1800, normalization="window")
-    options = _common_options("atr", "0.5,40")
+    options = (
+        *_common_options("atr", "0.5,40"),
+        PluginOption(
+            "signal",
+            "leads",
+            "what the model sees: 'leads' (filtered) or 'rr' (each lead's beat-to-beat "
+            "intervals, for rhythm labels such as AF)",
+            preprocessing=True,
+        ),
+    )
+    signals = ("leads", "rr")
+
+    def configure(self, values: dict) -> None:
+        super().configure(values)
+        if self.settings["signal"] not in self.signals:
+            raise BiosigError(
+                f"--signal {self.settings['signal']}: choose {' or '.join(self.signals)}"
+            )
+
+    def preprocessor(self, recording: Recording, fs_out: float) -> Preprocessor:
+        chain = super().preprocessor(recording, fs_out)
+        if self.settings["signal"] != "rr":
+            return chain
+        from .rhythm import RRIntervals
+
+        return Chain(chain, RRIntervals(len(recording.channels), chain.fs_out))
 
     def make_demo_data(self, directory: Path, seed: int = 0) -> DemoData:
         from .synthetic import write_ecg_records
