@@ -444,9 +444,9 @@ def read_store(
 ) -> Any:
     """The labelled windows of ``inputs``, cut as ``biosig train`` (hop = the training hop)
     or ``biosig evaluate`` (hop = window, the model's ``classes``) cuts them."""
-    from biosig.cli.common import label_source
     from biosig.examples import build_examples, check_classes
     from biosig.labels import parse_span, restrict_to_span
+    from biosig.loading import label_source
     from biosig.plugin import iter_recordings
 
     plugin = fresh_plugin(reading.plugin)

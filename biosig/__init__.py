@@ -1,6 +1,8 @@
 """biosig: one strong classifier family for 1-D signals, with domain knowledge as plugins.
 
-The names below are the public API that plugins may import; everything else is internal.
+The names below are the public API: for notebooks, :func:`train`, :func:`load_model` and
+the scikit-learn estimator :class:`SignalClassifier` (docs/python.md); for plugins, the
+contract and its building blocks. Everything else is internal.
 """
 
 from .errors import BiosigError
@@ -30,8 +32,15 @@ from .plugin import (
 __version__ = "0.1.0"
 
 
-#: Names whose modules pull in scipy.signal: imported on first use, not with `biosig`.
+#: Names whose modules pull in scipy.signal or torch: imported on first use, not with
+#: `biosig`, so that a plugin importing the contract stays quick to load.
 _LAZY = {
+    "train": "api",
+    "load_model": "api",
+    "Model": "api",
+    "Predictions": "api",
+    "Run": "api",
+    "SignalClassifier": "estimator",
     "StreamingResampler": "resample",
     "StreamingFilter": "filters",
     "band_pass_sos": "filters",
@@ -55,21 +64,27 @@ __all__ = [
     "DemoData",
     "IdentityPreprocessor",
     "LabelledInterval",
+    "Model",
     "Plugin",
     "PluginDefaults",
     "PluginOption",
+    "Predictions",
     "Preprocessor",
     "Recording",
     "RecordingError",
+    "Run",
+    "SignalClassifier",
     "StreamingFilter",
     "StreamingResampler",
     "__version__",
     "band_pass_sos",
     "describe",
     "expand_inputs",
+    "load_model",
     "notch_sos",
     "read_label_table",
     "segment_intervals",
     "table_intervals",
+    "train",
     "whole_recording_intervals",
 ]

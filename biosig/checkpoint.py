@@ -63,7 +63,7 @@ def load_checkpoint(
     path: Path, device: torch.device | str = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model (in eval mode, on ``device``) and its metadata: a
-    :class:`~biosig.model.SignalClassifier`, or an :class:`~biosig.model.EnsembleClassifier`
+    :class:`~biosig.model.SignalNet`, or an :class:`~biosig.model.EnsembleClassifier`
     when ``meta["ensemble"]`` counts more than one network."""
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)

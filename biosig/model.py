@@ -47,7 +47,7 @@ _ALLOWED_STRIDES = (1, 2)
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a :class:`SignalClassifier`; stored as JSON in checkpoints.
+    """Everything needed to rebuild a :class:`SignalNet`; stored as JSON in checkpoints.
 
     ``ffn_hidden=None`` picks the SwiGLU width from ``model_dim`` (8/3 of it, rounded up to a
     multiple of 32). ``stage_strides`` holds the stride (1 or 2) of the conv entering each
@@ -475,7 +475,7 @@ class TransformerBlock(nn.Module):
         return x + self.drop_path(self.ffn(self.ffn_norm(x)))
 
 
-class SignalClassifier(nn.Module):
+class SignalNet(nn.Module):
     """CNN + Transformer classifier for ``[B, C, T]`` signals of any length and channel count.
 
     ``forward(x, lengths)`` gives logits ``[B, n_classes]``; ``encode`` gives the token
@@ -666,7 +666,7 @@ class EnsembleClassifier(nn.Module):
         super().__init__()
         _positive_int("n_members", n_members)
         self.config = config
-        self.members = nn.ModuleList(SignalClassifier(config) for _ in range(n_members))
+        self.members = nn.ModuleList(SignalNet(config) for _ in range(n_members))
 
     @property
     def downsample_factor(self) -> int:
@@ -702,7 +702,7 @@ class EnsembleClassifier(nn.Module):
 
 
 def build_classifier(config: ModelConfig, n_members: int = 1) -> nn.Module:
-    """One :class:`SignalClassifier`, or an :class:`EnsembleClassifier` of ``n_members``."""
+    """One :class:`SignalNet`, or an :class:`EnsembleClassifier` of ``n_members``."""
     if n_members == 1:
-        return SignalClassifier(config)
+        return SignalNet(config)
     return EnsembleClassifier(config, n_members)

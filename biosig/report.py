@@ -53,7 +53,7 @@ _F1_PREFIX = "val_f1_"
 
 
 def read_history(path: Path) -> dict[str, np.ndarray]:
-    """The columns of a ``history.csv`` (as :func:`biosig.train.write_history` writes it)
+    """The columns of a ``history.csv`` (as :func:`biosig.training.write_history` writes it)
     as float arrays, one entry per epoch; an empty cell is NaN.
 
     Raises :class:`~biosig.errors.BiosigError` for a file without an ``epoch`` column,

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from biosig.bench import flops_per_window, model_throughput
-from biosig.model import SignalClassifier, model_config
+from biosig.model import SignalNet, model_config
 
 KEYS = {
     "device", "preset", "window", "batch_size", "model_windows_per_s", "e2e_windows_per_s",
@@ -53,14 +53,14 @@ def test_unknown_plugin_is_one_line(run_cli) -> None:
 
 
 def test_flops_grow_with_the_window() -> None:
-    model = SignalClassifier(model_config("tiny", 1, 2))
+    model = SignalNet(model_config("tiny", 1, 2))
     short, long = flops_per_window(model, 1, 512), flops_per_window(model, 1, 1024)
     assert short > 1e6
     assert 1.8 < long / short < 2.5  # convolutions linear, attention a little more
 
 
 def test_model_throughput_counts_whole_batches() -> None:
-    model = SignalClassifier(model_config("tiny", 2, 3))
+    model = SignalNet(model_config("tiny", 2, 3))
     measured = model_throughput(
         model, 2, 128, 8, torch.device("cpu"), {"mode": "window"}, min_seconds=0.05
     )

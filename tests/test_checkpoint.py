@@ -23,22 +23,22 @@ from biosig.checkpoint import (
     save_checkpoint,
 )
 from biosig.errors import BiosigError
-from biosig.model import SignalClassifier, model_config
+from biosig.model import SignalNet, model_config
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def trained_like_model(seed: int = 0, channels: int = 2, classes: int = 3) -> SignalClassifier:
+def trained_like_model(seed: int = 0, channels: int = 2, classes: int = 3) -> SignalNet:
     """A tiny model whose BatchNorm statistics have moved off their defaults."""
     torch.manual_seed(seed)
-    model = SignalClassifier(model_config("tiny", channels, classes))
+    model = SignalNet(model_config("tiny", channels, classes))
     model.train()
     with torch.no_grad():
         model(torch.randn(4, channels, 96) * 3 + 1)
     return model.eval()
 
 
-def meta_for(model: SignalClassifier) -> dict:
+def meta_for(model: SignalNet) -> dict:
     return {
         "model": dataclasses.asdict(model.config),
         "classes": ["a", "b", "c"],
@@ -50,7 +50,7 @@ def meta_for(model: SignalClassifier) -> dict:
 
 
 @pytest.fixture
-def saved(tmp_path: Path) -> tuple[Path, SignalClassifier]:
+def saved(tmp_path: Path) -> tuple[Path, SignalNet]:
     model = trained_like_model()
     return save_checkpoint(tmp_path / "ckpt", model, meta_for(model)), model
 

@@ -458,7 +458,7 @@ def test_runs_started_in_the_same_second_are_kept_apart(
     in_tmp: Path, synthetic_npy: Path, run_cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stamp = "20250101-120000"
-    monkeypatch.setattr(importlib.import_module("biosig.cli.train"), "_timestamp", lambda: stamp)
+    monkeypatch.setattr(importlib.import_module("biosig.runs"), "_timestamp", lambda: stamp)
     earlier = in_tmp / "runs" / "numpy" / stamp
     earlier.mkdir(parents=True)
     (earlier / "history.csv").write_text("an earlier run\n", encoding="utf-8")
@@ -484,7 +484,7 @@ def test_failed_training_leaves_no_empty_run(
             (run_dir / "history.csv").write_text("epoch\n1\n", encoding="utf-8")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("biosig.cli.train"), "fit", interrupted_fit)
+    monkeypatch.setattr(importlib.import_module("biosig.runs"), "fit", interrupted_fit)
     result = run_cli(*train_args(synthetic_npy / "signals.npy", synthetic_npy / "labels.npy"))
     assert result.code == 130
     runs = in_tmp / "runs" / "numpy"

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from biosig import ArrayRecording, LabelledInterval, Plugin, PluginDefaults, RecordingError
-from biosig.cli.evaluate import per_recording
 from biosig.damaged import DamagePolicy
+from biosig.evaluation import per_recording
 from biosig.examples import build_examples
-from biosig.model import SignalClassifier, model_config
+from biosig.model import SignalNet, model_config
 from biosig.plugin import iter_recordings
 from biosig.stream import predict_recordings
 from biosig.windows import window_starts
@@ -135,7 +135,7 @@ def test_prediction_skips_a_recording_that_fails_part_way(monkeypatch) -> None:
     monkeypatch.setattr(windows, "DEFAULT_CHUNK", 100)
     torch.manual_seed(0)
     config = model_config("tiny", 1, 2)
-    model = SignalClassifier(config).eval()
+    model = SignalNet(config).eval()
     meta = {
         "window": WINDOW,
         "hop": HOP,

@@ -150,7 +150,7 @@ def test_a_write_failure_after_evaluating_is_one_error_line(
 ) -> None:
     """The directory passes the check but a file cannot be written (disk full, or the
     directory replaced meanwhile): one line, nothing on stdout."""
-    import biosig.cli.evaluate as evaluate_module
+    import biosig.evaluation as evaluate_module
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device", str(work / "full" / "metrics.json"))

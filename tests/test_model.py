@@ -1,4 +1,4 @@
-"""Behaviour of the SignalClassifier and its config."""
+"""Behaviour of the SignalNet and its config."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from biosig.model import (
     PRESETS,
     EnsembleClassifier,
     ModelConfig,
-    SignalClassifier,
+    SignalNet,
     count_parameters,
     drop_path_rates,
     fit_to_data,
@@ -29,7 +29,7 @@ from biosig.model import (
 
 def build(preset: str = "tiny", in_channels: int = 1, n_classes: int = 3, **overrides):
     torch.manual_seed(0)
-    return SignalClassifier(model_config(preset, in_channels, n_classes, **overrides))
+    return SignalNet(model_config(preset, in_channels, n_classes, **overrides))
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_same_seed_same_outputs() -> None:
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
     torch.manual_seed(1)
-    c = SignalClassifier(model_config("tiny", 1, 3)).eval()
+    c = SignalNet(model_config("tiny", 1, 3)).eval()
     with torch.no_grad():
         assert not torch.equal(a(x), c(x))
 
@@ -195,7 +195,7 @@ def test_old_config_without_strides_loads_unchanged(tmp_path) -> None:
     assert ModelConfig(**old) == cfg and ModelConfig(**old).stage_strides == (2, 2, 2)
     assert ModelConfig(stage_channels=(8, 16)).stage_strides == (2,)  # one per transition
     torch.manual_seed(0)
-    from_old = SignalClassifier(ModelConfig(**old))
+    from_old = SignalNet(ModelConfig(**old))
     reference = build(in_channels=2)  # the same seed, the default config
     assert from_old.downsample_factor == reference.downsample_factor == 8
     # The same seed gives the same weights: the field changes no parameter or RNG draw.
@@ -219,7 +219,7 @@ def test_old_config_without_strides_loads_unchanged(tmp_path) -> None:
 
 def test_fitted_strides_survive_a_checkpoint(tmp_path) -> None:
     torch.manual_seed(0)
-    model = SignalClassifier(fit_to_window(model_config("tiny", 1, 2), 50)).eval()
+    model = SignalNet(fit_to_window(model_config("tiny", 1, 2), 50)).eval()
     save_checkpoint(tmp_path / "fitted", model, {"model": dataclasses.asdict(model.config)})
     loaded, meta = load_checkpoint(tmp_path / "fitted")
     assert meta["model"]["stage_strides"] == [2, 1, 1] and loaded.downsample_factor == 2
@@ -275,7 +275,7 @@ def test_bad_inputs_raise() -> None:
 
 def test_steps_every_item_pads_are_trimmed_exactly() -> None:
     torch.manual_seed(0)
-    model = SignalClassifier(model_config("tiny", 2, 3)).eval()
+    model = SignalNet(model_config("tiny", 2, 3)).eval()
     x = torch.randn(3, 2, 300)
     lengths = torch.tensor([300, 210, 97])
     padded = torch.cat([x, torch.zeros(3, 2, 724)], dim=-1)  # a 1024-sample window
@@ -291,7 +291,7 @@ def test_short_window_keeps_one_token_per_sample() -> None:
     cfg = fit_to_window(model_config("tiny", 1, 2), 24)
     assert cfg.stage_strides == (1, 1, 1)
     torch.manual_seed(0)
-    model = SignalClassifier(cfg).eval()
+    model = SignalNet(cfg).eval()
     x = torch.randn(5, 1, 24)
     with torch.no_grad():
         tokens, token_lengths = model.encode(x)
@@ -337,7 +337,7 @@ def test_fit_to_window_rule_details() -> None:
     fitted = fit_to_window(tiny, 24)
     assert dataclasses.replace(fitted, stage_strides=(2, 2, 2)) == tiny  # nothing else changed
     # Strides do not change parameter shapes: the preset's weights load into the fitted model.
-    SignalClassifier(fitted).load_state_dict(SignalClassifier(tiny).state_dict(), strict=True)
+    SignalNet(fitted).load_state_dict(SignalNet(tiny).state_dict(), strict=True)
     for bad in (0, -5, 2.5, True):
         with pytest.raises(ValueError, match="window"):
             fit_to_window(tiny, bad)
@@ -382,7 +382,7 @@ def test_fit_to_data(
 
 def test_fit_to_data_shrinks_small_data_models(counts: dict[str, int]) -> None:
     # 50 windows no longer train the 2.4 M parameters of small.
-    assert count_parameters(SignalClassifier(fit_to_data(model_config("small", 1, 3), 50))) < (
+    assert count_parameters(SignalNet(fit_to_data(model_config("small", 1, 3), 50))) < (
         counts["small"] / 10
     )
     assert fit_to_data(model_config("small", 1, 3), 10**6) == model_config("small", 1, 3)
@@ -413,7 +413,7 @@ def test_drop_path_rates_rise_to_the_configured_rate_at_the_last_block() -> None
     assert len(rates) == n_blocks
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3)
     assert np.all(np.diff(rates) > 0)
-    model = SignalClassifier(config)
+    model = SignalNet(config)
     built = [b.drop_path.rate for stage in model.stages for b in stage.blocks]
     built += [b.drop_path.rate for b in model.blocks]
     assert built == pytest.approx(list(rates))
@@ -422,8 +422,8 @@ def test_drop_path_rates_rise_to_the_configured_rate_at_the_last_block() -> None
 def test_drop_path_changes_training_outputs_only() -> None:
     torch.manual_seed(0)
     x = torch.randn(16, 1, 256)
-    plain = SignalClassifier(model_config("tiny", 1, 3, dropout=0.0))
-    dropped = SignalClassifier(model_config("tiny", 1, 3, dropout=0.0, drop_path=0.5))
+    plain = SignalNet(model_config("tiny", 1, 3, dropout=0.0))
+    dropped = SignalNet(model_config("tiny", 1, 3, dropout=0.0, drop_path=0.5))
     dropped.load_state_dict(plain.state_dict())  # the same parameters: no new ones
     plain.eval(), dropped.eval()
     with torch.no_grad():

@@ -16,7 +16,7 @@ import torch
 
 from biosig import BiosigError, RecordingError
 from biosig.damaged import DamagePolicy
-from biosig.model import SignalClassifier, model_config
+from biosig.model import SignalNet, model_config
 from biosig.plugin import iter_recordings
 from biosig.registry import get_plugin
 from biosig.stream import predict_recordings
@@ -206,7 +206,7 @@ def test_predicting_a_2m_sample_read_holds_far_less_than_the_read(plugin, nanopo
     long_read = max(reads, key=lambda r: r.n_samples)
     assert long_read.n_samples > 2_000_000
     config = model_config("tiny", 1, 2)
-    model = SignalClassifier(config).eval()
+    model = SignalNet(config).eval()
     meta = {
         "window": 4096,
         "hop": 4096,

@@ -25,13 +25,8 @@ from biosig_numpy import NumpyPlugin
 from biosig_numpy.synthetic import synthetic_arrays
 
 from biosig import BiosigError, LabelledInterval, PluginOption, Preprocessor, Recording, registry
-from biosig.cli.common import (
-    Options,
-    configure_plugin,
-    label_source,
-    load_model_and_plugin,
-    reject_flags,
-)
+from biosig.cli.common import Options, configure_plugin, reject_flags
+from biosig.loading import label_source, load_model_and_plugin
 
 #: What the plugin saw: ("labels", source, settings) and ("preprocessor", id, settings).
 SEEN: list[tuple[str, Any, dict[str, Any]]] = []

@@ -15,8 +15,8 @@ import torch
 
 from biosig.checkpoint import save_checkpoint
 from biosig.errors import BiosigError
-from biosig.model import SignalClassifier, model_config
-from biosig.pretrain import (
+from biosig.model import SignalNet, model_config
+from biosig.pretraining import (
     BACKBONE_MODULES,
     Reconstructor,
     load_pretrained_backbone,
@@ -43,7 +43,7 @@ def runs_of(row: torch.Tensor) -> list[tuple[int, int]]:
 
 def tiny_reconstructor(in_channels: int = 1, seed: int = 0) -> Reconstructor:
     torch.manual_seed(seed)
-    return Reconstructor(SignalClassifier(model_config("tiny", in_channels, 1))).eval()
+    return Reconstructor(SignalNet(model_config("tiny", in_channels, 1))).eval()
 
 
 def randomise(module: torch.nn.Module, seed: int) -> None:
@@ -57,7 +57,7 @@ def randomise(module: torch.nn.Module, seed: int) -> None:
                 tensor.fill_(seed + 7)
 
 
-def backbone_names(model: SignalClassifier) -> list[str]:
+def backbone_names(model: SignalNet) -> list[str]:
     return [k for k in model.state_dict() if k.split(".")[0] in BACKBONE_MODULES]
 
 
@@ -263,7 +263,7 @@ def test_pretrained_run_fills_a_classifiers_backbone(pretrained_run: Path) -> No
     settings = pretrained_settings(pretrained_run)  # the run directory finds `pretrained`
     assert settings.pretrained and settings.preset == "tiny"
     assert (settings.window, settings.hop, settings.normalization_mode) == (64, 64, "window")
-    model = SignalClassifier(settings.classifier_config(n_classes=3, dropout=0.2))
+    model = SignalNet(settings.classifier_config(n_classes=3, dropout=0.2))
     assert model.config.n_classes == 3 and model.config.dropout == 0.2
     assert load_pretrained_backbone(model, pretrained_run) == backbone_names(model)
     with torch.no_grad():
@@ -306,7 +306,7 @@ def test_load_pretrained_backbone_copies_exactly_the_backbone(tmp_path: Path) ->
         {"pretrained": True, "model": dataclasses.asdict(source.config), "window": 64},
     )
     torch.manual_seed(5)
-    model = SignalClassifier(model_config("tiny", 1, 4))
+    model = SignalNet(model_config("tiny", 1, 4))
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
     loaded = load_pretrained_backbone(model, tmp_path / "pre")
@@ -324,12 +324,12 @@ def test_load_pretrained_backbone_copies_exactly_the_backbone(tmp_path: Path) ->
 
 def test_load_backbone_from_a_trained_classifier(tmp_path: Path) -> None:
     """Any biosig model gives its backbone the same way (its head is not taken)."""
-    trained = SignalClassifier(model_config("tiny", 2, 3))
+    trained = SignalNet(model_config("tiny", 2, 3))
     randomise(trained, seed=2)
     save_checkpoint(
         tmp_path / "run" / "best", trained, {"model": dataclasses.asdict(trained.config)}
     )
-    model = SignalClassifier(model_config("tiny", 2, 5))
+    model = SignalNet(model_config("tiny", 2, 5))
     head = model.head.weight.clone()
     loaded = load_pretrained_backbone(model, tmp_path / "run")
     assert loaded == backbone_names(model)
@@ -344,12 +344,12 @@ def test_load_pretrained_backbone_refuses_another_architecture(tmp_path: Path) -
         tmp_path / "pre", source, {"pretrained": True, "model": dataclasses.asdict(source.config)}
     )
     with pytest.raises(BiosigError) as error:
-        load_pretrained_backbone(SignalClassifier(model_config("small", 1, 2)), tmp_path / "pre")
+        load_pretrained_backbone(SignalNet(model_config("small", 1, 2)), tmp_path / "pre")
     text = str(error.value)
     assert str(tmp_path / "pre") in text
     assert "stage_channels 16,32,64,64 (checkpoint) vs 32,64,128,256 (model)" in text
     assert "model_dim 64 (checkpoint) vs 128 (model)" in text
     with pytest.raises(BiosigError, match="in_channels 1 .checkpoint. vs 3"):
-        load_pretrained_backbone(SignalClassifier(model_config("tiny", 3, 2)), tmp_path / "pre")
+        load_pretrained_backbone(SignalNet(model_config("tiny", 3, 2)), tmp_path / "pre")
     with pytest.raises(BiosigError, match="model not found"):
-        load_pretrained_backbone(SignalClassifier(model_config("tiny", 1, 2)), tmp_path / "nope")
+        load_pretrained_backbone(SignalNet(model_config("tiny", 1, 2)), tmp_path / "nope")

@@ -1,7 +1,7 @@
 """The frozen random-kernel branch: its features (biosig.layers.random_kernels), the ridge
 model of them (biosig.ridge) whose logits the classifier adds to its head's, and how
 training fits them and stacks the network on their leave-one-out logits
-(biosig.kernel_features, biosig.train.mix_batch)."""
+(biosig.kernel_features, biosig.training.mix_batch)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from biosig.layers.random_kernels import RandomKernelFeatures
 from biosig.model import build_classifier, model_config
 from biosig.normalize import normalize
 from biosig.ridge import fit_ridge
-from biosig.train import mix_batch
+from biosig.training import mix_batch
 
 NORM = {"mode": "window"}
 

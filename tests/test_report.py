@@ -32,7 +32,7 @@ CONFUSION_PX = (700, 800)
 
 
 def history_rows(n_epochs: int, classes=CLASSES) -> list[dict[str, float]]:
-    """Rows as ``biosig.train.fit`` writes them; macro-F1 peaks (twice) at epoch 3."""
+    """Rows as ``biosig.training.fit`` writes them; macro-F1 peaks (twice) at epoch 3."""
     f1 = [0.2, 0.5, 0.8, 0.6, 0.8, 0.7][:n_epochs]
     return [
         {

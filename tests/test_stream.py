@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from biosig.errors import BiosigError
-from biosig.model import SignalClassifier, model_config
+from biosig.model import SignalNet, model_config
 from biosig.normalize import normalize
 from biosig.output import (
     Table,
@@ -69,10 +69,10 @@ class HalfRatePlugin(ToyPlugin):
 
 
 @pytest.fixture(scope="module")
-def model_and_meta() -> tuple[SignalClassifier, dict]:
+def model_and_meta() -> tuple[SignalNet, dict]:
     torch.manual_seed(0)
     config = model_config("tiny", CHANNELS, len(CLASSES))
-    model = SignalClassifier(config).eval()
+    model = SignalNet(config).eval()
     meta = {
         "window": WINDOW,
         "hop": HOP,

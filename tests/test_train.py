@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-import biosig.train as train_module
+import biosig.training as train_module
 from biosig.checkpoint import load_checkpoint, save_checkpoint
 from biosig.examples import ExampleStore
 from biosig.metrics import classification_report, macro_f1
-from biosig.model import EnsembleClassifier, SignalClassifier, model_config
-from biosig.train import TrainConfig, cosine_with_warmup, fit, predict_store
+from biosig.model import EnsembleClassifier, SignalNet, model_config
+from biosig.training import TrainConfig, cosine_with_warmup, fit, predict_store
 
 W = 128
 CPU = torch.device("cpu")
@@ -69,12 +69,12 @@ def store_of(x: np.ndarray, y: np.ndarray, classes: list[str]) -> ExampleStore:
     )
 
 
-def tiny_model(n_classes: int = 2, seed: int = 0) -> SignalClassifier:
+def tiny_model(n_classes: int = 2, seed: int = 0) -> SignalNet:
     torch.manual_seed(seed)
-    return SignalClassifier(model_config("tiny", 1, n_classes))
+    return SignalNet(model_config("tiny", 1, n_classes))
 
 
-def meta_of(model: SignalClassifier, store: ExampleStore) -> dict:
+def meta_of(model: SignalNet, store: ExampleStore) -> dict:
     return {
         "model": dataclasses.asdict(model.config),
         "classes": store.classes,
@@ -262,7 +262,7 @@ def test_each_network_of_an_ensemble_trains_as_it_would_alone(tmp_path: Path) ->
     config = model_config("tiny", 1, 2, dropout=0.0)
     torch.manual_seed(0)
     ensemble = EnsembleClassifier(config, 3)
-    alone = SignalClassifier(config)
+    alone = SignalNet(config)
     alone.load_state_dict(ensemble.members[0].state_dict())
     settings = dict(epochs=2, batch_size=8, augment=[], patience=5)
     meta = {**meta_of(alone, store), "ensemble": 3}

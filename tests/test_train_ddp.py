@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from biosig.checkpoint import read_meta
-from biosig.train import DEBUG_DIR_ENV, DEBUG_FAIL_ENV, RESUME_DIR, STATE_FILE
+from biosig.training import DEBUG_DIR_ENV, DEBUG_FAIL_ENV, RESUME_DIR, STATE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 2

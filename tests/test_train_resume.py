@@ -17,15 +17,15 @@ import torch
 from safetensors.numpy import load_file
 from torch import nn
 
-import biosig.train as train_module
+import biosig.training as train_module
 from biosig.augment import build_augmentation
 from biosig.checkpoint import load_checkpoint
 from biosig.cli.common import Options
 from biosig.cli.train import train as train_command
 from biosig.errors import BiosigError
 from biosig.examples import ExampleStore
-from biosig.model import SignalClassifier, model_config
-from biosig.train import (
+from biosig.model import SignalNet, model_config
+from biosig.training import (
     RESUME_DIR,
     STATE_FILE,
     TrainConfig,
@@ -83,7 +83,7 @@ class Interrupted(Exception):
 
 def fit_run(run_dir: Path, *, model_seed=0, state=None, echo=None, store=STORE, **config):
     torch.manual_seed(model_seed)
-    model = SignalClassifier(model_config("tiny", 1, len(store.classes)))
+    model = SignalNet(model_config("tiny", 1, len(store.classes)))
     meta = {"model": dataclasses.asdict(model.config), "classes": store.classes, "training": {}}
     result = fit(
         model,
@@ -601,7 +601,7 @@ def test_ema_and_balance_from_a_pipeline_and_flags(tmp_path: Path) -> None:
 
 
 def test_settings_saved_before_the_random_kernel_branch_resume_without_it(cli_runs) -> None:
-    from biosig.cli.train import _read_settings
+    from biosig.runs import _read_settings
 
     work, _ = cli_runs
     old = work / "old-run"

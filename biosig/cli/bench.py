@@ -18,7 +18,7 @@ from ..bench import (
 )
 from ..device import resolve_device
 from ..errors import BiosigError
-from ..model import PRESETS, SignalClassifier, count_parameters, model_config
+from ..model import PRESETS, SignalNet, count_parameters, model_config
 from ..plugin import iter_recordings
 from ..registry import get_plugin
 from .common import device_option, workers_option
@@ -88,7 +88,7 @@ def bench(
         if not recordings:
             raise BiosigError(f"no recordings found in {', '.join(inputs)}")
         n_channels = len(recordings[0].channels)
-        classifier = SignalClassifier(model_config(preset, n_channels, 2)).to(torch_device)
+        classifier = SignalNet(model_config(preset, n_channels, 2)).to(torch_device)
         model = torch.compile(classifier) if compile_model else classifier
         normalization = {"mode": "window"}
         meta = {

@@ -3,24 +3,20 @@ defaults, and locating models."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-import torch
 
-from ..checkpoint import load_checkpoint
-from ..device import resolve_device
 from ..errors import BiosigError
+from ..loading import UnknownPluginOption, set_plugin_options
 from ..pipeline import load_pipeline, unknown_key
 from ..plugin import Plugin
-from ..registry import get_plugin
 
 log = logging.getLogger("biosig")
-
-RUNS = Path("runs")
 
 
 class Options:
@@ -97,17 +93,10 @@ def _cast(ctx: click.Context, param: click.Parameter, value: Any, where: str) ->
         raise BiosigError(f"{where}: {exc.format_message()}") from None
 
 
-def configure_plugin(
-    plugin: Plugin, tokens: Sequence[str], meta: dict[str, Any] | None = None
-) -> list[str]:
-    """Set the plugin options given as ``--<option> VALUE`` (or ``--<option>=VALUE``) among
-    ``tokens``, which click leaves with the input paths; returns the input paths.
-
-    A flag the plugin does not take is an error. One that changes a preprocessing option
-    the model (checkpoint ``meta``) was trained with is warned about, since the model then
-    sees data prepared differently from its training data.
-    """
-    by_flag = {o.flag: o for o in plugin.options}
+def split_plugin_flags(tokens: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The tokens click leaves after its own options, as input paths and plugin options
+    (``--<option> VALUE`` or ``--<option>=VALUE``, by flag); which options the plugin
+    takes is checked where it is known (:func:`biosig.loading.set_plugin_options`)."""
     inputs: list[str] = []
     values: dict[str, str] = {}
     i = 0
@@ -118,26 +107,32 @@ def configure_plugin(
             inputs.append(token)
             continue
         flag, has_value, value = token.partition("=")
-        option = by_flag.get(flag)
-        if option is None:
-            takes = f"; plugin {plugin.name!r} takes {', '.join(by_flag)}" if by_flag else ""
-            raise click.UsageError(f"no such option: {flag}{takes}")
         if not has_value:
             if i >= len(tokens):
                 raise click.UsageError(f"option {flag} requires an argument")
             value, i = tokens[i], i + 1
-        values[option.name] = value
-    plugin.configure(values)
-    trained = meta["plugin"].get("options", {}) if meta else {}
-    for option in plugin.options:
-        now = plugin.settings[option.name]
-        if option.preprocessing and option.name in trained and now != trained[option.name]:
-            log.warning(
-                "%s %s differs from the model's %s: its input is prepared differently",
-                option.flag,
-                now,
-                trained[option.name],
-            )
+        values[flag] = value
+    return inputs, values
+
+
+@contextlib.contextmanager
+def plugin_flags_checked() -> Iterator[None]:
+    """A plugin option the plugin does not take, found by the library, is a usage error
+    here, as click's own unknown options are."""
+    try:
+        yield
+    except UnknownPluginOption as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def configure_plugin(
+    plugin: Plugin, tokens: Sequence[str], meta: dict[str, Any] | None = None
+) -> list[str]:
+    """Set the plugin options given as flags among ``tokens``; returns the input paths.
+    A flag the plugin does not take is a usage error."""
+    inputs, values = split_plugin_flags(tokens)
+    with plugin_flags_checked():
+        set_plugin_options(plugin, values, meta)
     return inputs
 
 
@@ -148,14 +143,6 @@ def reject_flags(tokens: Sequence[str]) -> None:
             raise click.UsageError(f"no such option: {token.partition('=')[0]}")
 
 
-def label_source(plugin: Plugin, labels: str | Path) -> Path | str:
-    """``--labels`` as the plugin takes it: one of its label keywords (labels the
-    recordings carry, such as ``beats``), else a file that must exist."""
-    if str(labels) in plugin.label_keywords:
-        return str(labels)
-    return require_file(labels, "labels file")
-
-
 def as_list(value: Any) -> list[str]:
     """A flag given several times, a TOML list, or a comma-separated string, as a list."""
     if value is None:
@@ -163,71 +150,6 @@ def as_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     return [str(v) for v in value]
-
-
-def latest_model(plugin_name: str) -> Path:
-    """``runs/<plugin>/latest``, the model ``biosig predict`` uses when none is given."""
-    path = RUNS / plugin_name / "latest"
-    if not path.exists():
-        raise BiosigError(
-            f"no --model given and {path} does not exist: train one first "
-            f"(biosig train --plugin {plugin_name} …) or pass --model"
-        )
-    return path
-
-
-def load_model_and_plugin(
-    plugin_name: str | None, model_path: Path | None, device_name: str
-) -> tuple[Plugin, torch.nn.Module, dict[str, Any], torch.device]:
-    """The plugin, model (on its device), checkpoint metadata and device that ``predict``
-    and ``evaluate`` run with.
-
-    The plugin is resolved first, so ``--plugin nope`` is reported as an unknown plugin and
-    not as a missing ``runs/nope/latest``; it is configured with the options the model was
-    trained with. Without ``--model`` the plugin's latest run is
-    used; without ``--plugin`` the model's own. A plugin other than the model's, or another
-    version of it, is warned about: its preprocessing may differ.
-    """
-    plugin = get_plugin(plugin_name) if plugin_name else None
-    if model_path is None:
-        if not plugin_name:
-            raise BiosigError("give --plugin or --model")
-        model_path = latest_model(plugin_name)
-    device = resolve_device(device_name)
-    model, meta = load_checkpoint(model_path, device)
-    trained_with = meta["plugin"]["name"]
-    if plugin is None:
-        plugin = get_plugin(trained_with)
-    if plugin.name == trained_with:
-        # Read and label the inputs as the training data was (channels, filters, the
-        # annotator, the class of unannotated spans); flags may still change these, with a
-        # warning where that changes what the model sees.
-        known = {o.name for o in plugin.options}
-        saved = meta["plugin"].get("options", {})
-        plugin.configure({k: v for k, v in saved.items() if k in known})
-    if plugin.name != trained_with:
-        log.warning(
-            "model %s was trained with plugin %r, reading with %r",
-            model_path,
-            trained_with,
-            plugin.name,
-        )
-    elif plugin.version != meta["plugin"].get("version"):
-        log.warning(
-            "model %s was trained with %s plugin %s; this is version %s",
-            model_path,
-            trained_with,
-            meta["plugin"].get("version"),
-            plugin.version,
-        )
-    return plugin, model, meta, device
-
-
-def require_file(path: str | Path, what: str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise BiosigError(f"{path}: {what} not found")
-    return path
 
 
 device_option = click.option(

@@ -11,10 +11,10 @@ import click
 from ..errors import BiosigError
 from ..metrics import format_report
 from ..registry import load_all
-from ..train import TrainConfig
+from ..runs import TrainRequest, run_training
+from ..training import TrainConfig
 from .evaluate import run_evaluation
 from .predict import run_prediction
-from .train import TrainRequest, run_training
 
 
 @click.command()

@@ -15,22 +15,23 @@ from ..atomic import point_link
 from ..damaged import DamagePolicy
 from ..device import resolve_device
 from ..errors import BiosigError
-from ..model import PRESETS, SignalClassifier, count_parameters, model_config
+from ..loading import RUNS
+from ..model import PRESETS, SignalNet, count_parameters, model_config
 from ..normalize import dataset_statistics
 from ..plugin import NORMALIZATIONS, SPLITS, iter_recordings
-from ..pretrain import (
+from ..pretraining import (
     PRETRAINED_DIR,
     PretrainConfig,
     Reconstructor,
     build_unlabelled_store,
     pretrain_meta,
 )
-from ..pretrain import pretrain as run_pretrain_loop
+from ..pretraining import pretrain as run_pretrain_loop
 from ..registry import get_plugin
+from ..runs import new_run_dir, remove_if_empty
 from ..split import split_examples
-from ..train import seed_everything
+from ..training import seed_everything
 from .common import (
-    RUNS,
     Options,
     as_list,
     batch_option,
@@ -41,8 +42,7 @@ from .common import (
     strict_option,
     window_option,
 )
-from .train import _new_run_dir, _remove_if_empty
-from .train import train as train_command
+from .training import train as train_command
 
 DEFAULTS = PretrainConfig()
 
@@ -131,9 +131,9 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
     seed_everything(config.seed)
     # One placeholder class: the pool and head are not trained here, and fine-tuning
     # makes its own.
-    backbone = SignalClassifier(model_config(request.preset, store.n_channels, 1))
+    backbone = SignalNet(model_config(request.preset, store.n_channels, 1))
     model = Reconstructor(backbone)
-    run_dir = Path(request.out) if request.out else _new_run_dir(RUNS / plugin.name / "pretrain")
+    run_dir = Path(request.out) if request.out else new_run_dir(RUNS / plugin.name / "pretrain")
     read = set(store.recording_ids)
     first = next(r for r in recordings if r.id in read)
     meta = {
@@ -186,7 +186,7 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
         )
     except BaseException:
         if request.out is None:
-            _remove_if_empty(run_dir)
+            remove_if_empty(run_dir)
         raise
     if request.out is None:
         point_link(RUNS / plugin.name / "pretrain" / "latest", run_dir)

@@ -52,7 +52,7 @@ from .examples import ExampleStore
 from .kernel_features import KernelLogits, fit_random_kernels
 from .losses import build_loss
 from .metrics import classification_report
-from .model import SignalClassifier
+from .model import SignalNet
 from .normalize import normalize
 from .split import VAL_FRACTION
 
@@ -356,7 +356,7 @@ def mix_batch(
 
 
 def fit(
-    model: SignalClassifier,
+    model: SignalNet,
     store: ExampleStore,
     train_idx: np.ndarray,
     val_idx: np.ndarray,

@@ -1,7 +1,7 @@
 """Self-supervised pretraining of the classifier's backbone by masked-segment reconstruction.
 
 Contiguous spans of each (normalised) window are replaced by zeros, the backbone encodes
-the window as it does for classification (:meth:`SignalClassifier.encode`), and a light
+the window as it does for classification (:meth:`SignalNet.encode`), and a light
 linear head maps every token back to the ``downsample_factor`` input samples it stands for.
 The loss is the mean squared error on the masked valid samples only: padding and the
 samples the model could see count for nothing. Unlabelled recordings are read through the
@@ -36,10 +36,10 @@ from .device import autocast
 from .errors import BiosigError
 from .examples import ExampleStore, build_examples
 from .layers import lengths_to_mask
-from .model import ModelConfig, SignalClassifier
+from .model import ModelConfig, SignalNet
 from .normalize import normalize
 from .plugin import LabelledInterval, Plugin, Recording, RecordingError
-from .train import batch_to_device, cosine_with_warmup, seed_everything, write_history
+from .training import batch_to_device, cosine_with_warmup, seed_everything, write_history
 
 log = logging.getLogger("biosig")
 
@@ -47,8 +47,8 @@ log = logging.getLogger("biosig")
 UNLABELLED = "unlabelled"
 #: Checkpoint directory a pretraining run writes inside its run directory.
 PRETRAINED_DIR = "pretrained"
-#: Top-level modules of :class:`SignalClassifier` that make up the backbone (everything
-#: :meth:`SignalClassifier.encode` runs); ``pool`` and ``head`` are the classifier's own.
+#: Top-level modules of :class:`SignalNet` that make up the backbone (everything
+#: :meth:`SignalNet.encode` runs); ``pool`` and ``head`` are the classifier's own.
 BACKBONE_MODULES = ("stem", "stages", "proj", "blocks", "norm")
 #: Model config fields that fix the backbone's tensors or what its weights mean. The rest
 #: (``n_classes``, ``pool_heads``, ``dropout``) may differ between pretraining and
@@ -151,17 +151,17 @@ def reconstruction_loss(
 
 
 class Reconstructor(nn.Module):
-    """A :class:`SignalClassifier`'s backbone with a linear head that reconstructs its input.
+    """A :class:`SignalNet`'s backbone with a linear head that reconstructs its input.
 
     ``forward(x, lengths, mask)`` takes a normalised ``[B, C, T]`` batch, sets the masked
     samples (``mask: [B, T]``, all channels) to zero -- the per-channel mean after window or
     dataset normalisation, so a hidden span carries no level of its own -- encodes it, and
     maps each token to its ``downsample_factor`` samples of every channel: ``[B, C, T]``
     aligned with the input. The classifier's pooling and head are kept (unused, untrained)
-    so that the backbone stays a whole ``SignalClassifier`` with its own state-dict names.
+    so that the backbone stays a whole ``SignalNet`` with its own state-dict names.
     """
 
-    def __init__(self, backbone: SignalClassifier) -> None:
+    def __init__(self, backbone: SignalNet) -> None:
         super().__init__()
         self.backbone = backbone
         self.factor = backbone.downsample_factor
@@ -468,7 +468,7 @@ def pretrained_settings(path: Path) -> PretrainedSettings:
     )
 
 
-def load_pretrained_backbone(model: SignalClassifier, path: Path) -> list[str]:
+def load_pretrained_backbone(model: SignalNet, path: Path) -> list[str]:
     """Copy the backbone (stem, stages, projection, Transformer blocks, final norm; weights
     and BatchNorm statistics) of the checkpoint at ``path`` into ``model``.
 

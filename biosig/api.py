@@ -1,0 +1,290 @@
+"""biosig from Python: train a model, load one, predict and evaluate, as the commands do.
+
+    import biosig
+    run = biosig.train(plugin="numpy", inputs=["train.npy"], labels="labels.npy", epochs=5)
+    model = biosig.load_model(run.best)
+    tables = model.predict(["test.npy"])          # DataFrames: windows, recordings, segments
+    metrics = model.evaluate(["test.npy"], labels="test_labels.npy")
+
+Each function runs the same code as its command (``biosig train``, ``predict``,
+``evaluate``), with the same defaults and outputs; the commands are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import BiosigError
+from .evaluation import run_evaluation
+from .loading import load_model_and_plugin, set_plugin_options
+from .output import (
+    recording_columns,
+    recording_row,
+    segment_columns,
+    segment_rows,
+    window_columns,
+    window_rows,
+)
+from .plugin import ArrayRecording, Plugin, Recording, iter_recordings
+from .runs import TrainRequest, run_training
+from .stream import RecordingPrediction, predict_recordings
+from .training import TrainConfig
+
+log = logging.getLogger("biosig")
+
+_REQUEST_FIELDS = {f.name for f in dataclasses.fields(TrainRequest)} - {
+    "plugin",
+    "inputs",
+    "labels",
+    "config",
+    "plugin_options",
+}
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished training run: its directory, checkpoints, per-epoch history and the
+    kept model's metrics (on the validation windows, or the training windows where none
+    were held out)."""
+
+    directory: Path
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+
+    @property
+    def best(self) -> Path:
+        """The kept model (``best/``), for :func:`load_model` or ``--model``."""
+        return self.directory / "best"
+
+    @property
+    def last(self) -> Path:
+        """The last epoch's model (``last/``)."""
+        return self.directory / "last"
+
+    @classmethod
+    def read(cls, directory: Path) -> Run:
+        """The run written in ``directory``."""
+        import json
+
+        from .report import HISTORY  # matplotlib: only when a run is read
+
+        directory = Path(directory)
+        meta = json.loads((directory / "best" / "biosig.json").read_text(encoding="utf-8"))
+        return cls(directory, pd.read_csv(directory / HISTORY), dict(meta.get("metrics", {})))
+
+
+def train(
+    plugin: str,
+    inputs: str | Path | Sequence[str | Path],
+    labels: str | Path,
+    *,
+    progress: bool = False,
+    **options: Any,
+) -> Run:
+    """Train a model on the labelled recordings of ``inputs``, as ``biosig train`` does.
+
+    ``options`` are the command's options by name (``epochs=5``, ``preset="tiny"``,
+    ``out="runs/x"``, ``kernel_features=0``…) and the plugin's own (``annotator="atr"``);
+    left out, each takes the command's default. Without ``out`` the run goes to
+    ``runs/<plugin>/<time>`` and ``runs/<plugin>/latest`` points at it. Messages go to the
+    ``biosig`` logger's handlers and stderr as the command prints them.
+    """
+    request = train_request(plugin, inputs, labels, options)
+    return Run.read(run_training(request, progress=progress))
+
+
+def train_request(
+    plugin: str,
+    inputs: str | Path | Sequence[str | Path],
+    labels: str | Path,
+    options: Mapping[str, Any],
+) -> TrainRequest:
+    """The request ``biosig train`` would build from these options (by name)."""
+    from .registry import get_plugin
+
+    reader = get_plugin(plugin)
+    request_values = {k: v for k, v in options.items() if k in _REQUEST_FIELDS}
+    config_values = {k: v for k, v in options.items() if k in _CONFIG_FIELDS}
+    plugin_values = {k: v for k, v in options.items() if k not in _REQUEST_FIELDS | _CONFIG_FIELDS}
+    set_plugin_options(reader, plugin_values)
+    if "out" in request_values and request_values["out"] is not None:
+        request_values["out"] = Path(request_values["out"])
+    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    return TrainRequest(
+        plugin=reader.name,
+        inputs=[str(p) for p in paths],
+        labels=str(labels),
+        config=TrainConfig(**config_values),
+        plugin_options=dict(reader.settings),
+        **request_values,
+    )
+
+
+@dataclasses.dataclass
+class Predictions:
+    """What ``biosig predict --out`` writes, as DataFrames with the same columns: one row
+    per window, per recording, and per segment (consecutive windows of one class)."""
+
+    windows: pd.DataFrame
+    recordings: pd.DataFrame
+    segments: pd.DataFrame
+
+
+class Model:
+    """A trained model with the plugin that reads its inputs, configured as in training.
+
+    Made by :func:`load_model`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        plugin: Plugin,
+        network: torch.nn.Module,
+        meta: dict[str, Any],
+        device: torch.device,
+    ) -> None:
+        self.path, self.plugin, self.network, self.meta, self.device = (
+            path,
+            plugin,
+            network,
+            meta,
+            device,
+        )
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def window(self) -> int:
+        """Window length in samples at :attr:`sample_rate`."""
+        return int(self.meta["window"])
+
+    @property
+    def sample_rate(self) -> float:
+        return float(self.meta["sample_rate"])
+
+    def predict(
+        self,
+        inputs: str | Path | np.ndarray | Sequence[str | Path] | Sequence[np.ndarray],
+        fs: float | None = None,
+        *,
+        hop: int | None = None,
+        batch_size: int = 256,
+        aggregation: str | None = None,
+    ) -> Predictions:
+        """Predict files (paths, directories, globs, read by the model's plugin) or arrays
+        (one ``[C, n]`` or ``[n]`` recording, a ``[N, C, n]`` batch, or a list of them,
+        sampled at ``fs``: the model's rate when left out).
+
+        Windows at ``hop`` (default: the model's training hop); recordings' probabilities
+        aggregated from their windows' by ``aggregation`` (default: the plugin's).
+        """
+        recordings = self._recordings(inputs, fs)
+        aggregation = aggregation or self.plugin.defaults.aggregation
+        classes = self.classes
+        windows, per_recording, segments = [], [], []
+        for pred in self._predict(recordings, hop, batch_size):
+            windows += window_rows(pred, classes)
+            segments += segment_rows(pred, classes)
+            per_recording.append(recording_row(pred, classes, aggregation))
+        if not per_recording:
+            raise BiosigError("no recordings to predict")
+        return Predictions(
+            pd.DataFrame(windows, columns=window_columns(classes)),
+            pd.DataFrame(per_recording, columns=recording_columns(classes)),
+            pd.DataFrame(segments, columns=segment_columns()),
+        )
+
+    def evaluate(
+        self,
+        inputs: str | Path | Sequence[str | Path],
+        labels: str | Path,
+        *,
+        hop: int | None = None,
+        batch_size: int = 256,
+        span: str | None = None,
+    ) -> dict[str, Any]:
+        """The metrics ``biosig evaluate --json`` prints, on labelled files."""
+        paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        return run_evaluation(
+            self.path,
+            self.plugin.name,
+            [str(p) for p in paths],
+            labels,
+            hop,
+            batch_size,
+            str(self.device),
+            progress=False,
+            span=span,
+            plugin_options=self.plugin.settings,
+        )
+
+    def _predict(
+        self, recordings: Iterable[Recording], hop: int | None, batch_size: int
+    ) -> Iterable[RecordingPrediction]:
+        return predict_recordings(
+            self.network,
+            self.meta,
+            self.plugin,
+            recordings,
+            self.device,
+            batch_size=batch_size,
+            hop=hop,
+        )
+
+    def _recordings(self, inputs: Any, fs: float | None) -> Iterable[Recording]:
+        arrays = _as_arrays(inputs)
+        if arrays is None:
+            paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+            return iter_recordings(self.plugin, self.plugin.find([str(p) for p in paths]))
+        rate = self.sample_rate if fs is None else float(fs)
+        names = self.meta.get("channels")
+        return [
+            ArrayRecording(
+                str(i), a, rate, channels=names if names and len(names) == len(a) else None
+            )
+            for i, a in enumerate(arrays)
+        ]
+
+
+def _as_arrays(inputs: Any) -> list[np.ndarray] | None:
+    """Recordings as ``[C, n]`` arrays, or None where ``inputs`` names files."""
+    if isinstance(inputs, np.ndarray):
+        if inputs.ndim == 1:
+            return [inputs[None]]
+        if inputs.ndim == 2:
+            return [inputs]
+        if inputs.ndim == 3:
+            return list(inputs)
+        raise BiosigError(f"expected [n], [C, n] or [N, C, n] arrays, got shape {inputs.shape}")
+    if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], np.ndarray):
+        return [a[None] if a.ndim == 1 else a for a in (np.asarray(x) for x in inputs)]
+    return None
+
+
+def load_model(
+    path: str | Path,
+    *,
+    plugin: str | None = None,
+    device: str = "auto",
+    **plugin_options: Any,
+) -> Model:
+    """The model saved at ``path`` (a run's ``best/`` or ``last/``, or the run directory),
+    with its plugin configured as in training; ``plugin_options`` (by name) override the
+    saved ones, with a warning where that changes the model's input, as the commands do.
+    """
+    reader, network, meta, where = load_model_and_plugin(plugin, Path(path), device)
+    set_plugin_options(reader, plugin_options, meta)
+    network.eval()
+    return Model(Path(path), reader, network, meta, where)

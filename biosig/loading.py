@@ -1,0 +1,131 @@
+"""Finding and loading a trained model with the plugin that reads its inputs, set up as
+the model was trained: what ``predict``, ``evaluate`` and the Python API share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .device import resolve_device
+from .errors import BiosigError
+from .plugin import Plugin
+from .registry import get_plugin
+
+log = logging.getLogger("biosig")
+
+#: Where ``biosig train`` puts runs without ``--out``: ``runs/<plugin>/<time>``, and the
+#: link ``runs/<plugin>/latest``.
+RUNS = Path("runs")
+
+
+class UnknownPluginOption(BiosigError):
+    """A plugin option the plugin does not take."""
+
+
+def set_plugin_options(
+    plugin: Plugin, values: Mapping[str, Any], meta: dict[str, Any] | None = None
+) -> None:
+    """Give ``plugin`` the options in ``values``, keyed by option name (``group_pattern``)
+    or flag (``--group-pattern``).
+
+    One that changes a preprocessing option the model (checkpoint ``meta``) was trained
+    with is warned about, since the model then sees data prepared differently from its
+    training data.
+    """
+    by_key = {key: o.name for o in plugin.options for key in (o.name, o.flag)}
+    for key in values:
+        if key not in by_key:
+            flags = ", ".join(o.flag for o in plugin.options)
+            takes = f"; plugin {plugin.name!r} takes {flags}" if flags else ""
+            shown = key if key.startswith("--") else "--" + key.replace("_", "-")
+            raise UnknownPluginOption(f"no such option: {shown}{takes}")
+    values = {by_key[key]: value for key, value in values.items()}
+    plugin.configure(dict(values))
+    trained = meta["plugin"].get("options", {}) if meta else {}
+    for option in plugin.options:
+        now = plugin.settings[option.name]
+        if option.preprocessing and option.name in trained and now != trained[option.name]:
+            log.warning(
+                "%s %s differs from the model's %s: its input is prepared differently",
+                option.flag,
+                now,
+                trained[option.name],
+            )
+
+
+def label_source(plugin: Plugin, labels: str | Path) -> Path | str:
+    """``--labels`` as the plugin takes it: one of its label keywords (labels the
+    recordings carry, such as ``beats``), else a file that must exist."""
+    if str(labels) in plugin.label_keywords:
+        return str(labels)
+    return require_file(labels, "labels file")
+
+
+def require_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise BiosigError(f"{path}: {what} not found")
+    return path
+
+
+def latest_model(plugin_name: str) -> Path:
+    """``runs/<plugin>/latest``, the model ``biosig predict`` uses when none is given."""
+    path = RUNS / plugin_name / "latest"
+    if not path.exists():
+        raise BiosigError(
+            f"no --model given and {path} does not exist: train one first "
+            f"(biosig train --plugin {plugin_name} …) or pass --model"
+        )
+    return path
+
+
+def load_model_and_plugin(
+    plugin_name: str | None, model_path: Path | None, device_name: str
+) -> tuple[Plugin, torch.nn.Module, dict[str, Any], torch.device]:
+    """The plugin, model (on its device), checkpoint metadata and device that ``predict``
+    and ``evaluate`` run with.
+
+    The plugin is resolved first, so ``--plugin nope`` is reported as an unknown plugin and
+    not as a missing ``runs/nope/latest``; it is configured with the options the model was
+    trained with. Without ``--model`` the plugin's latest run is
+    used; without ``--plugin`` the model's own. A plugin other than the model's, or another
+    version of it, is warned about: its preprocessing may differ.
+    """
+    plugin = get_plugin(plugin_name) if plugin_name else None
+    if model_path is None:
+        if not plugin_name:
+            raise BiosigError("give --plugin or --model")
+        model_path = latest_model(plugin_name)
+    device = resolve_device(device_name)
+    model, meta = load_checkpoint(model_path, device)
+    trained_with = meta["plugin"]["name"]
+    if plugin is None:
+        plugin = get_plugin(trained_with)
+    if plugin.name == trained_with:
+        # Read and label the inputs as the training data was (channels, filters, the
+        # annotator, the class of unannotated spans); flags may still change these, with a
+        # warning where that changes what the model sees.
+        known = {o.name for o in plugin.options}
+        saved = meta["plugin"].get("options", {})
+        plugin.configure({k: v for k, v in saved.items() if k in known})
+    if plugin.name != trained_with:
+        log.warning(
+            "model %s was trained with plugin %r, reading with %r",
+            model_path,
+            trained_with,
+            plugin.name,
+        )
+    elif plugin.version != meta["plugin"].get("version"):
+        log.warning(
+            "model %s was trained with %s plugin %s; this is version %s",
+            model_path,
+            trained_with,
+            meta["plugin"].get("version"),
+            plugin.version,
+        )
+    return plugin, model, meta, device
