@@ -36,6 +36,8 @@ __version__ = "0.1.0"
 #: `biosig`, so that a plugin importing the contract stays quick to load.
 _LAZY = {
     "train": "api",
+    "pretrain": "api",
+    "PretrainRun": "api",
     "load_model": "api",
     "Model": "api",
     "Predictions": "api",
@@ -69,6 +71,7 @@ __all__ = [
     "PluginDefaults",
     "PluginOption",
     "Predictions",
+    "PretrainRun",
     "Preprocessor",
     "Recording",
     "RecordingError",
@@ -82,6 +85,7 @@ __all__ = [
     "expand_inputs",
     "load_model",
     "notch_sos",
+    "pretrain",
     "read_label_table",
     "segment_intervals",
     "table_intervals",

@@ -5,6 +5,7 @@
     model = biosig.load_model(run.best)
     tables = model.predict(["test.npy"])          # DataFrames: windows, recordings, segments
     metrics = model.evaluate(["test.npy"], labels="test_labels.npy")
+    backbone = biosig.pretrain(plugin="numpy", inputs=["unlabelled.npy"]).backbone
 
 Each function runs the same code as its command (``biosig train``, ``predict``,
 ``evaluate``), with the same defaults and outputs; the commands are thin layers over it.
@@ -34,20 +35,13 @@ from .output import (
     window_rows,
 )
 from .plugin import ArrayRecording, Plugin, Recording, iter_recordings
+from .pretrain_runs import PretrainRequest, run_pretraining
+from .pretraining import PRETRAINED_DIR, PretrainConfig
 from .runs import TrainRequest, run_training
 from .stream import RecordingPrediction, predict_recordings
 from .training import TrainConfig
 
 log = logging.getLogger("biosig")
-
-_REQUEST_FIELDS = {f.name for f in dataclasses.fields(TrainRequest)} - {
-    "plugin",
-    "inputs",
-    "labels",
-    "config",
-    "plugin_options",
-}
-_CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 @dataclasses.dataclass
@@ -109,23 +103,63 @@ def train_request(
     options: Mapping[str, Any],
 ) -> TrainRequest:
     """The request ``biosig train`` would build from these options (by name)."""
+    return _request(TrainRequest, TrainConfig, plugin, inputs, options, labels=str(labels))
+
+
+@dataclasses.dataclass
+class PretrainRun:
+    """A finished pretraining run: its directory and per-epoch history."""
+
+    directory: Path
+    history: pd.DataFrame
+
+    @property
+    def backbone(self) -> Path:
+        """The pretrained backbone, for ``train(..., init=run.backbone)`` or ``--init``."""
+        return self.directory / PRETRAINED_DIR
+
+
+def pretrain(
+    plugin: str,
+    inputs: str | Path | Sequence[str | Path],
+    *,
+    progress: bool = False,
+    **options: Any,
+) -> PretrainRun:
+    """Pretrain a backbone on unlabelled recordings, as ``biosig pretrain`` does; options
+    by name as for :func:`train` (``mask_ratio=0.3``, ``epochs=20``…)."""
+    request = _request(PretrainRequest, PretrainConfig, plugin, inputs, options)
+    directory = run_pretraining(request, progress=progress)
+    return PretrainRun(directory, pd.read_csv(directory / "history.csv"))
+
+
+def _request(
+    request_type: type,
+    config_type: type,
+    plugin: str,
+    inputs: str | Path | Sequence[str | Path],
+    options: Mapping[str, Any],
+    **fixed: Any,
+) -> Any:
+    """A command's request from options by name: its own fields, its config's, and the
+    rest the plugin's options (refused where the plugin does not take them)."""
     from .registry import get_plugin
 
+    own = {f.name for f in dataclasses.fields(request_type)} - {"config", "plugin_options"}
+    config_fields = {f.name for f in dataclasses.fields(config_type)}
     reader = get_plugin(plugin)
-    request_values = {k: v for k, v in options.items() if k in _REQUEST_FIELDS}
-    config_values = {k: v for k, v in options.items() if k in _CONFIG_FIELDS}
-    plugin_values = {k: v for k, v in options.items() if k not in _REQUEST_FIELDS | _CONFIG_FIELDS}
-    set_plugin_options(reader, plugin_values)
-    if "out" in request_values and request_values["out"] is not None:
-        request_values["out"] = Path(request_values["out"])
+    set_plugin_options(reader, {k: v for k, v in options.items() if k not in own | config_fields})
+    values = {k: v for k, v in options.items() if k in own}
+    if values.get("out") is not None:
+        values["out"] = Path(values["out"])
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    return TrainRequest(
+    return request_type(
         plugin=reader.name,
         inputs=[str(p) for p in paths],
-        labels=str(labels),
-        config=TrainConfig(**config_values),
+        config=config_type(**{k: v for k, v in options.items() if k in config_fields}),
         plugin_options=dict(reader.settings),
-        **request_values,
+        **fixed,
+        **values,
     )
 
 

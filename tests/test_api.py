@@ -274,3 +274,21 @@ def test_the_estimator_passes_scikit_learns_estimator_checks() -> None:
         )
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert failed == [] and len(results) > 40
+
+
+def test_pretrain_then_fine_tune_from_its_backbone(tone_files: Path) -> None:
+    run = biosig.pretrain(
+        "numpy", tone_files / "train.npy", out=tone_files / "pre", preset="tiny", epochs=1
+    )
+    assert (run.backbone / "biosig.json").is_file() and list(run.history["epoch"]) == [1]
+    tuned = biosig.train(
+        "numpy",
+        tone_files / "train.npy",
+        tone_files / "train_labels.npy",
+        out=tone_files / "tuned",
+        init=str(run.backbone),
+        **QUICK,
+    )
+    assert json.loads((tuned.best / "biosig.json").read_text())["training"]["init"] == str(
+        run.backbone
+    )

@@ -1,0 +1,190 @@
+"""A pretraining run: unlabelled recordings in, a pretrained backbone out (masked-sample
+reconstruction). ``biosig pretrain`` and :func:`biosig.pretrain` call
+:func:`run_pretraining`; the loop itself is in :mod:`biosig.pretraining`."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .atomic import point_link
+from .damaged import DamagePolicy
+from .device import resolve_device
+from .errors import BiosigError
+from .loading import RUNS
+from .model import PRESETS, SignalNet, count_parameters, model_config
+from .normalize import dataset_statistics
+from .plugin import NORMALIZATIONS, SPLITS, iter_recordings
+from .pretraining import (
+    PRETRAINED_DIR,
+    PretrainConfig,
+    Reconstructor,
+    build_unlabelled_store,
+    pretrain_meta,
+)
+from .pretraining import pretrain as run_pretrain_loop
+from .registry import get_plugin
+from .runs import new_run_dir, remove_if_empty
+from .split import split_examples
+from .training import seed_everything
+
+log = logging.getLogger("biosig")
+
+
+@dataclasses.dataclass
+class PretrainRequest:
+    """Everything one pretraining run needs."""
+
+    plugin: str
+    inputs: list[str]
+    out: Path | None = None
+    preset: str = "small"
+    window: int | None = None
+    hop: int | None = None
+    normalization: str | None = None
+    sample_rate: float | None = None
+    strict: bool = False
+    #: fraction of the recordings (groups) held out to score reconstruction
+    val_fraction: float = 0.1
+    split: str | None = None
+    device: str = "auto"
+    config: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
+    plugin_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = True) -> Path:
+    """Pretrain a backbone as ``request`` says; returns the run directory (the checkpoint
+    is its ``pretrained`` directory)."""
+    plugin = get_plugin(request.plugin)
+    plugin.configure(request.plugin_options)
+    if not request.inputs:
+        raise BiosigError("no --input given")
+    if request.out is not None and Path(request.out).exists() and not Path(request.out).is_dir():
+        raise BiosigError(f"--out {request.out}: exists and is not a directory")
+    if request.preset not in PRESETS:
+        raise BiosigError(f"--preset {request.preset}: choose from {', '.join(PRESETS)}")
+    window = int(request.window or plugin.defaults.window)
+    hop = int(request.hop or plugin.defaults.hop)
+    if window <= 0 or hop <= 0:
+        raise BiosigError(f"--window and --hop must be positive (got {window} and {hop})")
+    normalization = request.normalization or plugin.defaults.normalization
+    if normalization not in NORMALIZATIONS:
+        raise BiosigError(
+            f"--normalization {normalization}: choose from {', '.join(NORMALIZATIONS)}"
+        )
+    split_mode = request.split or plugin.defaults.split
+    if split_mode not in SPLITS:
+        raise BiosigError(f"--split {split_mode}: choose from {', '.join(SPLITS)}")
+    config = request.config
+    if not 0 < config.mask_ratio < 1:
+        raise BiosigError(f"--mask-ratio must be between 0 and 1, got {config.mask_ratio:g}")
+    if config.mask_span < 1:
+        raise BiosigError(f"--mask-span must be at least 1 sample, got {config.mask_span}")
+    device = resolve_device(request.device)
+    sample_rate = float(request.sample_rate or plugin.defaults.sample_rate)
+    if sample_rate <= 0:
+        raise BiosigError(f"--sample-rate must be positive, got {sample_rate:g}")
+
+    damage = DamagePolicy(request.strict)
+    files = plugin.find(request.inputs)
+    recordings = list(iter_recordings(plugin, files, damage.handle))
+    if not recordings:
+        raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
+    store = build_unlabelled_store(
+        plugin,
+        recordings,
+        window,
+        hop,
+        sample_rate,
+        store_dir=request.out,
+        progress=progress,
+        on_damage=damage.handle,
+    )
+    train_idx, val_idx, split_used = split_examples(
+        store, split_mode, request.val_fraction, config.seed
+    )
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise BiosigError(
+            f"cannot hold out {request.val_fraction:g} of {len(store)} windows for "
+            "validation; add recordings or change --val-fraction"
+        )
+    norm_spec: dict[str, Any] = {"mode": normalization}
+    if normalization == "dataset":
+        norm_spec = dataset_statistics(store.x, store.lengths, train_idx)
+
+    seed_everything(config.seed)
+    # One placeholder class: the pool and head are not trained here, and fine-tuning
+    # makes its own.
+    backbone = SignalNet(model_config(request.preset, store.n_channels, 1))
+    model = Reconstructor(backbone)
+    run_dir = Path(request.out) if request.out else new_run_dir(RUNS / plugin.name / "pretrain")
+    read = set(store.recording_ids)
+    first = next(r for r in recordings if r.id in read)
+    meta = {
+        "pretrained": True,
+        "model": dataclasses.asdict(backbone.config),
+        "preset": request.preset,
+        "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
+        "window": window,
+        "hop": hop,
+        "sample_rate": sample_rate,
+        "channels": list(first.channels),
+        "normalization": norm_spec,
+        "preprocessing": dataclasses.asdict(plugin.defaults),
+        "pretraining": {
+            **pretrain_meta(config),
+            "inputs": [str(i) for i in request.inputs],
+            "val_fraction": request.val_fraction,
+            "split": split_used,
+            "n_train_windows": int(len(train_idx)),
+            "n_val_windows": int(len(val_idx)),
+            "n_recordings": len(read),
+            "device": str(device),
+        },
+        "provenance": {
+            "biosig_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+        },
+    }
+    held_out = "whole groups held out" if split_used == "group" else "the tail of each recording"
+    echo(
+        f"pretraining {request.preset} backbone ({count_parameters(backbone):,} parameters) "
+        f"on {len(train_idx)} windows, validating on {len(val_idx)} ({held_out}; "
+        f"{len(read)} recordings); hiding {config.mask_ratio:g} of each window in spans of "
+        f"about {config.mask_span} samples, on {device}"
+    )
+    try:
+        result = run_pretrain_loop(
+            model,
+            store,
+            train_idx,
+            val_idx,
+            config,
+            norm_spec,
+            device,
+            run_dir,
+            meta,
+            progress=progress,
+            echo=echo,
+        )
+    except BaseException:
+        if request.out is None:
+            remove_if_empty(run_dir)
+        raise
+    if request.out is None:
+        point_link(RUNS / plugin.name / "pretrain" / "latest", run_dir)
+    echo(
+        f"reconstruction val loss {result.val_loss:.4f} (predicting zeros: "
+        f"{result.val_zero_loss:.4f})"
+    )
+    damage.report()
+    echo(f"pretrained backbone written to {run_dir / PRETRAINED_DIR}")
+    return run_dir
