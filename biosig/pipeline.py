@@ -14,12 +14,33 @@ else:  # pragma: no cover
 
 from .errors import BiosigError
 
+#: The tables that group the commands' own options, and the options each holds. Keys may
+#: also sit at the top level (a flat file); the plugin's options go at the top level or in
+#: ``[preprocessing]``.
+SECTIONS: dict[str, frozenset[str]] = {
+    "model": frozenset(
+        {"preset", "sample_rate", "window", "hop", "normalization", "kernel_features",
+         "drop_path", "fit_model", "ensemble"}
+    ),
+    "train": frozenset(
+        {"epochs", "batch_size", "lr", "label_smoothing", "loss", "class_weights", "balance",
+         "ema", "augment", "val_fraction", "split", "span", "patience", "seed", "strict",
+         "select", "init", "device"}
+    ),
+    "pretrain": frozenset({"mask_ratio", "mask_span"}),
+}  # fmt: skip
+PLUGIN_TABLE = "preprocessing"
+#: Top-level keys that describe the file and are no option.
+DESCRIPTIVE = ("description", "name")
+
 
 def load_pipeline(path: Path, allowed: set[str] | None = None) -> dict[str, Any]:
     """Read ``path`` into a flat dict of option values. With ``allowed``, a key outside it is
     an error naming the key, since a typo silently ignored would train the wrong model.
 
-    Tables (``[train]``, ``[model]``…) may group keys for readability; they are flattened.
+    Tables group keys (:data:`SECTIONS`, ``[preprocessing]`` for the plugin's options) and
+    are flattened; a key in a table that is not its own, an unknown table, and a key given
+    twice (in two tables, or as ``batch_size`` and ``batch-size``) are errors naming it.
     """
     path = Path(path)
     try:
@@ -29,16 +50,41 @@ def load_pipeline(path: Path, allowed: set[str] | None = None) -> dict[str, Any]
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BiosigError(f"{path}: not a valid TOML pipeline ({exc})") from None
     flat: dict[str, Any] = {}
+    found_in: dict[str, str] = {}
     for key, value in raw.items():
-        items = value.items() if isinstance(value, dict) else [(key, value)]
-        for name, item in items:
-            name = name.replace("-", "_")
-            if name in ("description", "name"):
+        table = key if isinstance(value, dict) else None
+        items = value.items() if table else [(key, value)]
+        for spelled, item in items:
+            name = spelled.replace("-", "_")
+            if table is None and name in DESCRIPTIVE:
                 continue
+            _check_table(path, table, name)
             if allowed is not None and name not in allowed:
                 raise unknown_key(path, name, allowed)
-            flat[name] = item
+            where = f"[{table}]" if table else "the top level"
+            if name in flat:
+                raise BiosigError(f"{path}: {name} is given twice ({found_in[name]} and {where})")
+            flat[name], found_in[name] = item, where
     return flat
+
+
+def _check_table(path: Path, table: str | None, name: str) -> None:
+    """A key inside a table must be one of that table's."""
+    if table is None:
+        return
+    if table != PLUGIN_TABLE and table not in SECTIONS:
+        known = ", ".join(f"[{t}]" for t in sorted([*SECTIONS, PLUGIN_TABLE]))
+        raise BiosigError(f"{path}: unknown table [{table}] (known: {known})")
+    home = next((t for t, names in SECTIONS.items() if name in names), None)
+    if home == table:
+        return
+    if home is not None:
+        raise BiosigError(f"{path}: {name} belongs in [{home}], not [{table}]")
+    if table != PLUGIN_TABLE:
+        raise BiosigError(
+            f"{path}: {name} is no [{table}] option; the plugin's options go at the top "
+            f"level or in [{PLUGIN_TABLE}]"
+        )
 
 
 def unknown_key(path: Path, name: str, allowed: set[str]) -> BiosigError:
