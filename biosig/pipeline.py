@@ -16,11 +16,11 @@ from .errors import BiosigError
 
 #: The tables that group the commands' own options, and the options each holds. Keys may
 #: also sit at the top level (a flat file); the plugin's options go at the top level or in
-#: ``[preprocessing]``.
+#: any other table (``[preprocessing]``). (``normalize`` is ``--normalization``'s other spelling.)
 SECTIONS: dict[str, frozenset[str]] = {
     "model": frozenset(
-        {"preset", "sample_rate", "window", "hop", "normalization", "kernel_features",
-         "drop_path", "fit_model", "ensemble"}
+        {"preset", "sample_rate", "window", "hop", "normalization", "normalize",
+         "kernel_features", "drop_path", "fit_model", "ensemble"}
     ),
     "train": frozenset(
         {"epochs", "batch_size", "lr", "label_smoothing", "loss", "class_weights", "balance",
@@ -38,9 +38,10 @@ def load_pipeline(path: Path, allowed: set[str] | None = None) -> dict[str, Any]
     """Read ``path`` into a flat dict of option values. With ``allowed``, a key outside it is
     an error naming the key, since a typo silently ignored would train the wrong model.
 
-    Tables group keys (:data:`SECTIONS`, ``[preprocessing]`` for the plugin's options) and
-    are flattened; a key in a table that is not its own, an unknown table, and a key given
-    twice (in two tables, or as ``batch_size`` and ``batch-size``) are errors naming it.
+    Tables group keys (:data:`SECTIONS`; any other table, such as ``[preprocessing]``,
+    holds the plugin's options) and are flattened; a key in a table that is not its own
+    and a key given twice (in two tables, or as ``batch_size`` and ``batch-size``) are
+    errors naming it.
     """
     path = Path(path)
     try:
@@ -69,18 +70,16 @@ def load_pipeline(path: Path, allowed: set[str] | None = None) -> dict[str, Any]
 
 
 def _check_table(path: Path, table: str | None, name: str) -> None:
-    """A key inside a table must be one of that table's."""
+    """A key inside one of :data:`SECTIONS` must be one of its; any other table
+    (``[preprocessing]``, ``[plugin-options]``…) holds the plugin's options."""
     if table is None:
         return
-    if table != PLUGIN_TABLE and table not in SECTIONS:
-        known = ", ".join(f"[{t}]" for t in sorted([*SECTIONS, PLUGIN_TABLE]))
-        raise BiosigError(f"{path}: unknown table [{table}] (known: {known})")
     home = next((t for t, names in SECTIONS.items() if name in names), None)
     if home == table:
         return
     if home is not None:
         raise BiosigError(f"{path}: {name} belongs in [{home}], not [{table}]")
-    if table != PLUGIN_TABLE:
+    if table in SECTIONS:
         raise BiosigError(
             f"{path}: {name} is no [{table}] option; the plugin's options go at the top "
             f"level or in [{PLUGIN_TABLE}]"

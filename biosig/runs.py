@@ -35,7 +35,7 @@ from .distributed import (
     world_from_env,
 )
 from .errors import BiosigError
-from .examples import build_examples, check_classes
+from .examples import ExampleStore, build_examples, check_classes
 from .kernel_features import (
     choose_normalization,
     default_kernel_features,
@@ -53,7 +53,7 @@ from .model import (
     fit_to_window,
     model_config,
 )
-from .plugin import NORMALIZATIONS, SPLITS, iter_recordings
+from .plugin import NORMALIZATIONS, SPLITS, Plugin, Recording, iter_recordings
 from .pretraining import PretrainedSettings, load_pretrained_backbone, pretrained_settings
 from .registry import get_plugin
 from .split import split_examples
@@ -152,6 +152,35 @@ def run_training(
             raise
 
 
+@dataclasses.dataclass
+class _Choices:
+    """What a request leaves to the plugin or to a pretrained backbone, resolved and
+    checked before any file is read."""
+
+    labels: Path | str
+    init: PretrainedSettings | None
+    normalization: str
+    split: str
+    span: tuple[float, float] | None
+    sample_rate: float
+
+
+@dataclasses.dataclass
+class _Data:
+    """The labelled windows read for training, and how the training set was split."""
+
+    recordings: list[Recording]
+    classes: list[str]
+    window: int
+    hop: int
+    store: ExampleStore
+    damage: DamagePolicy
+    train_idx: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
+    val_idx: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
+    split: str = ""
+    val_fraction: float = 0.0
+
+
 def _run_training(
     request: TrainRequest,
     echo,
@@ -164,6 +193,59 @@ def _run_training(
 ) -> Path:
     plugin = get_plugin(request.plugin)
     plugin.configure(request.plugin_options)
+    choices = _resolve_choices(request, plugin)
+    data = _read_labelled(request, plugin, choices, progress)
+    _split(request, data, choices.split)
+    request = _sized(request, data)
+    normalization, scores = _normalization(request, choices, data, echo)
+    norm_spec = normalization_spec(normalization, data.store, data.train_idx)
+    seed_everything(request.config.seed)
+    model = _build_model(
+        request, choices.init, data.store.n_channels, len(data.classes), data.window,
+        len(data.train_idx),
+    )  # fmt: skip
+    _load_backbone(model, choices.init, echo)
+    run_dir, latest = _run_directory(request, plugin.name, world, latest)
+    resolved = dataclasses.replace(
+        request,
+        inputs=[os.path.abspath(i) for i in request.inputs],
+        labels=str(choices.labels.resolve())
+        if isinstance(choices.labels, Path)
+        else choices.labels,
+        window=data.window,
+        hop=data.hop,
+        normalization=normalization,
+        sample_rate=choices.sample_rate,
+        split=choices.split,
+        val_fraction=data.val_fraction,
+        plugin_options=plugin.settings,
+    )
+    meta = _checkpoint_meta(request, plugin, model, choices, data, norm_spec, scores, device, world)
+    _announce(meta, model, data, device, world, echo)
+    try:
+        if world.is_main:
+            _write_settings(run_dir, resolved, latest is not None)
+        data_read.reach()
+        result = fit(
+            model, data.store, data.train_idx, data.val_idx, request.config, norm_spec, device,
+            run_dir, meta, progress=progress, echo=echo, state=state, world=world,
+        )  # fmt: skip
+    except BaseException:
+        if request.out is None and world.is_main:
+            remove_if_empty(run_dir)
+        raise
+    if world.is_main:
+        _write_report(run_dir, result.best_metrics)
+        if latest is not None:
+            point_link(latest, run_dir)
+    _closing_lines(result, data, echo)
+    echo(f"model written to {run_dir}")
+    return run_dir
+
+
+def _resolve_choices(request: TrainRequest, plugin: Plugin) -> _Choices:
+    """The labels, backbone, normalisation, split, span and rate the run will use; every
+    value a flag gave is checked here, before any file is read."""
     if not request.inputs:
         raise BiosigError("no --input given")
     labels_path = label_source(plugin, request.labels)
@@ -195,121 +277,144 @@ def _run_training(
         build_augmentation(request.config.augment or [])
     except ValueError as exc:
         raise BiosigError(f"--augment: {exc}") from None
-
     sample_rate = float(
         request.sample_rate or (init and init.sample_rate) or plugin.defaults.sample_rate
     )
     if sample_rate <= 0:
         raise BiosigError(f"--sample-rate must be positive, got {sample_rate:g}")
+    return _Choices(labels_path, init, normalization, split_mode, span, sample_rate)
 
+
+def _read_labelled(
+    request: TrainRequest, plugin: Plugin, choices: _Choices, progress: bool
+) -> _Data:
+    """The recordings, their labels and the labelled windows, read once into a store."""
     damage = DamagePolicy(request.strict)
     files = plugin.find(request.inputs)
     recordings = list(iter_recordings(plugin, files, damage.handle))
     if not recordings:
         raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
-    intervals = plugin.labels(labels_path, recordings)
-    if span is not None:
-        intervals = restrict_to_span(intervals, recordings, span)
+    intervals = plugin.labels(choices.labels, recordings)
+    if choices.span is not None:
+        intervals = restrict_to_span(intervals, recordings, choices.span)
     # a keyword is named as the flag that gave it, so "rhythm: …" is not read as a file
-    classes = check_classes(
-        intervals, labels_path if isinstance(labels_path, Path) else f"--labels {labels_path}"
+    labels = choices.labels
+    classes = check_classes(intervals, labels if isinstance(labels, Path) else f"--labels {labels}")
+    window, hop = _window_and_hop(
+        request, choices.init, plugin, intervals, recordings, choices.sample_rate
     )
-    window, hop = _window_and_hop(request, init, plugin, intervals, recordings, sample_rate)
     store = build_examples(
-        plugin,
-        recordings,
-        intervals,
-        classes,
-        window,
-        hop,
-        sample_rate,
-        store_dir=request.out,
-        progress=progress,
-        on_damage=damage.handle,
-    )
+        plugin, recordings, intervals, classes, window, hop, choices.sample_rate,
+        store_dir=request.out, progress=progress, on_damage=damage.handle,
+    )  # fmt: skip
     _check_every_class_has_windows(store.y, classes)
-    val_fraction = request.config.validation_fraction(len(store), request.val_fraction)
-    train_idx, val_idx, split_used = split_examples(
-        store, split_mode, val_fraction, request.config.seed
+    return _Data(recordings, classes, window, hop, store, damage)
+
+
+def _split(request: TrainRequest, data: _Data, split_mode: str) -> None:
+    """Hold out the validation windows (none in the small-data recipe)."""
+    data.val_fraction = request.config.validation_fraction(len(data.store), request.val_fraction)
+    data.train_idx, data.val_idx, data.split = split_examples(
+        data.store, split_mode, data.val_fraction, request.config.seed
     )
-    # Epochs, batch size and patience not given are sized to the data: the run's settings
-    # and checkpoints record the values used, so --resume repeats them exactly.
+
+
+def _sized(request: TrainRequest, data: _Data) -> TrainRequest:
+    """Epochs, batch size, patience and the random-kernel branch not given, sized to the
+    data: the run's settings and checkpoints record the values used, so ``--resume``
+    repeats them exactly."""
     kernel_features = request.kernel_features
     if kernel_features is None:
-        kernel_features = default_kernel_features(len(train_idx), KERNEL_FEATURES)
-    request = dataclasses.replace(
+        kernel_features = default_kernel_features(len(data.train_idx), KERNEL_FEATURES)
+    # the recipe as decided on every labelled window, as the hold-out was
+    small = request.config.small_data(len(data.store))
+    return dataclasses.replace(
         request,
-        # the recipe as decided on every labelled window, as the hold-out was
-        config=request.config.sized_for(
-            len(train_idx), small=request.config.small_data(len(store))
-        ),
+        config=request.config.sized_for(len(data.train_idx), small=small),
         kernel_features=kernel_features,
     )
-    normalization_scores = None
-    if request.normalization is None and init is None and kernel_features:
-        # Left to biosig: the scaling under which the training windows are told apart best
-        # (leave-one-out, by a ridge model of random-kernel features).
-        candidates = list(dict.fromkeys([normalization, "window", "dataset"]))
-        normalization, normalization_scores = choose_normalization(
-            candidates, store, train_idx, window, kernel_features, request.config.seed
-        )
-        echo(
-            f"normalisation {normalization}, chosen on the training windows (ridge "
-            "held-out accuracy: "
-            + ", ".join(f"{m} {a:.4f}" for m, a in normalization_scores.items())
-            + ")"
-        )
-    norm_spec = normalization_spec(normalization, store, train_idx)
 
-    seed_everything(request.config.seed)
-    model = _build_model(request, init, store.n_channels, len(classes), window, len(train_idx))
-    if init is not None:
-        for member in getattr(model, "members", [model]):
-            loaded = load_pretrained_backbone(member, init.path)
-        echo(f"backbone initialised from {init.path} ({len(loaded)} tensors)")
+
+def _normalization(
+    request: TrainRequest, choices: _Choices, data: _Data, echo
+) -> tuple[str, dict[str, float] | None]:
+    """The normalisation, and the held-out scores it was chosen by where biosig chose it:
+    left to biosig, the scaling under which a ridge model of random-kernel features tells
+    the training windows apart best."""
+    if request.normalization is not None or choices.init is not None or not request.kernel_features:
+        return choices.normalization, None
+    candidates = list(dict.fromkeys([choices.normalization, "window", "dataset"]))
+    chosen, scores = choose_normalization(
+        candidates, data.store, data.train_idx, data.window, request.kernel_features,
+        request.config.seed,
+    )  # fmt: skip
+    echo(
+        f"normalisation {chosen}, chosen on the training windows (ridge held-out accuracy: "
+        + ", ".join(f"{m} {a:.4f}" for m, a in scores.items())
+        + ")"
+    )
+    return chosen, scores
+
+
+def _load_backbone(model: torch.nn.Module, init: PretrainedSettings | None, echo) -> None:
+    if init is None:
+        return
+    for member in getattr(model, "members", [model]):
+        loaded = load_pretrained_backbone(member, init.path)
+    echo(f"backbone initialised from {init.path} ({len(loaded)} tensors)")
+
+
+def _run_directory(
+    request: TrainRequest, plugin_name: str, world: World, latest: Path | None
+) -> tuple[Path, Path | None]:
+    """Where the run goes, and the ``latest`` link to point at it when it succeeds."""
     if request.out:
         run_dir = Path(request.out)
     elif world.is_main:
-        run_dir = new_run_dir(RUNS / plugin.name)
+        run_dir = new_run_dir(RUNS / plugin_name)
     else:  # only rank 0 creates and writes the run directory: never used on the others
-        run_dir = RUNS / plugin.name
+        run_dir = RUNS / plugin_name
     if latest is None and request.out is None:
-        latest = RUNS / plugin.name / "latest"
-    resolved = dataclasses.replace(
-        request,
-        inputs=[os.path.abspath(i) for i in request.inputs],
-        labels=str(labels_path.resolve()) if isinstance(labels_path, Path) else labels_path,
-        window=window,
-        hop=hop,
-        normalization=normalization,
-        sample_rate=sample_rate,
-        split=split_mode,
-        val_fraction=val_fraction,
-        plugin_options=plugin.settings,
-    )
-    labelled = set(store.recording_ids)
-    first = next(r for r in recordings if r.id in labelled)
-    meta = {
+        latest = RUNS / plugin_name / "latest"
+    return run_dir, latest
+
+
+def _checkpoint_meta(
+    request: TrainRequest,
+    plugin: Plugin,
+    model: torch.nn.Module,
+    choices: _Choices,
+    data: _Data,
+    norm_spec: dict[str, Any],
+    normalization_scores: dict[str, float] | None,
+    device: torch.device,
+    world: World,
+) -> dict[str, Any]:
+    """What a checkpoint says of the model, its data and its training (``biosig.json``)."""
+    labelled = set(data.store.recording_ids)
+    first = next(r for r in data.recordings if r.id in labelled)
+    init = choices.init
+    return {
         "model": dataclasses.asdict(model.config),
         "ensemble": request.config.ensemble,
         "preset": init.preset if init is not None else request.preset,
-        "classes": classes,
+        "classes": data.classes,
         "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
-        "window": window,
-        "hop": hop,
-        "sample_rate": sample_rate,
+        "window": data.window,
+        "hop": data.hop,
+        "sample_rate": choices.sample_rate,
         "channels": list(first.channels),
         "normalization": norm_spec,
         "preprocessing": dataclasses.asdict(plugin.defaults),
         "training": {
             **dataclasses.asdict(request.config),
             "inputs": [str(i) for i in request.inputs],
-            "labels": str(labels_path),
-            "val_fraction": val_fraction,
-            "split": split_used,
-            "span": list(span) if span else None,
-            "n_train_windows": int(len(train_idx)),
-            "n_val_windows": int(len(val_idx)),
+            "labels": str(choices.labels),
+            "val_fraction": data.val_fraction,
+            "split": data.split,
+            "span": list(choices.span) if choices.span else None,
+            "n_train_windows": int(len(data.train_idx)),
+            "n_val_windows": int(len(data.val_idx)),
             "n_recordings": len(labelled),
             "device": str(device),
             # --batch-size is per process: the global batch is world_size times it
@@ -324,52 +429,31 @@ def _run_training(
             "command": " ".join(sys.argv),
         },
     }
+
+
+def _announce(meta, model, data: _Data, device: torch.device, world: World, echo) -> None:
     size = f"{count_parameters(model):,} parameters"
-    if request.config.ensemble > 1:
-        size = f"an ensemble of {request.config.ensemble} networks, {size}"
+    if meta["ensemble"] > 1:
+        size = f"an ensemble of {meta['ensemble']} networks, {size}"
+    n_recordings = meta["training"]["n_recordings"]
     echo(
-        f"training {meta['preset']} model ({size}) on {len(train_idx)} windows, "
-        f"{_validation_words(split_used, len(val_idx))} {len(labelled)} recordings, "
-        f"classes: {', '.join(classes)}; windows of {window} samples) on {device}"
+        f"training {meta['preset']} model ({size}) on {len(data.train_idx)} windows, "
+        f"{_validation_words(data.split, len(data.val_idx))} {n_recordings} recordings, "
+        f"classes: {', '.join(data.classes)}; windows of {data.window} samples) on {device}"
         + (f", {world.world_size} processes" if world.is_distributed else "")
     )
-    try:
-        if world.is_main:
-            _write_settings(run_dir, resolved, latest is not None)
-        data_read.reach()
-        result = fit(
-            model,
-            store,
-            train_idx,
-            val_idx,
-            request.config,
-            norm_spec,
-            device,
-            run_dir,
-            meta,
-            progress=progress,
-            echo=echo,
-            state=state,
-            world=world,
-        )
-    except BaseException:
-        if request.out is None and world.is_main:
-            remove_if_empty(run_dir)
-        raise
-    if world.is_main:
-        _write_report(run_dir, result.best_metrics)
-    if latest is not None and world.is_main:
-        point_link(latest, run_dir)
+
+
+def _closing_lines(result, data: _Data, echo) -> None:
+    """The kept epoch's scores, the warning when nothing was learnt, skipped damage."""
     best = result.best_metrics
-    scored = "val" if len(val_idx) else "train-set"
+    scored = "val" if len(data.val_idx) else "train-set"
     echo(
         f"best epoch {result.best_epoch}: {scored} accuracy {best['accuracy']:.4f}, "
         f"macro-F1 {best['macro_f1']:.4f} (majority rate {best['majority_rate']:.4f})"
     )
     _warn_if_not_learned(best, scored)
-    damage.report()
-    echo(f"model written to {run_dir}")
-    return run_dir
+    data.damage.report()
 
 
 def resume_training(

@@ -384,6 +384,8 @@ ema = 0.9
 balance = true
 loss = "focal"
 select = false
+
+[model]
 ensemble = 2
 drop-path = 0.1
 normalize = "dataset"
