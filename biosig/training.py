@@ -404,39 +404,353 @@ def fit(
     * the training state holds every rank's random streams; a run resumes with as many
       processes as it was started with.
     """
-    world = world or World()
-    config = config.sized_for(len(train_idx))
-    if not len(val_idx):
-        # Nothing held out: no epoch can be chosen, nor training stopped, on validation.
-        config = dataclasses.replace(config, select=False, patience=config.epochs)
-    if not world.is_main:  # rank 0 speaks and writes for the run
-        progress, echo = False, _silent
-    if not 0.0 <= config.ema < 1.0:
-        raise BiosigError(f"ema must be in [0, 1), got {config.ema}")
-    generator = seed_everything(config.seed)
-    # Different augmentation on each rank; rank 0's (and a single process's) is seeded as before.
-    generator.manual_seed(config.seed + world.rank)
-    # The same on every rank: all draw the same epoch order and take their shard of it.
-    shuffle_rng = np.random.default_rng(config.seed)
-    trace = _RankTrace.from_env(world)
-    # With nothing held out (the small-data recipe) each epoch is scored on the training
-    # windows, unaugmented: nothing is selected on that, but it shows whether the network
-    # learnt at all.
-    scored_idx = val_idx if len(val_idx) else train_idx
-    scored = "val" if len(val_idx) else "train-set"
-    # The random-kernel branch (biases, ridge model) is fitted to the training windows once,
-    # before any step, and so are the ridge logits added to each window's.
-    kernel_logits = fit_random_kernels(
-        model, store, train_idx, scored_idx, normalization, config.seed,
-        config.label_smoothing, echo,
+    trainer = Trainer(
+        model, store, train_idx, val_idx, config, normalization, device, run_dir, meta,
+        progress=progress, echo=echo, world=world,
     )  # fmt: skip
-    if kernel_logits is not None:
-        kernel_logits.to(device)
-    model.to(device)
+    if state is not None:
+        trainer.restore(state)
+    elif trainer.world.is_main:
+        # A state left by an earlier run in this directory must not outlive this one's start.
+        (Path(run_dir) / RESUME_DIR / STATE_FILE).unlink(missing_ok=True)
+    return trainer.run()
+
+
+@dataclass
+class _Best:
+    """The kept epoch so far: highest macro-F1, at equal macro-F1 lowest loss."""
+
+    f1: float = -1.0
+    loss: float = math.inf
+    epoch: int = 0
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclass
+class _Scores:
+    """One epoch's scores on the scored windows (validation, or training where none)."""
+
+    row: dict[str, float]
+    report: dict[str, Any]
+    loss: float
+
+
+class Trainer:
+    """One training run's loop, in parts: set up (:meth:`__init__`), :meth:`restore` a
+    saved state, then :meth:`run` epochs of :meth:`_train_epoch`, :meth:`_score`,
+    :meth:`_keep` and :meth:`_save`. See :func:`fit`, which is how it is used."""
+
+    def __init__(
+        self,
+        model: SignalNet,
+        store: ExampleStore,
+        train_idx: np.ndarray,
+        val_idx: np.ndarray,
+        config: TrainConfig,
+        normalization: dict[str, Any],
+        device: torch.device,
+        run_dir: Path,
+        meta: dict[str, Any],
+        progress: bool = True,
+        echo: Callable[[str], None] = print,
+        world: World | None = None,
+    ) -> None:
+        self.world = world = world or World()
+        config = config.sized_for(len(train_idx))
+        if not len(val_idx):
+            # Nothing held out: no epoch can be chosen, nor training stopped, on validation.
+            config = dataclasses.replace(config, select=False, patience=config.epochs)
+        if not world.is_main:  # rank 0 speaks and writes for the run
+            progress, echo = False, _silent
+        if not 0.0 <= config.ema < 1.0:
+            raise BiosigError(f"ema must be in [0, 1), got {config.ema}")
+        self.store, self.train_idx, self.normalization = store, train_idx, normalization
+        self.device, self.run_dir, self.meta = device, Path(run_dir), meta
+        self.progress, self.echo = progress, echo
+        self.generator = seed_everything(config.seed)
+        # Different augmentation on each rank; rank 0's (and a single process's) is seeded
+        # as before. The epoch order is the same on every rank: each takes its shard of it.
+        self.generator.manual_seed(config.seed + world.rank)
+        self.shuffle_rng = np.random.default_rng(config.seed)
+        self.trace = _RankTrace.from_env(world)
+        # With nothing held out (the small-data recipe) each epoch is scored on the training
+        # windows, unaugmented: nothing is selected on that, but it shows whether the network
+        # learnt at all.
+        self.scored_idx = val_idx if len(val_idx) else train_idx
+        self.scored = "val" if len(val_idx) else "train-set"
+        # The random-kernel branch (biases, ridge model) is fitted to the training windows
+        # once, before any step, and so are the ridge logits added to each window's.
+        self.kernel_logits = fit_random_kernels(
+            model, store, train_idx, self.scored_idx, normalization, config.seed,
+            config.label_smoothing, echo,
+        )  # fmt: skip
+        if self.kernel_logits is not None:
+            self.kernel_logits.to(device)
+        self.model = model.to(device)
+        # An EnsembleClassifier's networks, each fitted to its own loss; () for one network.
+        self.members = tuple(getattr(model, "members", ()))
+        self.config = config = dataclasses.replace(config, ensemble=max(1, len(self.members)))
+        self.loss_fn = _loss_for(config, store, train_idx, device)
+        self.augment = (
+            build_augmentation(config.augment, p=config.augment_p) if config.augment else None
+        )
+        # mixup / cutmix: the batch and one-hot targets are mixed, and the loss gets soft targets
+        self.mixes = bool(getattr(self.augment, "mixes", False))
+        self.draw_p = balanced_probabilities(store.y[train_idx]) if config.balance else None
+        self.optimizer = _optimizer(model, config)
+        # Each rank takes ceil(n / world_size) windows an epoch (see epoch_shard).
+        per_rank = math.ceil(len(train_idx) / world.world_size)
+        total_steps = math.ceil(per_rank / config.batch_size) * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            cosine_with_warmup(total_steps, max(1, int(config.warmup_fraction * total_steps))),
+        )
+        self.ema = WeightEMA(model, config.ema) if config.ema > 0 else None
+        self.evaluated = self.ema.module if self.ema is not None else model
+        self.fingerprint = data_fingerprint(store, train_idx, val_idx)
+        self.my_val = np.asarray(shard(self.scored_idx, world), dtype=np.int64)
+        self.history: list[dict[str, float]] = []
+        self.best = _Best()
+        self.first_epoch, self.stopped = 1, False
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue after the last finished epoch of a saved training state."""
+        _check_state(state, self.config, self.fingerprint, self.run_dir, self.world)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        ranks_rng = state.get("rng_ranks")
+        rng = ranks_rng[self.world.rank] if ranks_rng else state["rng"]
+        _set_rng_state(rng, self.generator, self.shuffle_rng)
+        self.history = [dict(row) for row in state["history"]]
+        best = state["best"]
+        self.best = _Best(
+            float(best["f1"]), float(best.get("loss", math.inf)), int(best["epoch"]),
+            best["metrics"],
+        )  # fmt: skip
+        self.first_epoch, self.stopped = int(state["epoch"]) + 1, bool(state["stopped"])
+
+    def run(self) -> TrainResult:
+        """Train the remaining epochs, stopping early where the patience runs out."""
+        # Wrapping broadcasts rank 0's weights and buffers to every rank (equal already: the
+        # same seed, or the same state); from here on every step exchanges the gradients.
+        self.net: torch.nn.Module = self.model
+        if self.world.is_distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        # An early-stopped run has nothing left to train, whatever its number of epochs.
+        last_epoch = self.first_epoch - 1 if self.stopped else self.config.epochs
+        for epoch in range(self.first_epoch, last_epoch + 1):
+            started = time.perf_counter()
+            train_loss = self._train_epoch(epoch)
+            scores = self._score(epoch, train_loss, started)
+            improved = self._keep(epoch, scores)
+            self.stopped = epoch - self.best.epoch >= self.config.patience
+            self._save(epoch, scores, improved)
+            # Every rank computed the same metrics from the same gathered probabilities;
+            # rank 0's decision is still the one taken, so the ranks cannot part ways.
+            self.stopped = bool(broadcast_int(int(self.stopped), self.world))
+            if self.stopped:
+                self.echo(
+                    f"early stop: no better validation macro-F1 (nor, at equal macro-F1, "
+                    f"lower loss) for {self.config.patience} epochs"
+                )
+                break
+        # The barrier before shutdown: no rank leaves the group while another still trains.
+        if not all_ok(True, self.world):
+            raise BiosigError("another process of this run failed (its error is above)")
+        if self.trace is not None:
+            self.trace.finish(self.model)
+        return TrainResult(self.best.epoch, self.best.metrics, self.history)
+
+    def _train_epoch(self, epoch: int) -> float:
+        """One pass over this rank's share of the epoch's order; the mean training loss."""
+        self.net.train()
+        order = epoch_order(self.train_idx, self.shuffle_rng, self.draw_p)
+        mine = epoch_shard(order, self.world)
+        if self.trace is not None:
+            self.trace.epoch(epoch, self.train_idx, order, mine)
+        running, seen = 0.0, 0
+        bar = tqdm(
+            total=len(mine) * self.world.world_size,  # every rank's windows, padding included
+            desc=f"epoch {epoch}/{self.config.epochs}",
+            unit="win",
+            disable=None if self.progress else True,  # None: off when not a terminal
+            leave=False,
+        )
+        for start in range(0, len(mine), self.config.batch_size):
+            idx = np.sort(mine[start : start + self.config.batch_size])
+            if self.trace is not None:
+                self.trace.step(epoch)
+            loss_sum, count = self._step(epoch, idx)
+            running += loss_sum
+            seen += int(count)
+            bar.update(int(count))
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+        bar.close()
+        return running / max(seen, 1)
+
+    def _step(self, epoch: int, idx: np.ndarray) -> tuple[float, float]:
+        """One optimiser step on the windows ``idx``; their loss summed over the ranks, and
+        how many windows that was."""
+        x, lengths = batch_to_device(self.store, idx, self.device)
+        y = torch.from_numpy(self.store.y[idx]).to(self.device, non_blocking=True)
+        x = normalize(x, lengths, self.normalization)
+        target: torch.Tensor = y
+        ridge = self.kernel_logits[idx] if self.kernel_logits is not None else None
+        if self.augment is not None:
+            x = self.augment(x, lengths, self.generator)
+            if self.mixes:
+                one_hot = F.one_hot(y, len(self.store.classes)).float()
+                x, target, ridge = mix_batch(
+                    self.augment, x, lengths, one_hot, ridge, self.generator
+                )
+        loss, mean_loss = self._loss(x, lengths, target, ridge)
+        # Summed over the ranks (one value each, before the backward pass) so that every
+        # rank logs the loss of the global batch and, should one rank's loss diverge, all
+        # stop here together instead of one leaving the others in the gradient exchange.
+        loss_sum, count = reduce_sum([mean_loss.item() * len(idx), len(idx)], self.world)
+        if not math.isfinite(loss_sum / count):
+            raise BiosigError(
+                f"training diverged at epoch {epoch}: the loss is {loss_sum / count}; "
+                "try a lower --lr"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for part in self.members or (self.model,):
+            torch.nn.utils.clip_grad_norm_(part.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return loss_sum, count
+
+    def _loss(
+        self, x: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor, ridge
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to step on, and the mean per network to log."""
+        if self.members:
+            # Each member's own loss, summed: every member gets the gradient it would get
+            # trained alone (and is clipped alone).
+            with autocast(self.device):
+                logits = self.net(x, lengths, per_member=True, kernel_logits=ridge)
+            losses = torch.stack([stacked_loss(self.loss_fn, m, target, ridge) for m in logits])
+            return losses.sum(), losses.mean()
+        with autocast(self.device):
+            logits = self.net(x, lengths, kernel_logits=ridge)
+        loss = stacked_loss(self.loss_fn, logits, target, ridge)
+        return loss, loss
+
+    def _score(self, epoch: int, train_loss: float, started: float) -> _Scores:
+        """The epoch's history row and report, on the scored windows shared out among the
+        ranks and gathered."""
+        # Each rank's last forward pass updated its BatchNorm statistics from its own batch;
+        # rank 0's are the ones saved, so every rank validates with them.
+        broadcast_buffers(self.model, self.world)
+        if self.ema is not None:
+            broadcast_buffers(self.ema.module, self.world)
+        probs = predict_store(
+            self.evaluated, self.store, self.my_val, self.normalization, self.device,
+            kernel_logits=self.kernel_logits,
+        )  # fmt: skip
+        probs = gather_rows(probs, self.world)
+        y_val = self.store.y[self.scored_idx]
+        y_hat = probs.argmax(1)
+        report = classification_report(y_val, y_hat, self.store.classes)
+        # Cross entropy of log-probabilities equals that of the logits they came from.
+        log_probs = torch.from_numpy(np.log(np.maximum(probs, 1e-12))).to(self.device)
+        val_loss = float(self.loss_fn(log_probs, torch.from_numpy(y_val).to(self.device)))
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": float((y_hat == y_val).mean()),
+            "val_macro_f1": report["macro_f1"],
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started,
+            **{f"val_f1_{c}": report["per_class"][c]["f1"] for c in self.store.classes},
+        }
+        self.history.append(row)
+        return _Scores(row, report, val_loss)
+
+    def _keep(self, epoch: int, scores: _Scores) -> bool:
+        """Whether this epoch is the one to keep (every epoch, without selection)."""
+        f1 = scores.row["val_macro_f1"]
+        # A tie in macro-F1 (common on a small validation set, where it soon reaches 1.0)
+        # goes to the lower validation loss: the more confident correct model.
+        improved = not self.config.select or (
+            f1 > self.best.f1 or (f1 == self.best.f1 and scores.loss < self.best.loss)
+        )
+        if improved:
+            self.best = _Best(f1, scores.loss, epoch, scores.report)
+        return improved
+
+    def _save(self, epoch: int, scores: _Scores, improved: bool) -> None:
+        """History, checkpoints and the state to resume from, written by rank 0; every rank
+        learns whether that succeeded."""
+        # Every rank's random streams, for --resume (a collective: every rank, every epoch).
+        rng = gather_objects(_rng_state(self.generator, self.shuffle_rng), self.world)
+        written = False
+        try:
+            if self.world.is_main:  # the others' echo is silent, and they write nothing
+                self._write(epoch, scores, improved, rng)
+            written = True
+        finally:
+            # Rank 0 alone writes; the others wait here to learn whether it could, so that a
+            # full disk fails every rank at once instead of leaving them in the next epoch.
+            everyone = _all_ok_after(written, self.world)
+        if not everyone:
+            raise BiosigError("another process of this run failed (its error is above)")
+
+    def _write(self, epoch: int, scores: _Scores, improved: bool, rng: list[Any]) -> None:
+        row, scored = scores.row, self.scored
+        write_history(self.run_dir / "history.csv", self.history)
+        self.echo(
+            f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  {scored} loss "
+            f"{scores.loss:.4f}  {scored} acc {row['val_accuracy']:.4f}  {scored} macro-F1 "
+            f"{row['val_macro_f1']:.4f}" + ("  *" if improved else "")
+        )
+        meta = {**self.meta, "training": {**self.meta.get("training", {}), "epoch": epoch}}
+        if improved:
+            save_checkpoint(
+                self.run_dir / "best", self.evaluated, {**meta, "metrics": scores.report}
+            )
+        save_checkpoint(self.run_dir / "last", self.evaluated, {**meta, "metrics": scores.report})
+        save_training_state(self.run_dir, self._state(epoch, rng))
+
+    def _state(self, epoch: int, rng: list[Any]) -> dict[str, Any]:
+        """Everything needed to continue after ``epoch`` as if the run had not stopped."""
+        best, world = self.best, self.world
+        return {
+            "format": STATE_FORMAT,
+            "epoch": epoch,
+            "stopped": self.stopped,
+            "config": dataclasses.asdict(self.config),
+            "data": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": rng[0],
+            "world_size": world.world_size,
+            "rng_ranks": rng if world.is_distributed else None,
+            "history": self.history,
+            "best": {
+                "f1": best.f1,
+                "loss": best.loss,
+                "epoch": best.epoch,
+                "metrics": best.metrics,
+            },
+        }
+
+
+def _loss_for(
+    config: TrainConfig, store: ExampleStore, train_idx: np.ndarray, device: torch.device
+) -> torch.nn.Module:
+    """The configured loss, with balanced class weights unless the sampler balances."""
     n_classes = len(store.classes)
-    # An EnsembleClassifier's networks, each fitted to its own loss; () for one network.
-    members = tuple(getattr(model, "members", ()))
-    config = dataclasses.replace(config, ensemble=max(1, len(members)))  # the model's own
     weights = None
     # The balanced sampler already corrects the imbalance; weighting too would overcorrect.
     if config.class_weights and not config.balance:
@@ -445,237 +759,23 @@ def fit(
         full = np.ones(n_classes)
         full[present] = balanced
         weights = torch.tensor(full, dtype=torch.float32, device=device)
-    loss_fn = build_loss(
+    return build_loss(
         config.loss, n_classes, weights, config.label_smoothing, gamma=config.focal_gamma
     ).to(device)
-    augment = build_augmentation(config.augment, p=config.augment_p) if config.augment else None
-    # mixup / cutmix: the batch and one-hot targets are mixed, and the loss gets soft targets
-    mixes = bool(getattr(augment, "mixes", False))
-    draw_p = balanced_probabilities(store.y[train_idx]) if config.balance else None
 
-    # Decay weight matrices only: not biases, norm scales, or the pooling queries (a 2-D
-    # parameter that is a learned direction, not a weight).
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW decaying weight matrices only: not biases, norm scales, or the pooling queries
+    (a 2-D parameter that is a learned direction, not a weight)."""
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pool.query" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "pool.query" in n]
-    optimizer = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
         lr=config.lr,
     )
-    # Each rank takes ceil(n / world_size) windows an epoch (see epoch_shard).
-    per_rank = math.ceil(len(train_idx) / world.world_size)
-    steps_per_epoch = math.ceil(per_rank / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        cosine_with_warmup(total_steps, max(1, int(config.warmup_fraction * total_steps))),
-    )
-    ema = WeightEMA(model, config.ema) if config.ema > 0 else None
-    evaluated = ema.module if ema is not None else model
-    fingerprint = data_fingerprint(store, train_idx, val_idx)
-    my_val = np.asarray(shard(scored_idx, world), dtype=np.int64)
-
-    history: list[dict[str, float]] = []
-    best_f1, best_loss, best_epoch, best_metrics = -1.0, math.inf, 0, {}
-    first_epoch, stopped = 1, False
-    if state is not None:
-        _check_state(state, config, fingerprint, run_dir, world)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        ranks_rng = state.get("rng_ranks")
-        _set_rng_state(ranks_rng[world.rank] if ranks_rng else state["rng"], generator, shuffle_rng)
-        history = [dict(row) for row in state["history"]]
-        best_f1, best_epoch = float(state["best"]["f1"]), int(state["best"]["epoch"])
-        best_loss = float(state["best"].get("loss", math.inf))
-        best_metrics = state["best"]["metrics"]
-        first_epoch, stopped = int(state["epoch"]) + 1, bool(state["stopped"])
-    elif world.is_main:
-        # A state left by an earlier run in this directory must not outlive this one's start.
-        (Path(run_dir) / RESUME_DIR / STATE_FILE).unlink(missing_ok=True)
-    # Wrapping broadcasts rank 0's weights and buffers to every rank (equal already: the same
-    # seed, or the same state); from here on every step exchanges the gradients.
-    net: torch.nn.Module = model
-    if world.is_distributed:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    # An early-stopped run has nothing left to train, whatever its number of epochs.
-    last_epoch = first_epoch - 1 if stopped else config.epochs
-    for epoch in range(first_epoch, last_epoch + 1):
-        net.train()
-        started = time.perf_counter()
-        order = epoch_order(train_idx, shuffle_rng, draw_p)
-        mine = epoch_shard(order, world)
-        if trace is not None:
-            trace.epoch(epoch, train_idx, order, mine)
-        running, seen = 0.0, 0
-        bar = tqdm(
-            total=len(mine) * world.world_size,  # every rank's windows, padding included
-            desc=f"epoch {epoch}/{config.epochs}",
-            unit="win",
-            disable=None if progress else True,  # None: off when not a terminal
-            leave=False,
-        )
-        for start in range(0, len(mine), config.batch_size):
-            idx = np.sort(mine[start : start + config.batch_size])
-            if trace is not None:
-                trace.step(epoch)
-            x, lengths = batch_to_device(store, idx, device)
-            y = torch.from_numpy(store.y[idx]).to(device, non_blocking=True)
-            x = normalize(x, lengths, normalization)
-            target: torch.Tensor = y
-            ridge = kernel_logits[idx] if kernel_logits is not None else None
-            if augment is not None:
-                x = augment(x, lengths, generator)
-                if mixes:
-                    one_hot = F.one_hot(y, n_classes).float()
-                    x, target, ridge = mix_batch(augment, x, lengths, one_hot, ridge, generator)
-            if members:
-                # Each member's own loss, summed: every member gets the gradient it would
-                # get trained alone (and is clipped alone, below).
-                with autocast(device):
-                    logits = net(x, lengths, per_member=True, kernel_logits=ridge)
-                member_losses = torch.stack(
-                    [stacked_loss(loss_fn, m, target, ridge) for m in logits]
-                )
-                loss = member_losses.sum()
-                mean_loss = member_losses.mean()
-            else:
-                with autocast(device):
-                    logits = net(x, lengths, kernel_logits=ridge)
-                loss = mean_loss = stacked_loss(loss_fn, logits, target, ridge)
-            # Summed over the ranks (one value each, before the backward pass) so that every
-            # rank logs the loss of the global batch and, should one rank's loss diverge,
-            # all stop here together instead of one leaving the others in the gradient
-            # exchange.
-            loss_sum, count = reduce_sum([mean_loss.item() * len(idx), len(idx)], world)
-            loss_value = loss_sum / count
-            if not math.isfinite(loss_value):
-                raise BiosigError(
-                    f"training diverged at epoch {epoch}: the loss is {loss_value}; "
-                    "try a lower --lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for part in members or (model,):
-                torch.nn.utils.clip_grad_norm_(part.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update(model)
-            running += loss_sum
-            seen += int(count)
-            bar.update(int(count))
-            bar.set_postfix(loss=f"{running / seen:.4f}")
-        bar.close()
-
-        # Each rank's last forward pass updated its BatchNorm statistics from its own batch;
-        # rank 0's are the ones saved, so every rank validates with them.
-        broadcast_buffers(model, world)
-        if ema is not None:
-            broadcast_buffers(ema.module, world)
-        probs = predict_store(
-            evaluated, store, my_val, normalization, device, kernel_logits=kernel_logits
-        )
-        probs = gather_rows(probs, world)
-        y_val = store.y[scored_idx]
-        y_hat = probs.argmax(1)
-        report = classification_report(y_val, y_hat, store.classes)
-        # Cross entropy of log-probabilities equals that of the logits they came from.
-        log_probs = torch.from_numpy(np.log(np.maximum(probs, 1e-12))).to(device)
-        val_loss = float(loss_fn(log_probs, torch.from_numpy(y_val).to(device)))
-        row = {
-            "epoch": epoch,
-            "train_loss": running / max(seen, 1),
-            "val_loss": val_loss,
-            "val_accuracy": float((y_hat == y_val).mean()),
-            "val_macro_f1": report["macro_f1"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - started,
-            **{f"val_f1_{c}": report["per_class"][c]["f1"] for c in store.classes},
-        }
-        history.append(row)
-        # A tie in macro-F1 (common on a small validation set, where it soon reaches 1.0)
-        # goes to the lower validation loss: the more confident correct model.
-        improved = not config.select or (
-            row["val_macro_f1"] > best_f1
-            or (row["val_macro_f1"] == best_f1 and val_loss < best_loss)
-        )
-        if improved:
-            best_f1, best_loss, best_epoch, best_metrics = (
-                row["val_macro_f1"],
-                val_loss,
-                epoch,
-                report,
-            )
-        stopped = epoch - best_epoch >= config.patience
-        # Every rank's random streams, for --resume (a collective: every rank, every epoch).
-        rng = gather_objects(_rng_state(generator, shuffle_rng), world)
-        written = False
-        try:
-            if world.is_main:  # the others' echo is silent, and they write nothing
-                write_history(run_dir / "history.csv", history)
-                echo(
-                    f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  {scored} loss "
-                    f"{val_loss:.4f}  {scored} acc {row['val_accuracy']:.4f}  {scored} macro-F1 "
-                    f"{row['val_macro_f1']:.4f}" + ("  *" if improved else "")
-                )
-                epoch_meta = {**meta, "training": {**meta.get("training", {}), "epoch": epoch}}
-                if improved:
-                    save_checkpoint(run_dir / "best", evaluated, {**epoch_meta, "metrics": report})
-                save_checkpoint(run_dir / "last", evaluated, {**epoch_meta, "metrics": report})
-                save_training_state(
-                    run_dir,
-                    {
-                        "format": STATE_FORMAT,
-                        "epoch": epoch,
-                        "stopped": stopped,
-                        "config": dataclasses.asdict(config),
-                        "data": fingerprint,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None,
-                        "rng": rng[0],
-                        "world_size": world.world_size,
-                        "rng_ranks": rng if world.is_distributed else None,
-                        "history": history,
-                        "best": {
-                            "f1": best_f1,
-                            "loss": best_loss,
-                            "epoch": best_epoch,
-                            "metrics": best_metrics,
-                        },
-                    },
-                )
-            written = True
-        finally:
-            # Rank 0 alone writes; the others wait here to learn whether it could, so that
-            # a full disk fails every rank at once instead of leaving them in the next epoch.
-            everyone = _all_ok_after(written, world)
-        if not everyone:
-            raise BiosigError("another process of this run failed (its error is above)")
-        # Every rank computed the same metrics from the same gathered probabilities; rank
-        # 0's decision is still the one taken, so the ranks cannot part ways over it.
-        stopped = bool(broadcast_int(int(stopped), world))
-        if stopped:
-            echo(
-                f"early stop: no better validation macro-F1 (nor, at equal macro-F1, lower "
-                f"loss) for {config.patience} epochs"
-            )
-            break
-    # The barrier before shutdown: no rank leaves the group while another still trains.
-    if not all_ok(True, world):
-        raise BiosigError("another process of this run failed (its error is above)")
-    if trace is not None:
-        trace.finish(model)
-    return TrainResult(best_epoch, best_metrics, history)
 
 
 def _all_ok_after(ok: bool, world: World) -> bool:
