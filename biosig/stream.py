@@ -233,75 +233,152 @@ def predict_recordings(
     never recompiles. A recording whose reading raises :class:`RecordingError` goes to ``on_damage``
     (which may re-raise) and yields nothing; without ``on_damage`` the error propagates.
     """
-    window = int(meta["window"])
-    fs_out = float(meta["sample_rate"])
-    hop = int(hop or meta["hop"])
-    n_channels = int(meta["model"]["in_channels"])
-    normalization = meta["normalization"]
-    n_classes = len(meta["classes"])
-    store: AttentionStore | None = None
-    if explain:
-        store = InMemoryAttention() if explain is True else explain
-    factor = _downsample_factor(model)
-    model.eval()
-    pending: deque[_Pending] = deque()
-    batch = _Batch()
+    predictor = _Predictor(
+        model, meta, plugin, device, batch_size, hop, chunk_size, explain, fixed_shapes
+    )
+    yield from predictor.predict(recordings, on_damage, workers)
 
-    def plan(rec: Recording) -> _Pending:
-        if len(rec.channels) != n_channels:
+
+class _Predictor:
+    """Streaming prediction in three parts: a batch assembler (:meth:`_add`) filling
+    batches of ``batch_size`` windows across recordings, a scoring step
+    (:meth:`_score_batch`) running the model on one batch and handing each window's
+    probabilities back to its recording, and the queue of pending recordings, released in
+    input order as they fill (:meth:`_finished`)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        meta: dict[str, Any],
+        plugin: Plugin,
+        device: torch.device,
+        batch_size: int,
+        hop: int | None,
+        chunk_size: int | None,
+        explain: bool | AttentionStore,
+        fixed_shapes: bool,
+    ) -> None:
+        self.model, self.plugin, self.device = model, plugin, device
+        self.batch_size, self.chunk_size, self.fixed_shapes = batch_size, chunk_size, fixed_shapes
+        self.window = int(meta["window"])
+        self.fs_out = float(meta["sample_rate"])
+        self.hop = int(hop or meta["hop"])
+        self.n_channels = int(meta["model"]["in_channels"])
+        self.normalization = meta["normalization"]
+        self.n_classes = len(meta["classes"])
+        self.store: AttentionStore | None = None
+        if explain:
+            self.store = InMemoryAttention() if explain is True else explain
+        self.factor = _downsample_factor(model)
+        model.eval()
+        self.pending: deque[_Pending] = deque()
+        self.batch = _Batch()
+
+    def predict(
+        self,
+        recordings: Iterable[Recording],
+        on_damage: Callable[[RecordingError], None] | None,
+        workers: int,
+    ) -> Iterator[RecordingPrediction]:
+        for state, blocks in read_ahead(map(self._plan, recordings), self._read, workers):
+            if self.store is not None:
+                state.attention = self.store.allocate(
+                    state.recording, len(state.starts), self.window
+                )
+            self.pending.append(state)
+            try:
+                for block in blocks:
+                    yield from self._add(state, block)
+            except RecordingError as error:
+                self._abandon(state, error, on_damage)
+                continue
+            state.read_done = True
+            if state.skipped and sum(map(len, state.skipped)) == len(state.starts):
+                rec = state.recording
+                error = RecordingError(
+                    f"{describe(rec)}: every window holds missing samples (gaps)"
+                )
+                self._abandon(state, error, on_damage)
+                continue
+            yield from self._finished()
+        self._score_batch()
+        yield from self._finished()
+
+    def _plan(self, rec: Recording) -> _Pending:
+        """The recording's windows, in model samples and in its own."""
+        if len(rec.channels) != self.n_channels:
             raise BiosigError(
                 f"{describe(rec)} has {len(rec.channels)} channels; "
-                f"the model was trained on {n_channels}"
+                f"the model was trained on {self.n_channels}"
             )
-        n_model = model_length(rec, fs_out)
-        starts = window_starts(n_model, window, hop)
-        ends = np.minimum(starts + window, n_model)
+        n_model = model_length(rec, self.fs_out)
+        starts = window_starts(n_model, self.window, self.hop)
+        ends = np.minimum(starts + self.window, n_model)
         # A window that reaches the end of the resampled signal ends at the last original
         # sample, whatever the rounding of the rate conversion says.
-        ends_original = np.where(ends == n_model, rec.n_samples, to_original(ends, rec, fs_out))
+        ends_original = np.where(
+            ends == n_model, rec.n_samples, to_original(ends, rec, self.fs_out)
+        )
         return _Pending(
             rec,
             starts,
-            np.clip(n_model - starts, 1, window),
-            to_original(starts, rec, fs_out),
+            np.clip(n_model - starts, 1, self.window),
+            to_original(starts, rec, self.fs_out),
             ends_original,
-            np.zeros((len(starts), n_classes), dtype=np.float32),
+            np.zeros((len(starts), self.n_classes), dtype=np.float32),
         )
 
-    def read(state: _Pending) -> Iterator[Windows]:
-        preprocess = make_preprocessor(plugin, state.recording, fs_out)
+    def _read(self, state: _Pending) -> Iterator[Windows]:
+        preprocess = make_preprocessor(self.plugin, state.recording, self.fs_out)
         yield from stream_windows(
-            state.recording, preprocess, state.model_starts, window, chunk_size
+            state.recording, preprocess, state.model_starts, self.window, self.chunk_size
         )
 
-    def run() -> None:
-        nonlocal batch
+    def _add(self, state: _Pending, block: Windows) -> Iterator[RecordingPrediction]:
+        """Put a block of the recording's windows into batches, scoring each as it fills."""
+        if len(block.skipped):
+            state.skipped.append(block.skipped)
+            state.filled += len(block.skipped)
+        begin = 0
+        while begin < len(block.index):
+            # Take only what fills the batch, so every batch has batch_size windows.
+            part = slice(begin, begin + self.batch_size - self.batch.size)
+            self.batch.blocks.append(block.data[part])
+            self.batch.lengths.append(block.lengths[part])
+            self.batch.owners.append((state, block.index[part]))
+            self.batch.size += len(block.index[part])
+            begin = part.stop
+            if self.batch.size >= self.batch_size:
+                self._score_batch()
+                yield from self._finished()
+
+    def _abandon(
+        self,
+        state: _Pending,
+        error: RecordingError,
+        on_damage: Callable[[RecordingError], None] | None,
+    ) -> None:
+        """Drop a damaged recording's windows and results, and report it."""
+        if on_damage is None:
+            raise error
+        self.pending.remove(state)
+        self.batch.drop(state)
+        if self.store is not None:
+            self.store.discard(state.recording)
+        on_damage(error)
+
+    def _score_batch(self) -> None:
+        """Run the model on the assembled batch and hand each window's probabilities (and
+        attention) back to its recording."""
+        batch = self.batch
         if not batch.size:
             return
-        if fixed_shapes and batch.size < batch_size:
-            blank = batch_size - batch.size
-            batch.blocks.append(np.zeros((blank, n_channels, window), dtype=np.float32))
-            batch.lengths.append(np.full(blank, window, dtype=np.int64))
-        x = torch.from_numpy(np.concatenate(batch.blocks))
+        if self.fixed_shapes and batch.size < self.batch_size:
+            blank = self.batch_size - batch.size
+            batch.blocks.append(np.zeros((blank, self.n_channels, self.window), dtype=np.float32))
+            batch.lengths.append(np.full(blank, self.window, dtype=np.int64))
         host_lengths = np.concatenate(batch.lengths)
-        lengths = torch.from_numpy(host_lengths)
-        if device.type == "cuda":
-            x, lengths = x.pin_memory(), lengths.pin_memory()
-        x = x.to(device, non_blocking=True)
-        lengths = lengths.to(device, non_blocking=True)
-        weights = None
-        with torch.inference_mode(), autocast(device):
-            x = normalize(x, lengths, normalization)
-            # Called alike with and without explanations apart from the flag, so a compiled
-            # model keeps one graph per mode.
-            if store is None:
-                logits = model(x, lengths)
-            else:
-                logits, weights = model(x, lengths, return_attention=True)
-        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        attention = None
-        if weights is not None:
-            attention = attention_per_sample(weights, factor, host_lengths, window)
+        probs, attention = self._forward(np.concatenate(batch.blocks), host_lengths)
         offset = 0
         for owner, index in batch.owners:
             part = slice(offset, offset + len(index))
@@ -310,56 +387,33 @@ def predict_recordings(
                 owner.attention[index] = attention[part]
             owner.filled += len(index)
             offset += len(index)
-        batch = _Batch()
+        self.batch = _Batch()
 
-    def finished() -> Iterator[RecordingPrediction]:
-        while pending and pending[0].done:
-            yield pending.popleft().result()
+    def _forward(
+        self, windows: np.ndarray, host_lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        x, lengths = torch.from_numpy(windows), torch.from_numpy(host_lengths)
+        if self.device.type == "cuda":
+            x, lengths = x.pin_memory(), lengths.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        lengths = lengths.to(self.device, non_blocking=True)
+        weights = None
+        with torch.inference_mode(), autocast(self.device):
+            x = normalize(x, lengths, self.normalization)
+            # Called alike with and without explanations apart from the flag, so a compiled
+            # model keeps one graph per mode.
+            if self.store is None:
+                logits = self.model(x, lengths)
+            else:
+                logits, weights = self.model(x, lengths, return_attention=True)
+        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        if weights is None:
+            return probs, None
+        return probs, attention_per_sample(weights, self.factor, host_lengths, self.window)
 
-    for state, blocks in read_ahead(map(plan, recordings), read, workers):
-        if store is not None:
-            state.attention = store.allocate(state.recording, len(state.starts), window)
-        pending.append(state)
-        try:
-            for block in blocks:
-                if len(block.skipped):
-                    state.skipped.append(block.skipped)
-                    state.filled += len(block.skipped)
-                begin = 0
-                while begin < len(block.index):
-                    # Take only what fills the batch, so every batch has batch_size windows.
-                    part = slice(begin, begin + batch_size - batch.size)
-                    batch.blocks.append(block.data[part])
-                    batch.lengths.append(block.lengths[part])
-                    batch.owners.append((state, block.index[part]))
-                    batch.size += len(block.index[part])
-                    begin = part.stop
-                    if batch.size >= batch_size:
-                        run()
-                        yield from finished()
-        except RecordingError as error:
-            if on_damage is None:
-                raise
-            pending.remove(state)
-            batch.drop(state)
-            if store is not None:
-                store.discard(state.recording)
-            on_damage(error)
-            continue
-        state.read_done = True
-        if state.skipped and sum(map(len, state.skipped)) == len(state.starts):
-            pending.remove(state)
-            if store is not None:
-                store.discard(state.recording)
-            rec = state.recording
-            error = RecordingError(f"{describe(rec)}: every window holds missing samples (gaps)")
-            if on_damage is None:
-                raise error
-            on_damage(error)
-            continue
-        yield from finished()
-    run()
-    yield from finished()
+    def _finished(self) -> Iterator[RecordingPrediction]:
+        while self.pending and self.pending[0].done:
+            yield self.pending.popleft().result()
 
 
 def _downsample_factor(model: torch.nn.Module) -> int:
