@@ -12,16 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
+import torch
 
 from . import __version__
 from .atomic import point_link
 from .damaged import DamagePolicy
 from .device import resolve_device
 from .errors import BiosigError
+from .examples import ExampleStore
 from .loading import RUNS
 from .model import PRESETS, SignalNet, count_parameters, model_config
 from .normalize import dataset_statistics
-from .plugin import NORMALIZATIONS, SPLITS, iter_recordings
+from .plugin import NORMALIZATIONS, SPLITS, Plugin, Recording, iter_recordings
 from .pretraining import (
     PRETRAINED_DIR,
     PretrainConfig,
@@ -59,11 +62,20 @@ class PretrainRequest:
     plugin_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = True) -> Path:
-    """Pretrain a backbone as ``request`` says; returns the run directory (the checkpoint
-    is its ``pretrained`` directory)."""
-    plugin = get_plugin(request.plugin)
-    plugin.configure(request.plugin_options)
+@dataclasses.dataclass
+class _Choices:
+    """The window, hop, normalisation, split, rate and device of a pretraining run,
+    resolved and checked before any file is read."""
+
+    window: int
+    hop: int
+    normalization: str
+    split: str
+    sample_rate: float
+    device: torch.device
+
+
+def _resolve_choices(request: PretrainRequest, plugin: Plugin) -> _Choices:
     if not request.inputs:
         raise BiosigError("no --input given")
     if request.out is not None and Path(request.out).exists() and not Path(request.out).is_dir():
@@ -91,6 +103,69 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
     sample_rate = float(request.sample_rate or plugin.defaults.sample_rate)
     if sample_rate <= 0:
         raise BiosigError(f"--sample-rate must be positive, got {sample_rate:g}")
+
+    return _Choices(window, hop, normalization, split_mode, sample_rate, device)
+
+
+def _backbone_meta(
+    request: PretrainRequest,
+    plugin: Plugin,
+    backbone: SignalNet,
+    recordings: list[Recording],
+    store: ExampleStore,
+    choices: _Choices,
+    norm_spec: dict[str, Any],
+    split: tuple[np.ndarray, np.ndarray, str],
+) -> dict[str, Any]:
+    """What the pretrained checkpoint says of the backbone, its data and its training."""
+    train_idx, val_idx, split_used = split
+    window, hop, sample_rate, device = (
+        choices.window,
+        choices.hop,
+        choices.sample_rate,
+        choices.device,
+    )
+    config = request.config
+    read = set(store.recording_ids)
+    first = next(r for r in recordings if r.id in read)
+    return {
+        "pretrained": True,
+        "model": dataclasses.asdict(backbone.config),
+        "preset": request.preset,
+        "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
+        "window": window,
+        "hop": hop,
+        "sample_rate": sample_rate,
+        "channels": list(first.channels),
+        "normalization": norm_spec,
+        "preprocessing": dataclasses.asdict(plugin.defaults),
+        "pretraining": {
+            **pretrain_meta(config),
+            "inputs": [str(i) for i in request.inputs],
+            "val_fraction": request.val_fraction,
+            "split": split_used,
+            "n_train_windows": int(len(train_idx)),
+            "n_val_windows": int(len(val_idx)),
+            "n_recordings": len(read),
+            "device": str(device),
+        },
+        "provenance": {
+            "biosig_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+        },
+    }
+
+
+def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = True) -> Path:
+    """Pretrain a backbone as ``request`` says; returns the run directory (the checkpoint
+    is its ``pretrained`` directory)."""
+    plugin = get_plugin(request.plugin)
+    plugin.configure(request.plugin_options)
+    choices = _resolve_choices(request, plugin)
+    window, hop, normalization = choices.window, choices.hop, choices.normalization
+    split_mode, sample_rate, device = choices.split, choices.sample_rate, choices.device
+    config = request.config
 
     damage = DamagePolicy(request.strict)
     files = plugin.find(request.inputs)
@@ -126,34 +201,10 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
     model = Reconstructor(backbone)
     run_dir = Path(request.out) if request.out else new_run_dir(RUNS / plugin.name / "pretrain")
     read = set(store.recording_ids)
-    first = next(r for r in recordings if r.id in read)
-    meta = {
-        "pretrained": True,
-        "model": dataclasses.asdict(backbone.config),
-        "preset": request.preset,
-        "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
-        "window": window,
-        "hop": hop,
-        "sample_rate": sample_rate,
-        "channels": list(first.channels),
-        "normalization": norm_spec,
-        "preprocessing": dataclasses.asdict(plugin.defaults),
-        "pretraining": {
-            **pretrain_meta(config),
-            "inputs": [str(i) for i in request.inputs],
-            "val_fraction": request.val_fraction,
-            "split": split_used,
-            "n_train_windows": int(len(train_idx)),
-            "n_val_windows": int(len(val_idx)),
-            "n_recordings": len(read),
-            "device": str(device),
-        },
-        "provenance": {
-            "biosig_version": __version__,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv),
-        },
-    }
+    meta = _backbone_meta(
+        request, plugin, backbone, recordings, store, choices, norm_spec,
+        (train_idx, val_idx, split_used),
+    )  # fmt: skip
     held_out = "whole groups held out" if split_used == "group" else "the tail of each recording"
     echo(
         f"pretraining {request.preset} backbone ({count_parameters(backbone):,} parameters) "
