@@ -176,14 +176,64 @@ def build_examples(
     A recording whose reading raises :class:`RecordingError` is passed to ``on_damage``
     (which may re-raise) and its windows are left out; without ``on_damage`` it propagates.
     """
+    plans, n_channels = _plan_windows(recordings, intervals, window, hop, fs_out)
+    total = sum(len(p.starts) for p in plans)
+    columns = _Columns.empty(total, (total, n_channels, window), store_dir)
+    class_index = {c: i for i, c in enumerate(classes)}
+    # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
+    bar = tqdm(
+        total=total,
+        desc="reading windows",
+        unit="win",
+        disable=None if progress else True,
+        leave=False,
+    )
+    offset, gap_windows = 0, 0
+    for plan in plans:
+        sl = slice(offset, offset + len(plan.starts))
+        columns.describe(sl, plan, plugin, class_index, fs_out)
+        try:
+            gap_windows += columns.read(offset, plan, plugin, window, fs_out, bar)
+        except RecordingError as error:
+            if on_damage is None:
+                raise
+            on_damage(error)
+            columns.keep[sl] = False
+        offset = sl.stop
+    bar.close()
+    if gap_windows:
+        log.warning(
+            "%d labelled windows left out: they hold missing samples "
+            "(a gap, or the warm-up of trailing features)",
+            gap_windows,
+        )
+    return columns.store(list(classes))
+
+
+@dataclass
+class _Plan:
+    """One recording's labelled windows: starts at the model rate, labels, label ends."""
+
+    recording: Recording
+    starts: np.ndarray
+    labels: list[str]
+    label_ends: np.ndarray
+
+
+def _plan_windows(
+    recordings: Sequence[Recording],
+    intervals: Sequence[LabelledInterval],
+    window: int,
+    hop: int,
+    fs_out: float,
+) -> tuple[list[_Plan], int]:
+    """The windows of every labelled recording, from metadata only (preprocessors are made
+    when a recording is read, since some, a nanopore read's median/MAD, read the signal
+    when they are made); and the one channel count they share."""
     by_recording: dict[str, list[LabelledInterval]] = defaultdict(list)
     for iv in intervals:
         by_recording[iv.recording_id].append(iv)
-    class_index = {c: i for i, c in enumerate(classes)}
-
-    # Plan from metadata only: preprocessors are made when a recording is read, since some
-    # (a nanopore read's median/MAD) read the signal when they are made.
-    plans = []
+    plans: list[_Plan] = []
     n_channels: int | None = None
     first_id = ""
     for rec in recordings:
@@ -200,88 +250,93 @@ def build_examples(
             by_recording[rec.id], model_length(rec, fs_out), window, hop, rec, fs_out
         )
         if len(starts):
-            plans.append((rec, starts, labels, label_ends))
-    total = sum(len(p[1]) for p in plans)
-    if total == 0 or n_channels is None:
+            plans.append(_Plan(rec, starts, labels, label_ends))
+    if not plans or n_channels is None:
         raise BiosigError("no labelled window could be cut from the inputs")
+    return plans, n_channels
 
-    x = _allocate((total, n_channels, window), store_dir)
-    lengths = np.zeros(total, dtype=np.int64)
-    y = np.zeros(total, dtype=np.int64)
-    groups = np.empty(total, dtype=object)
-    rec_ids = np.empty(total, dtype=object)
-    starts_orig = np.zeros(total, dtype=np.int64)
-    label_ends_orig = np.zeros(total, dtype=np.int64)
-    start_times = np.full(total, np.nan)
-    end_times = np.full(total, np.nan)
-    keep = np.ones(total, dtype=bool)
-    gap_windows = 0
-    offset = 0
-    # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
-    bar = tqdm(
-        total=total,
-        desc="reading windows",
-        unit="win",
-        disable=None if progress else True,
-        leave=False,
-    )
-    for rec, starts, labels, label_ends in plans:
-        k = len(starts)
-        sl = slice(offset, offset + k)
-        y[sl] = [class_index[label] for label in labels]
-        groups[sl] = plugin.group(rec)
-        rec_ids[sl] = rec.id
-        starts_orig[sl] = to_original(starts, rec, fs_out)
-        label_ends_orig[sl] = label_ends
+
+@dataclass
+class _Columns:
+    """The store's arrays while they are filled, and which windows to keep."""
+
+    x: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    rec_ids: np.ndarray
+    starts_orig: np.ndarray
+    label_ends_orig: np.ndarray
+    start_times: np.ndarray
+    end_times: np.ndarray
+    keep: np.ndarray
+
+    @classmethod
+    def empty(cls, total: int, shape: tuple[int, int, int], store_dir: Path | None) -> _Columns:
+        return cls(
+            _allocate(shape, store_dir),
+            np.zeros(total, dtype=np.int64),
+            np.zeros(total, dtype=np.int64),
+            np.empty(total, dtype=object),
+            np.empty(total, dtype=object),
+            np.zeros(total, dtype=np.int64),
+            np.zeros(total, dtype=np.int64),
+            np.full(total, np.nan),
+            np.full(total, np.nan),
+            np.ones(total, dtype=bool),
+        )
+
+    def describe(
+        self, sl: slice, plan: _Plan, plugin: Plugin, class_index: dict[str, int], fs_out: float
+    ) -> None:
+        """Labels, group, recording and positions of one recording's windows."""
+        rec = plan.recording
+        self.y[sl] = [class_index[label] for label in plan.labels]
+        self.groups[sl] = plugin.group(rec)
+        self.rec_ids[sl] = rec.id
+        self.starts_orig[sl] = to_original(plan.starts, rec, fs_out)
+        self.label_ends_orig[sl] = plan.label_ends
         times = recording_times(rec)
         if times is not None:
             last = rec.n_samples - 1
-            start_times[sl] = times[np.clip(starts_orig[sl], 0, last)]
-            end_times[sl] = times[np.clip(label_ends - 1, 0, last)]
-        try:
-            for block in stream_windows(
-                rec, make_preprocessor(plugin, rec, fs_out), starts, window
-            ):
-                x[offset + block.index] = block.data
-                lengths[offset + block.index] = block.lengths
-                keep[offset + block.skipped] = False
-                gap_windows += len(block.skipped)
-                bar.update(len(block.index) + len(block.skipped))
-        except RecordingError as error:
-            if on_damage is None:
-                raise
-            on_damage(error)
-            keep[sl] = False
-        offset += k
-    bar.close()
-    if gap_windows:
-        log.warning(
-            "%d labelled windows left out: they hold missing samples "
-            "(a gap, or the warm-up of trailing features)",
-            gap_windows,
-        )
-    if not keep.all():
+            self.start_times[sl] = times[np.clip(self.starts_orig[sl], 0, last)]
+            self.end_times[sl] = times[np.clip(plan.label_ends - 1, 0, last)]
+
+    def read(
+        self, offset: int, plan: _Plan, plugin: Plugin, window: int, fs_out: float, bar
+    ) -> int:
+        """Read one recording's windows in; returns how many were left out for gaps."""
+        rec, gaps = plan.recording, 0
+        preprocess = make_preprocessor(plugin, rec, fs_out)
+        for block in stream_windows(rec, preprocess, plan.starts, window):
+            self.x[offset + block.index] = block.data
+            self.lengths[offset + block.index] = block.lengths
+            self.keep[offset + block.skipped] = False
+            gaps += len(block.skipped)
+            bar.update(len(block.index) + len(block.skipped))
+        return gaps
+
+    def store(self, classes: list[str]) -> ExampleStore:
+        """The kept windows as an :class:`ExampleStore`."""
+        keep = self.keep
         if not keep.any():
             raise BiosigError(
                 "every labelled window was damaged or held missing samples; nothing to use"
             )
         # Rare: copies the kept windows (into memory, even from a memory-mapped store).
-        x, lengths, y = x[keep], lengths[keep], y[keep]
-        groups, rec_ids, starts_orig = groups[keep], rec_ids[keep], starts_orig[keep]
-        label_ends_orig = label_ends_orig[keep]
-        start_times, end_times = start_times[keep], end_times[keep]
-    return ExampleStore(
-        x,
-        lengths,
-        y,
-        groups.astype(str),
-        rec_ids.astype(str),
-        starts_orig,
-        list(classes),
-        label_ends_orig,
-        start_times,
-        end_times,
-    )
+        pick = (lambda a: a) if keep.all() else (lambda a: a[keep])
+        return ExampleStore(
+            pick(self.x),
+            pick(self.lengths),
+            pick(self.y),
+            pick(self.groups).astype(str),
+            pick(self.rec_ids).astype(str),
+            pick(self.starts_orig),
+            classes,
+            pick(self.label_ends_orig),
+            pick(self.start_times),
+            pick(self.end_times),
+        )
 
 
 def _allocate(shape: tuple[int, int, int], store_dir: Path | None) -> np.ndarray:
