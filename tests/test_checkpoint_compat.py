@@ -1,0 +1,41 @@
+"""Every checkpoint an earlier biosig version wrote still loads and predicts what it did
+(``tests/fixtures/checkpoint-<version>/``, written by ``tests/fixtures/make_checkpoint.py``
+and never rewritten)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import biosig
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("checkpoint-*"))
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_there_is_a_fixture_of_this_version() -> None:
+    assert any(f.name == f"checkpoint-{biosig.__version__}" for f in FIXTURES)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
+def test_an_old_checkpoint_predicts_what_it_did(fixture: Path) -> None:
+    model = biosig.load_model(fixture / "model")
+    scores = model.predict(np.load(fixture / "input.npy")).recordings
+    expected = np.load(fixture / "probabilities.npy")
+    columns = [f"p_{c}" for c in model.classes]
+    np.testing.assert_allclose(scores[columns].to_numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
+def test_an_old_checkpoint_serves_the_commands(fixture: Path, in_tmp: Path, run_cli) -> None:
+    np.save(in_tmp / "x.npy", np.load(fixture / "input.npy"))
+    result = run_cli("predict", "--model", fixture / "model", "x.npy")
+    assert result.code == 0, result.err
+    rows = result.out.splitlines()
+    assert rows[0].startswith("recording\tlabel") and len(rows) == 1 + 24
+    meta = json.loads((fixture / "model" / "biosig.json").read_text(encoding="utf-8"))
+    assert {row.split("\t")[1] for row in rows[1:]} <= set(meta["classes"])
