@@ -39,7 +39,7 @@ from .layers import lengths_to_mask
 from .model import ModelConfig, SignalNet
 from .normalize import normalize
 from .plugin import LabelledInterval, Plugin, Recording, RecordingError
-from .training import batch_to_device, cosine_with_warmup, seed_everything, write_history
+from .training import adamw, batch_to_device, cosine_with_warmup, seed_everything, write_history
 
 log = logging.getLogger("biosig")
 
@@ -317,17 +317,7 @@ def pretrain(
     shuffle_rng = np.random.default_rng(config.seed)
     model.to(device)
 
-    # As fit(): decay weight matrices only (not biases, norm scales or pooling queries).
-    named = list(model.named_parameters())
-    decay = [p for n, p in named if p.ndim >= 2 and "pool.query" not in n]
-    no_decay = [p for n, p in named if p.ndim < 2 or "pool.query" in n]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-    )
+    optimizer = adamw(model, config.lr, config.weight_decay)
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(

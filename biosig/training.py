@@ -497,7 +497,7 @@ class Trainer:
         # mixup / cutmix: the batch and one-hot targets are mixed, and the loss gets soft targets
         self.mixes = bool(getattr(self.augment, "mixes", False))
         self.draw_p = balanced_probabilities(store.y[train_idx]) if config.balance else None
-        self.optimizer = _optimizer(model, config)
+        self.optimizer = adamw(model, config.lr, config.weight_decay)
         # Each rank takes ceil(n / world_size) windows an epoch (see epoch_shard).
         per_rank = math.ceil(len(train_idx) / world.world_size)
         total_steps = math.ceil(per_rank / config.batch_size) * config.epochs
@@ -764,17 +764,19 @@ def _loss_for(
     ).to(device)
 
 
-def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW decaying weight matrices only: not biases, norm scales, or the pooling queries
-    (a 2-D parameter that is a learned direction, not a weight)."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pool.query" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "pool.query" in n]
+    (a 2-D parameter that is a learned direction, not a weight). Training and pretraining
+    both use it."""
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if p.ndim >= 2 and "pool.query" not in n]
+    no_decay = [p for n, p in named if p.ndim < 2 or "pool.query" in n]
     return torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
-        lr=config.lr,
+        lr=lr,
     )
 
 
