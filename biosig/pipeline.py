@@ -16,11 +16,11 @@ from .errors import BiosigError
 
 #: The tables that group the commands' own options, and the options each holds. Keys may
 #: also sit at the top level (a flat file); the plugin's options go at the top level or in
-#: any other table (``[preprocessing]``). (``normalize`` is ``--normalization``'s other spelling.)
+#: any other table (``[preprocessing]``).
 SECTIONS: dict[str, frozenset[str]] = {
     "model": frozenset(
-        {"preset", "sample_rate", "window", "hop", "normalization", "normalize",
-         "kernel_features", "drop_path", "fit_model", "ensemble"}
+        {"preset", "sample_rate", "window", "hop", "normalization", "kernel_features",
+         "drop_path", "fit_model", "ensemble"}
     ),
     "train": frozenset(
         {"epochs", "batch_size", "lr", "label_smoothing", "loss", "class_weights", "balance",
@@ -29,6 +29,10 @@ SECTIONS: dict[str, frozenset[str]] = {
     ),
     "pretrain": frozenset({"mask_ratio", "mask_span"}),
 }  # fmt: skip
+#: Other spellings of an option (``--normalize`` is ``--normalization``).
+ALIASES = {"normalize": "normalization"}
+#: Keys a pipeline may give at the top level only: what to read, and where to write.
+TOP_LEVEL = frozenset({"plugin", "input", "labels", "out", "resume"})
 PLUGIN_TABLE = "preprocessing"
 #: Top-level keys that describe the file and are no option.
 DESCRIPTIVE = ("description", "name")
@@ -74,6 +78,7 @@ def _check_table(path: Path, table: str | None, name: str) -> None:
     (``[preprocessing]``, ``[plugin-options]``…) holds the plugin's options."""
     if table is None:
         return
+    name = ALIASES.get(name, name)
     home = next((t for t, names in SECTIONS.items() if name in names), None)
     if home == table:
         return

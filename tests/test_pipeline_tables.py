@@ -11,10 +11,10 @@ import pytest
 from biosig import BiosigError
 from biosig.cli.pretrain import pretrain
 from biosig.cli.train import train
-from biosig.pipeline import SECTIONS, load_pipeline
+from biosig.pipeline import SECTIONS, TOP_LEVEL, load_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_IN_TABLES = {"plugin", "input", "labels", "out", "pipeline", "resume", "more_inputs"}
+NOT_IN_TABLES = {*TOP_LEVEL, "pipeline", "more_inputs"}
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -31,7 +31,7 @@ def test_every_shipped_pipeline_keeps_its_keys_in_their_tables(shipped: Path) ->
 def test_every_command_option_has_one_table() -> None:
     homes: dict[str, str] = {}
     for table, names in SECTIONS.items():
-        for name in names - {"normalize"}:  # an alias of normalization
+        for name in names:
             assert name not in homes, f"{name} in [{homes[name]}] and [{table}]"
             homes[name] = table
     for command in (train, pretrain):

@@ -9,6 +9,7 @@ import click
 
 from ..errors import BiosigError
 from ..model import PRESETS
+from ..pipeline import SECTIONS, TOP_LEVEL
 from ..plugin import NORMALIZATIONS, SPLITS
 from ..pretrain_runs import PretrainRequest, run_pretraining
 from ..pretraining import (
@@ -26,7 +27,6 @@ from .common import (
     strict_option,
     window_option,
 )
-from .train import train as train_command
 
 DEFAULTS = PretrainConfig()
 
@@ -149,11 +149,9 @@ def pretrain(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
 # `biosig train`'s own options (labels, loss, augmentation, ...) are accepted from a
 # pipeline file and ignored, so that one task's pipeline serves both commands; given as
 # flags they are refused above. Hidden options of free text, so any TOML value passes.
-_TRAIN_ONLY = [
-    p.name
-    for p in train_command.params
-    if isinstance(p, click.Option) and p.name not in {q.name for q in pretrain.params}
-]
+_TRAIN_ONLY = sorted(
+    (SECTIONS["model"] | SECTIONS["train"] | TOP_LEVEL) - {p.name for p in pretrain.params}
+)
 pretrain.params.extend(
     click.Option(["--" + name.replace("_", "-")], hidden=True, expose_value=True)
     for name in _TRAIN_ONLY
