@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -122,13 +123,31 @@ def test_evaluate_gives_the_metrics_evaluate_json_prints(
 def test_load_model_applies_the_saved_options_and_warns_on_a_changed_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    x = np.random.default_rng(0).normal(size=(6, 2, 1000)).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", np.array(["a", "b"] * 3))
-    run = biosig.train("numpy", tmp_path / "x.npy", tmp_path / "y.npy", out=tmp_path / "r", **QUICK)
-    assert biosig.load_model(run.best).meta["plugin"]["name"] == "numpy"
+    # The fixture checkpoint, its metadata saying it was trained with the ecg plugin.
+    fixture = Path(__file__).parent / "fixtures" / f"checkpoint-{biosig.__version__}" / "model"
+    model_dir = tmp_path / "model"
+    shutil.copytree(fixture, model_dir)
+    meta = json.loads((model_dir / "biosig.json").read_text())
+    saved = {"band": "0.5,40", "unannotated": "N", "annotator": "qrs"}
+    meta["plugin"] = {"name": "ecg", "version": "0.1.0", "options": saved}
+    (model_dir / "biosig.json").write_text(json.dumps(meta))
+
+    as_trained = biosig.load_model(model_dir)
+    assert as_trained.plugin.name == "ecg"
+    assert {k: as_trained.plugin.settings[k] for k in saved} == saved
+    assert not [r for r in caplog.records if "differs from the model" in r.getMessage()]
+
+    overridden = biosig.load_model(model_dir, band="1,30", annotator="atr")
+    assert overridden.plugin.settings["band"] == "1,30"
+    warnings = [
+        r.getMessage() for r in caplog.records if "differs from the model" in r.getMessage()
+    ]
+    # band shapes the model's input (a preprocessing option); the annotator does not
+    assert warnings == [
+        "--band 1,30 differs from the model's 0.5,40: its input is prepared differently"
+    ]
     with pytest.raises(UnknownPluginOption, match="no such option: --no-such"):
-        biosig.load_model(run.best, no_such=1)
+        biosig.load_model(model_dir, no_such=1)
 
 
 def test_train_defaults_are_the_commands_defaults() -> None:
