@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import functools
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from .errors import BiosigError
 from .explain import AttentionFiles, safe_name
 from .loading import load_model_and_plugin, set_plugin_options
 from .output import prediction_tables
-from .plugin import describe, iter_recordings
+from .plugin import Recording, describe, iter_recordings
 from .stream import AGGREGATIONS, RecordingPrediction, predict_recordings
 
 log = logging.getLogger("biosig")
@@ -91,52 +93,25 @@ def run_prediction(
         )
     if compile_model:
         model = torch.compile(model)
-    classes = meta["classes"]
     damage = DamagePolicy(strict)
     # Under torchrun each rank writes into its own part directory, joined by rank 0 below.
     stage = prepare_part_dir(out, world) if world.is_distributed else None
-    count = 0
+    outputs = _Outputs(out, stage, fmt, aggregation, explain, plot)
+    stream = functools.partial(
+        predict_recordings, model, meta, plugin, device=device, batch_size=batch_size,
+        hop=hop, on_damage=damage.handle, workers=workers, fixed_shapes=compile_model,
+    )  # fmt: skip
+    recordings = iter_recordings(plugin, shard(files, world), damage.handle)
     with process_group(world):
-        ok = False
+        ok, count = False, 0
         try:
-            with contextlib.ExitStack() as stack:
-                tables = stack.enter_context(
-                    prediction_tables(stage or out, classes, fmt, aggregation)
-                )
-                attention = None
-                if explain:
-                    directory = _output_directory(stack, out, stage, "attention")
-                    attention = stack.enter_context(AttentionFiles(directory))
-                plots = _output_directory(stack, out, stage, "plots") if plot else None
-                for pred in predict_recordings(
-                    model,
-                    meta,
-                    plugin,
-                    iter_recordings(plugin, shard(files, world), damage.handle),
-                    device,
-                    batch_size=batch_size,
-                    hop=hop,
-                    on_damage=damage.handle,
-                    workers=workers,
-                    explain=attention or False,
-                    fixed_shapes=compile_model,
-                ):
-                    tables.write(pred, classes)
-                    attention_file = attention.save(pred) if attention else None
-                    if plots is not None:
-                        _plot(plots, pred, classes, attention_file)
-                    _warn_skipped(pred)
-                    count += 1
-                if count == 0 and not world.is_distributed:
-                    raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
+            # A rank may have no files; a lone process with no recordings is an error.
+            found = ", ".join(map(str, inputs))
+            empty = None if world.is_distributed else f"no recordings found in {found}"
+            count = _write_predictions(outputs, stream, recordings, meta["classes"], empty)
             ok = True
         finally:
-            try:
-                everyone = all_ok(ok, world)
-            except Exception:
-                if ok:
-                    raise
-                everyone = False  # this rank's own error, already on its way, says more
+            everyone = _everyone_ok(ok, world)
         if not everyone:
             if world.is_main:  # every rank is past writing: nothing of this run is kept
                 shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
@@ -148,6 +123,63 @@ def run_prediction(
     if out is not None and world.is_main:
         echo(f"{everywhere} recordings predicted; tables written to {out}", err=True)
     return count
+
+
+@dataclasses.dataclass
+class _Outputs:
+    """Where a prediction run writes: the tables (and attention files, plots) in ``out``,
+    or in this rank's part directory ``stage`` under torchrun; without ``out``, the
+    recordings table alone, on stdout."""
+
+    out: Path | None
+    stage: Path | None
+    fmt: str
+    aggregation: str
+    explain: bool
+    plot: bool
+
+
+def _write_predictions(
+    outputs: _Outputs,
+    stream: Callable[..., Iterator[RecordingPrediction]],
+    recordings: Iterable[Recording],
+    classes: list[str],
+    if_none: str | None,
+) -> int:
+    """Each recording's rows (attention, plot) written as it completes; how many. With
+    none, ``if_none`` is the error, raised before any file is put in place."""
+    count = 0
+    out, stage = outputs.out, outputs.stage
+    with contextlib.ExitStack() as stack:
+        tables = stack.enter_context(
+            prediction_tables(stage or out, classes, outputs.fmt, outputs.aggregation)
+        )
+        attention = None
+        if outputs.explain:
+            directory = _output_directory(stack, out, stage, "attention")
+            attention = stack.enter_context(AttentionFiles(directory))
+        plots = _output_directory(stack, out, stage, "plots") if outputs.plot else None
+        for pred in stream(recordings=recordings, explain=attention or False):
+            tables.write(pred, classes)
+            attention_file = attention.save(pred) if attention else None
+            if plots is not None:
+                _plot(plots, pred, classes, attention_file)
+            _warn_skipped(pred)
+            count += 1
+        if count == 0 and if_none is not None:
+            raise BiosigError(if_none)
+    return count
+
+
+def _everyone_ok(ok: bool, world: World) -> bool:
+    """Whether every rank got through; if the exchange itself fails on a rank that had
+    already failed, that rank's own error is the one to show."""
+    try:
+        return all_ok(ok, world)
+    except Exception:
+        if ok:
+            raise
+        return False
 
 
 def _output_directory(
