@@ -330,47 +330,16 @@ def pretrain(
     history: list[dict[str, float]] = []
     checkpoint = Path(run_dir) / PRETRAINED_DIR
     val_loss = val_zero = math.nan
+    step = _PretrainStep(model, optimizer, scheduler, config, mask_generator, trained)
     for epoch in range(1, config.epochs + 1):
         model.train()
         started = time.perf_counter()
         order = shuffle_rng.permutation(train_idx)
-        running, seen = 0.0, 0
-        bar = tqdm(
-            total=len(order),
-            desc=f"epoch {epoch}/{config.epochs}",
-            unit="win",
-            disable=None if progress else True,
-            leave=False,
-        )
-        for start in range(0, len(order), config.batch_size):
-            idx = np.sort(order[start : start + config.batch_size])
-            x, lengths = batch_to_device(store, idx, device)
-            x = normalize(x, lengths, normalization)
-            mask = mask_spans(
-                store.lengths[idx], x.shape[-1], config.mask_ratio, config.mask_span, mask_generator
-            ).to(device, non_blocking=True)
-            loss = model.loss(x, lengths, mask)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise BiosigError(
-                    f"pretraining diverged at epoch {epoch}: the loss is {loss_value}; "
-                    "try a lower --lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            running += loss_value * len(idx)
-            seen += len(idx)
-            bar.update(len(idx))
-            bar.set_postfix(loss=f"{running / seen:.4f}")
-        bar.close()
-
+        train_loss = _pretrain_epoch(step, store, order, normalization, device, epoch, progress)
         val_loss, val_zero = validation_loss(model, store, val_idx, config, normalization, device)
         row = {
             "epoch": epoch,
-            "train_loss": running / max(seen, 1),
+            "train_loss": train_loss,
             "val_loss": val_loss,
             "val_zero_loss": val_zero,
             "lr": optimizer.param_groups[0]["lr"],
@@ -391,6 +360,64 @@ def pretrain(
         }
         save_checkpoint(checkpoint, model, {**meta, "pretraining": pretraining})
     return PretrainResult(val_loss, val_zero, history, checkpoint)
+
+
+@dataclass
+class _PretrainStep:
+    """What one pretraining step needs besides its batch."""
+
+    model: Reconstructor
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    config: PretrainConfig
+    mask_generator: torch.Generator
+    trained: list[torch.nn.Parameter]
+
+
+def _pretrain_epoch(
+    step: _PretrainStep,
+    store: ExampleStore,
+    order: np.ndarray,
+    normalization: dict[str, Any],
+    device: torch.device,
+    epoch: int,
+    progress: bool,
+) -> float:
+    """One pass over ``order`` in batches; the mean reconstruction loss."""
+    config = step.config
+    running, seen = 0.0, 0
+    bar = tqdm(
+        total=len(order),
+        desc=f"epoch {epoch}/{config.epochs}",
+        unit="win",
+        disable=None if progress else True,
+        leave=False,
+    )
+    for start in range(0, len(order), config.batch_size):
+        idx = np.sort(order[start : start + config.batch_size])
+        x, lengths = batch_to_device(store, idx, device)
+        x = normalize(x, lengths, normalization)
+        mask = mask_spans(
+            store.lengths[idx], x.shape[-1], config.mask_ratio, config.mask_span,
+            step.mask_generator,
+        ).to(device, non_blocking=True)  # fmt: skip
+        loss = step.model.loss(x, lengths, mask)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise BiosigError(
+                f"pretraining diverged at epoch {epoch}: the loss is {loss_value}; try a lower --lr"
+            )
+        step.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(step.trained, config.grad_clip)
+        step.optimizer.step()
+        step.scheduler.step()
+        running += loss_value * len(idx)
+        seen += len(idx)
+        bar.update(len(idx))
+        bar.set_postfix(loss=f"{running / seen:.4f}")
+    bar.close()
+    return running / max(seen, 1)
 
 
 def pretrain_meta(config: PretrainConfig) -> dict[str, Any]:
