@@ -12,17 +12,22 @@ from __future__ import annotations
 import math
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .device import autocast
+from .device import autocast, resolve_device
+from .errors import BiosigError
+from .model import SignalNet, count_parameters, model_config
 from .normalize import normalize
-from .plugin import Plugin, Recording
+from .plugin import Plugin, Recording, iter_recordings
+from .registry import get_plugin
 from .stream import predict_recordings
 from .windows import model_length, window_starts
 
@@ -142,3 +147,101 @@ def peak_host_mb() -> float:
     """This process's peak resident memory so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS
+
+
+@dataclass
+class BenchResult:
+    """What ``biosig bench`` measured (:meth:`as_dict` is what ``--json`` prints)."""
+
+    device: str
+    preset: str
+    window: int
+    batch_size: int
+    workers: int
+    compile: bool
+    model_windows_per_s: float
+    e2e_windows_per_s: float
+    e2e_over_model: float | None
+    peak_host_mb: float
+    peak_device_mb: float | None
+    mfu: float | None
+    plugin: str = ""
+    n_recordings: int = 0
+    e2e_windows: int = 0
+    parameters: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = (
+            "device", "preset", "window", "batch_size", "workers", "compile",
+            "model_windows_per_s", "e2e_windows_per_s", "e2e_over_model", "peak_host_mb",
+            "peak_device_mb", "mfu",
+        )  # fmt: skip
+        return {k: getattr(self, k) for k in keys}
+
+
+def run_bench(
+    plugin_name: str,
+    inputs: Sequence[str],
+    preset: str = "small",
+    window: int | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    seconds: float = MIN_SECONDS,
+    workers: int = 1,
+    compile_model: bool = False,
+) -> BenchResult:
+    """Windows per second of an untrained ``preset`` model alone and end to end on
+    ``inputs`` (the plugin's demo data when none), as ``biosig bench`` reports them."""
+    plugin = get_plugin(plugin_name)
+    torch_device = resolve_device(device)
+    window = int(window or plugin.defaults.window)
+    with tempfile.TemporaryDirectory(prefix="biosig-bench-") as scratch:
+        recordings = _bench_recordings(plugin, inputs, Path(scratch))
+        n_channels = len(recordings[0].channels)
+        classifier = SignalNet(model_config(preset, n_channels, 2)).to(torch_device)
+        model = torch.compile(classifier) if compile_model else classifier
+        normalization = {"mode": "window"}
+        meta = {
+            "window": window,
+            "hop": window,  # each sample once, as a long recording is predicted
+            "sample_rate": float(plugin.defaults.sample_rate),
+            "model": {"in_channels": n_channels},
+            "normalization": normalization,
+            "classes": ["a", "b"],
+        }
+        if torch_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(torch_device)
+        alone = model_throughput(
+            model, n_channels, window, batch_size, torch_device, normalization, seconds
+        )
+        # as many windows as the model-only figure ran, in full batches
+        e2e = end_to_end_throughput(
+            model, meta, plugin, recordings, torch_device, batch_size, alone.windows, workers,
+            fixed_shapes=compile_model,
+        )  # fmt: skip
+    mfu = peak_device = None
+    if torch_device.type == "cuda":
+        peak_device = torch.cuda.max_memory_allocated(torch_device) / 2**20
+        flops = flops_per_window(classifier, n_channels, window)
+        mfu = alone.per_second * flops / bf16_matmul_rate(torch_device)
+    return BenchResult(
+        str(torch_device), preset, window, batch_size, workers, compile_model,
+        alone.per_second, e2e.per_second,
+        e2e.per_second / alone.per_second if alone.per_second else None,
+        peak_host_mb(), peak_device, mfu, plugin.name, len(recordings), e2e.windows,
+        count_parameters(classifier),
+    )  # fmt: skip
+
+
+def _bench_recordings(plugin: Plugin, inputs: Sequence[str], scratch: Path) -> list[Recording]:
+    """The recordings of ``inputs``, or of the plugin's demo data written to ``scratch``."""
+    if not inputs:
+        demo = plugin.make_demo_data(scratch, seed=0)
+        if demo is None:
+            raise BiosigError(f"plugin {plugin.name!r} has no demo data: give --input")
+        plugin.configure(demo.settings.get("options", {}))
+        inputs = tuple(str(p) for p in demo.inputs)
+    recordings = list(iter_recordings(plugin, plugin.find(inputs)))
+    if not recordings:
+        raise BiosigError(f"no recordings found in {', '.join(inputs)}")
+    return recordings
