@@ -191,41 +191,11 @@ def prediction_figure(
     n_samples = int(recording.n_samples)
     edges, lo, hi = envelope(recording, width_px, shown)
     seconds = edges / fs
-
-    n_rows = max(1, len(shown)) + (attention is not None)
-    ratios = [1.5] * max(1, len(shown)) + ([1.1] if attention is not None else [])
-    fig = Figure(figsize=(width_px / _DPI, 0.95 + sum(ratios)), dpi=_DPI)  # inches
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, 1, sharex=True, squeeze=False, height_ratios=ratios)[:, 0]
-    height = fig.get_figheight()  # margins in inches, so labels fit at any size
-    width = fig.get_figwidth()
-    fig.subplots_adjust(
-        left=0.95 / width, right=1 - 0.15 / width, top=1 - 0.5 / height, bottom=0.45 / height
-    )
-
+    fig, axes = _figure(len(shown), attention is not None, width_px)
     spans = [(seg.start, seg.end, seg.label) for seg in prediction.segments()]
     present = sorted({label for _, _, label in spans})
     for ax in axes:
-        # One collection per class rather than one axvspan per span: a day of short
-        # windows can mean tens of thousands of spans, which separate patches draw slowly.
-        for label in present:
-            boxes = [
-                [(s / fs, 0), (s / fs, 1), (e / fs, 1), (e / fs, 0)]
-                for s, e, k in spans
-                if k == label
-            ]
-            ax.add_collection(
-                PolyCollection(
-                    boxes,
-                    facecolors=[class_colour(label, len(classes))],
-                    edgecolors="none",
-                    alpha=0.2,
-                    transform=ax.get_xaxis_transform(),  # x in seconds, y the full axis
-                    zorder=0,
-                ),
-                autolim=False,
-            )
-
+        _class_spans(ax, spans, present, fs, len(classes))
     one_per_bin = len(edges) - 1 == n_samples  # every bin a single sample: draw a line
     centres = seconds[:-1] if one_per_bin else (seconds[:-1] + seconds[1:]) / 2
     for row, channel in enumerate(shown):
@@ -237,22 +207,15 @@ def prediction_figure(
             # transparency lets the class colours show through a dense envelope.
             ax.fill_between(centres, lo[row], hi[row], color="black", alpha=0.75, linewidth=0.5)
         ax.set_ylabel(str(recording.channels[channel]))
-
     if attention is not None:
-        ax = axes[-1]
         trace = attention_trace(
-            prediction.starts,
-            prediction.ends,
-            attention,
-            n_samples,
-            width_px,
+            prediction.starts, prediction.ends, attention, n_samples, width_px,
             prediction.lengths,
-        )
+        )  # fmt: skip
         if len(trace):
-            ax.fill_between(centres, 0, trace, color="tab:purple", alpha=0.7, linewidth=0)
-            ax.set_ylim(bottom=0)
-        ax.set_ylabel("attention")
-
+            axes[-1].fill_between(centres, 0, trace, color="tab:purple", alpha=0.7, linewidth=0)
+            axes[-1].set_ylim(bottom=0)
+        axes[-1].set_ylabel("attention")
     axes[-1].set_xlim(0, max(n_samples / fs, 1 / fs))
     axes[-1].set_xlabel("time (s)")
     title = f"{recording.id} · {_duration(n_samples / fs)}"
@@ -260,22 +223,62 @@ def prediction_figure(
         title += f" (+{n_channels - len(shown)} more channels)"
     axes[0].set_title(title, loc="left")
     if present:
-        axes[0].legend(
-            handles=[
-                Patch(
-                    facecolor=class_colour(k, len(classes)),
-                    alpha=0.4,
-                    label=classes[k] if k < len(classes) else str(k),
-                )
-                for k in present
-            ],
-            loc="lower right",
-            bbox_to_anchor=(1.0, 1.0),
-            ncol=len(present),
-            frameon=False,
-            fontsize="small",
-        )
+        _legend(axes[0], present, classes)
     return fig
+
+
+def _figure(n_shown: int, with_attention: bool, width_px: int) -> tuple[Figure, np.ndarray]:
+    """A figure of one row per shown channel (and one for attention), sharing time."""
+    n_rows = max(1, n_shown) + with_attention
+    ratios = [1.5] * max(1, n_shown) + ([1.1] if with_attention else [])
+    fig = Figure(figsize=(width_px / _DPI, 0.95 + sum(ratios)), dpi=_DPI)  # inches
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, 1, sharex=True, squeeze=False, height_ratios=ratios)[:, 0]
+    height = fig.get_figheight()  # margins in inches, so labels fit at any size
+    width = fig.get_figwidth()
+    fig.subplots_adjust(
+        left=0.95 / width, right=1 - 0.15 / width, top=1 - 0.5 / height, bottom=0.45 / height
+    )
+    return fig, axes
+
+
+def _class_spans(ax, spans: list, present: list[int], fs: float, n_classes: int) -> None:
+    """The predicted segments as coloured bands behind the signal."""
+    # One collection per class rather than one axvspan per span: a day of short windows
+    # can mean tens of thousands of spans, which separate patches draw slowly.
+    for label in present:
+        boxes = [
+            [(s / fs, 0), (s / fs, 1), (e / fs, 1), (e / fs, 0)] for s, e, k in spans if k == label
+        ]
+        ax.add_collection(
+            PolyCollection(
+                boxes,
+                facecolors=[class_colour(label, n_classes)],
+                edgecolors="none",
+                alpha=0.2,
+                transform=ax.get_xaxis_transform(),  # x in seconds, y the full axis
+                zorder=0,
+            ),
+            autolim=False,
+        )
+
+
+def _legend(ax, present: list[int], classes: Sequence[str]) -> None:
+    ax.legend(
+        handles=[
+            Patch(
+                facecolor=class_colour(k, len(classes)),
+                alpha=0.4,
+                label=classes[k] if k < len(classes) else str(k),
+            )
+            for k in present
+        ],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=len(present),
+        frameon=False,
+        fontsize="small",
+    )
 
 
 def plot_prediction(
