@@ -15,6 +15,7 @@ KEYS = {
     "device", "preset", "window", "batch_size", "model_windows_per_s", "e2e_windows_per_s",
     "e2e_over_model", "peak_host_mb", "peak_device_mb", "mfu",
     "workers", "compile",  # the settings measured, beside the figures the issue names
+    "kernel_features",  # the random-kernel branch a default training run gives the model
 }  # fmt: skip
 QUICK = ("--preset", "tiny", "--window", "64", "--batch-size", "32", "--seconds", "0.2")
 
@@ -29,11 +30,21 @@ def test_json_holds_every_figure(synthetic_npy: Path, run_cli) -> None:
     assert (figures["device"], figures["preset"], figures["window"]) == ("cpu", "tiny", 64)
     assert figures["batch_size"] == 32
     assert (figures["workers"], figures["compile"]) == (1, False)
+    assert figures["kernel_features"] == 9996
     assert figures["model_windows_per_s"] > 0 and figures["e2e_windows_per_s"] > 0
     ratio = figures["e2e_windows_per_s"] / figures["model_windows_per_s"]
     assert abs(figures["e2e_over_model"] - ratio) < 1e-9
     assert figures["peak_host_mb"] > 50  # torch alone holds more than this
     assert figures["peak_device_mb"] is None and figures["mfu"] is None  # no CUDA
+
+
+def test_the_network_alone_is_measured_with_no_random_kernels(synthetic_npy: Path, run_cli):
+    result = run_cli(
+        "bench", "--plugin", "numpy", "--input", synthetic_npy / "signals.npy", *QUICK,
+        "--kernel-features", "0", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["kernel_features"] == 0
 
 
 def test_table_names_the_windows_read_end_to_end(synthetic_npy: Path, run_cli) -> None:
