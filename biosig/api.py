@@ -145,7 +145,9 @@ def _request(
     rest the plugin's options (refused where the plugin does not take them)."""
     from .registry import get_plugin
 
-    own = {f.name for f in dataclasses.fields(request_type)} - {"config", "plugin_options"}
+    # what the run itself records (the normalisation's scores) is no option
+    internal = {"config", "plugin_options", "normalization_scores"}
+    own = {f.name for f in dataclasses.fields(request_type)} - internal
     config_fields = {f.name for f in dataclasses.fields(config_type)}
     reader = get_plugin(plugin)
     set_plugin_options(reader, {k: v for k, v in options.items() if k not in own | config_fields})

@@ -111,6 +111,9 @@ class TrainRequest:
     #: frozen random-kernel features whose ridge model's logits join the head's (0: none;
     #: ``None``: sized to the training set, see biosig.kernel_features)
     kernel_features: int | None = None
+    #: the held-out accuracies the normalisation was chosen by, where biosig chose it; kept
+    #: in the run's settings so that a resumed run's checkpoints still say them
+    normalization_scores: dict[str, float] | None = None
 
 
 def run_training(
@@ -219,6 +222,7 @@ def _run_training(
         split=choices.split,
         val_fraction=data.val_fraction,
         plugin_options=plugin.settings,
+        normalization_scores=scores,
     )
     meta = _checkpoint_meta(request, plugin, model, choices, data, norm_spec, scores, device, world)
     _announce(meta, model, data, device, world, echo)
@@ -342,7 +346,7 @@ def _normalization(
     left to biosig, the scaling under which a ridge model of random-kernel features tells
     the training windows apart best."""
     if request.normalization is not None or choices.init is not None or not request.kernel_features:
-        return choices.normalization, None
+        return choices.normalization, request.normalization_scores
     candidates = list(dict.fromkeys([choices.normalization, "window", "dataset"]))
     chosen, scores = choose_normalization(
         candidates, data.store, data.train_idx, data.window, request.kernel_features,

@@ -510,6 +510,12 @@ def test_cli_resume_ends_where_the_uninterrupted_run_does(cli_runs, run_cli) -> 
     assert_same_files(run, work / "full")
     meta = json.loads((run / "best" / "biosig.json").read_text(encoding="utf-8"))
     assert (meta["training"]["ema"], meta["training"]["balance"]) == (0.9, True)
+    # the scores the normalisation was chosen by, before the interruption, are kept in the
+    # checkpoint the resumed process wrote
+    full_meta = json.loads((work / "full" / "last" / "biosig.json").read_text(encoding="utf-8"))
+    last_meta = json.loads((run / "last" / "biosig.json").read_text(encoding="utf-8"))
+    scores = full_meta["training"]["normalization_scores"]
+    assert scores and last_meta["training"]["normalization_scores"] == scores
     assert (work / "runs" / "numpy" / "latest").resolve() == run.resolve()
 
     # A finished run is left as it is.
