@@ -26,6 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .api import Model, load_model, train
+from .device import resolve_device
 
 #: scikit-learn's estimator checks that SignalClassifier does not pass, and why
 #: (docs/python.md; tests/test_api.py runs the others).
@@ -77,7 +78,7 @@ class SignalClassifier(ClassifierMixin, BaseEstimator):
         augment: Sequence[str] | None = None,
         label_smoothing: float = 0.1,
         seed: int = 0,
-        device: str = "cpu",
+        device: str = "auto",
         verbose: bool = False,
     ) -> None:
         self.preset = preset
@@ -162,7 +163,8 @@ class SignalClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.non_deterministic = self.device != "cpu"
+        # CUDA kernels need not give the same result twice; the CPU's do
+        tags.non_deterministic = resolve_device(self.device).type != "cpu"
         return tags
 
 
