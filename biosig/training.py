@@ -15,16 +15,14 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -65,11 +63,23 @@ RESUME_DIR = "resume"
 STATE_FILE = "state.pt"
 STATE_FORMAT = 1
 
-#: Test hooks, not options: with ``BIOSIG_DDP_DEBUG_DIR`` set, each rank records there the
-#: training windows it was given each epoch and its final weights (see :class:`_RankTrace`);
-#: ``BIOSIG_DDP_DEBUG_FAIL=RANK:EPOCH`` makes that rank fail at the first step of that epoch.
-DEBUG_DIR_ENV = "BIOSIG_DDP_DEBUG_DIR"
-DEBUG_FAIL_ENV = "BIOSIG_DDP_DEBUG_FAIL"
+
+class TrainingObserver(Protocol):
+    """Watches a :class:`Trainer` from outside the loop (the data-parallel tests install
+    one in every rank, to record what each was given and to fail one mid-epoch)."""
+
+    def epoch_started(
+        self, trainer: Trainer, epoch: int, order: np.ndarray, mine: np.ndarray
+    ) -> None: ...
+
+    def step(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def finished(self, trainer: Trainer) -> None: ...
+
+
+#: The observers every :class:`Trainer` tells of its epochs, steps and end; none unless
+#: someone (a test) appends one.
+OBSERVERS: list[TrainingObserver] = []
 
 
 #: The schedule's size for ample data: 30 epochs of batches of 64, stopped early after 8
@@ -472,7 +482,6 @@ class Trainer:
         # as before. The epoch order is the same on every rank: each takes its shard of it.
         self.generator.manual_seed(config.seed + world.rank)
         self.shuffle_rng = np.random.default_rng(config.seed)
-        self.trace = _RankTrace.from_env(world)
         # With nothing held out (the small-data recipe) each epoch is scored on the training
         # windows, unaugmented: nothing is selected on that, but it shows whether the network
         # learnt at all.
@@ -561,8 +570,8 @@ class Trainer:
         # The barrier before shutdown: no rank leaves the group while another still trains.
         if not all_ok(True, self.world):
             raise BiosigError("another process of this run failed (its error is above)")
-        if self.trace is not None:
-            self.trace.finish(self.model)
+        for observer in OBSERVERS:
+            observer.finished(self)
         return TrainResult(self.best.epoch, self.best.metrics, self.history)
 
     def _train_epoch(self, epoch: int) -> float:
@@ -570,8 +579,8 @@ class Trainer:
         self.net.train()
         order = epoch_order(self.train_idx, self.shuffle_rng, self.draw_p)
         mine = epoch_shard(order, self.world)
-        if self.trace is not None:
-            self.trace.epoch(epoch, self.train_idx, order, mine)
+        for observer in OBSERVERS:
+            observer.epoch_started(self, epoch, order, mine)
         running, seen = 0.0, 0
         bar = tqdm(
             total=len(mine) * self.world.world_size,  # every rank's windows, padding included
@@ -582,8 +591,8 @@ class Trainer:
         )
         for start in range(0, len(mine), self.config.batch_size):
             idx = np.sort(mine[start : start + self.config.batch_size])
-            if self.trace is not None:
-                self.trace.step(epoch)
+            for observer in OBSERVERS:
+                observer.step(self, epoch)
             loss_sum, count = self._step(epoch, idx)
             running += loss_sum
             seen += int(count)
@@ -793,49 +802,6 @@ def _all_ok_after(ok: bool, world: World) -> bool:
 
 def _silent(*_: Any, **__: Any) -> None:
     """``echo`` for ranks other than 0."""
-
-
-class _RankTrace:
-    """What a test needs to check data-parallel training from outside the processes
-    (enabled by :data:`DEBUG_DIR_ENV`): ``rank-R.jsonl`` gets, per epoch, the training
-    indices, the epoch's order and the rank's shard of it; ``rank-R.pt`` the final weights.
-    :data:`DEBUG_FAIL_ENV` (``RANK:EPOCH``) makes rank RANK raise at the first step of
-    EPOCH, a failure in the middle of an epoch that no agreement covers."""
-
-    def __init__(self, directory: Path, world: World, fail_epoch: int | None) -> None:
-        self.directory = directory
-        self.world = world
-        self.fail_epoch = fail_epoch
-
-    @classmethod
-    def from_env(cls, world: World) -> _RankTrace | None:
-        directory = os.environ.get(DEBUG_DIR_ENV)
-        if not directory:
-            return None
-        fail_epoch = None
-        rank, _, epoch = os.environ.get(DEBUG_FAIL_ENV, "").partition(":")
-        if rank and int(rank) == world.rank:
-            fail_epoch = int(epoch)
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        return cls(Path(directory), world, fail_epoch)
-
-    def epoch(self, epoch: int, train_idx: np.ndarray, order: np.ndarray, mine: np.ndarray) -> None:
-        record = {
-            "epoch": epoch,
-            "world_size": self.world.world_size,
-            "train": np.asarray(train_idx).tolist(),
-            "order": np.asarray(order).tolist(),
-            "shard": np.asarray(mine).tolist(),
-        }
-        with open(self.directory / f"rank-{self.world.rank}.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-    def step(self, epoch: int) -> None:
-        if epoch == self.fail_epoch:
-            raise RuntimeError(f"{DEBUG_FAIL_ENV}: rank {self.world.rank} fails at epoch {epoch}")
-
-    def finish(self, model: torch.nn.Module) -> None:
-        torch.save(model.state_dict(), self.directory / f"rank-{self.world.rank}.pt")
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:

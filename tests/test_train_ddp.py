@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from biosig.checkpoint import read_meta
-from biosig.training import DEBUG_DIR_ENV, DEBUG_FAIL_ENV, RESUME_DIR, STATE_FILE
+from biosig.training import RESUME_DIR, STATE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 2
@@ -42,15 +42,63 @@ TIMEOUT = 240
 #: may print whatever biosig does (gloo warns on a host name it cannot resolve, say).
 TORCH_LOG = re.compile(r"^\[?[WIEF]\d{4} ")
 
-#: Loaded by every Python process started with this directory on PYTHONPATH; only torchrun's
-#: workers (which have RANK set) log. The log file is opened before the hook is installed,
-#: and written with os.write, which raises no audit event of its own.
+#: With this set, each rank records there, per epoch, the training windows it was given,
+#: the epoch's order and its shard of it (``rank-R.jsonl``), and its final weights
+#: (``rank-R.pt``); ``DEBUG_FAIL_ENV=RANK:EPOCH`` makes that rank fail at the first step of
+#: that epoch, a failure in the middle of an epoch that no agreement covers.
+DEBUG_DIR_ENV = "BIOSIG_DDP_DEBUG_DIR"
+DEBUG_FAIL_ENV = "BIOSIG_DDP_DEBUG_FAIL"
+
+#: Loaded by every Python process started with this directory on PYTHONPATH. In torchrun's
+#: workers (which have RANK set) it installs the observer above in biosig's training loop
+#: (``biosig.training.OBSERVERS``), and logs every write. The log file is opened before the
+#: audit hook is installed, and written with os.write, which raises no audit event.
 SITECUSTOMIZE = textwrap.dedent(
     """
     import os
     import sys
 
-    _dir, _rank = os.environ.get("BIOSIG_TEST_WRITE_LOG"), os.environ.get("RANK")
+    _debug, _rank = os.environ.get("BIOSIG_DDP_DEBUG_DIR"), os.environ.get("RANK")
+    if _debug and _rank is not None:
+        import json
+
+        import numpy as np
+        import torch
+
+        from biosig import training as _training
+
+        class _RankTrace:
+            def __init__(self):
+                rank, _, epoch = os.environ.get("BIOSIG_DDP_DEBUG_FAIL", "").partition(":")
+                self.fail_epoch = int(epoch) if rank and int(rank) == int(_rank) else None
+                os.makedirs(_debug, exist_ok=True)
+
+            def epoch_started(self, trainer, epoch, order, mine):
+                record = {
+                    "epoch": epoch,
+                    "world_size": trainer.world.world_size,
+                    "train": np.asarray(trainer.train_idx).tolist(),
+                    "order": np.asarray(order).tolist(),
+                    "shard": np.asarray(mine).tolist(),
+                }
+                path = os.path.join(_debug, "rank-" + str(trainer.world.rank) + ".jsonl")
+                with open(path, "a") as handle:
+                    handle.write(json.dumps(record) + "\\n")
+
+            def step(self, trainer, epoch):
+                if epoch == self.fail_epoch:
+                    raise RuntimeError(
+                        "BIOSIG_DDP_DEBUG_FAIL: rank %d fails at epoch %d"
+                        % (trainer.world.rank, epoch)
+                    )
+
+            def finished(self, trainer):
+                path = os.path.join(_debug, "rank-" + str(trainer.world.rank) + ".pt")
+                torch.save(trainer.model.state_dict(), path)
+
+        _training.OBSERVERS.append(_RankTrace())
+
+    _dir = os.environ.get("BIOSIG_TEST_WRITE_LOG")
     if _dir and _rank is not None:
         _fd = os.open(
             os.path.join(_dir, "writes-rank-" + _rank + ".log"),
