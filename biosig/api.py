@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .damaged import DamagePolicy
 from .errors import BiosigError
 from .evaluation import run_evaluation
 from .loading import load_model_and_plugin, set_plugin_options
@@ -89,8 +90,8 @@ def train(
     ``options`` are the command's options by name (``epochs=5``, ``preset="tiny"``,
     ``out="runs/x"``, ``kernel_features=0``…) and the plugin's own (``annotator="atr"``);
     left out, each takes the command's default. Without ``out`` the run goes to
-    ``runs/<plugin>/<time>`` and ``runs/<plugin>/latest`` points at it. Messages go to the
-    ``biosig`` logger's handlers and stderr as the command prints them.
+    ``runs/<plugin>/<time>`` and ``runs/<plugin>/latest`` points at it. Progress lines go
+    to stdout as the command prints them; warnings to the ``biosig`` logger.
     """
     request = train_request(plugin, inputs, labels, options)
     return Run.read(run_training(request, progress=progress))
@@ -152,13 +153,16 @@ def _request(
     reader = get_plugin(plugin)
     set_plugin_options(reader, {k: v for k, v in options.items() if k not in own | config_fields})
     values = {k: v for k, v in options.items() if k in own}
+    config = {k: v for k, v in options.items() if k in config_fields}
+    if config.get("augment") in ("none", ["none"]):  # as the command spells "no augmentation"
+        config["augment"] = []
     if values.get("out") is not None:
         values["out"] = Path(values["out"])
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     return request_type(
         plugin=reader.name,
         inputs=[str(p) for p in paths],
-        config=config_type(**{k: v for k, v in options.items() if k in config_fields}),
+        config=config_type(**config),
         plugin_options=dict(reader.settings),
         **fixed,
         **values,
@@ -218,22 +222,27 @@ class Model:
         hop: int | None = None,
         batch_size: int = 256,
         aggregation: str | None = None,
+        strict: bool = False,
     ) -> Predictions:
         """Predict files (paths, directories, globs, read by the model's plugin) or arrays
         (one ``[C, n]`` or ``[n]`` recording, a ``[N, C, n]`` batch, or a list of them,
         sampled at ``fs``: the model's rate when left out).
 
         Windows at ``hop`` (default: the model's training hop); recordings' probabilities
-        aggregated from their windows' by ``aggregation`` (default: the plugin's).
+        aggregated from their windows' by ``aggregation`` (default: the plugin's). A damaged
+        recording is left out with a warning, as the command does, or stops the call with
+        ``strict``.
         """
-        recordings = self._recordings(inputs, fs)
+        damage = DamagePolicy(strict)
+        recordings = self._recordings(inputs, fs, damage)
         aggregation = aggregation or self.plugin.defaults.aggregation
         classes = self.classes
         windows, per_recording, segments = [], [], []
-        for pred in self._predict(recordings, hop, batch_size):
+        for pred in self._predict(recordings, hop, batch_size, damage):
             windows += window_rows(pred, classes)
             segments += segment_rows(pred, classes)
             per_recording.append(recording_row(pred, classes, aggregation))
+        damage.report()
         if not per_recording:
             raise BiosigError("no recordings to predict")
         return Predictions(
@@ -267,23 +276,25 @@ class Model:
         )
 
     def _predict(
-        self, recordings: Iterable[Recording], hop: int | None, batch_size: int
+        self,
+        recordings: Iterable[Recording],
+        hop: int | None,
+        batch_size: int,
+        damage: DamagePolicy,
     ) -> Iterable[RecordingPrediction]:
         return predict_recordings(
-            self.network,
-            self.meta,
-            self.plugin,
-            recordings,
-            self.device,
-            batch_size=batch_size,
-            hop=hop,
-        )
+            self.network, self.meta, self.plugin, recordings, self.device,
+            batch_size=batch_size, hop=hop, on_damage=damage.handle,
+        )  # fmt: skip
 
-    def _recordings(self, inputs: Any, fs: float | None) -> Iterable[Recording]:
+    def _recordings(
+        self, inputs: Any, fs: float | None, damage: DamagePolicy
+    ) -> Iterable[Recording]:
         arrays = _as_arrays(inputs)
         if arrays is None:
             paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-            return iter_recordings(self.plugin, self.plugin.find([str(p) for p in paths]))
+            files = self.plugin.find([str(p) for p in paths])
+            return iter_recordings(self.plugin, files, damage.handle)
         rate = self.sample_rate if fs is None else float(fs)
         names = self.meta.get("channels")
         return [

@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .device import autocast, resolve_device
 from .errors import BiosigError
-from .model import KERNEL_FEATURES, SignalNet, count_parameters, model_config
+from .model import KERNEL_FEATURES, MIN_KERNEL_FEATURES, SignalNet, count_parameters, model_config
 from .normalize import normalize
 from .plugin import Plugin, Recording, iter_recordings
 from .registry import get_plugin
@@ -198,6 +198,10 @@ def run_bench(
     The model has the random-kernel branch that training gives a model of up to
     :data:`~biosig.kernel_features.RIDGE_WINDOWS` windows (``kernel_features`` features;
     0: none), since its feature pass is part of every prediction's cost."""
+    if 0 < kernel_features < MIN_KERNEL_FEATURES:
+        raise BiosigError(
+            f"--kernel-features {kernel_features}: give 0 (none) or at least {MIN_KERNEL_FEATURES}"
+        )
     plugin = get_plugin(plugin_name)
     torch_device = resolve_device(device)
     window = int(window or plugin.defaults.window)

@@ -7,8 +7,9 @@
 ``fit`` runs exactly what ``biosig train --plugin numpy`` runs (same defaults, same seed,
 same result): the arrays are written as ``.npy`` files to a temporary directory that the
 numpy plugin reads, as a user's files would be, and removed afterwards; the trained model
-stays in memory. ``predict_proba`` scores each case as ``biosig evaluate`` does (windows
-that do not overlap, their probabilities averaged per case).
+stays in memory (``model_``; its ``evaluate`` needs files of a run directory, which is
+removed: use ``score``). ``predict_proba`` scores each case as ``biosig evaluate`` does
+(windows that do not overlap, their probabilities averaged per case).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from .api import Model, load_model, train
 from .device import resolve_device
@@ -103,6 +109,9 @@ class SignalClassifier(ClassifierMixin, BaseEstimator):
         names = [str(c) for c in self.classes_]
         if len(set(names)) < len(names):
             raise ValueError(f"labels {list(self.classes_)} are not distinct as text")
+        odd = [n for n in names if n != n.strip() or not n or any(c in n for c in "\t\n\r")]
+        if odd:
+            raise ValueError(f"labels {odd} start or end with blanks, or hold tabs or newlines")
         if len(self.classes_) < 2:
             raise ValueError(f"need at least two classes, got 1 class: {names}")
         options = {k: getattr(self, k) for k in TRAIN_OPTIONS if getattr(self, k) is not None}
@@ -140,9 +149,12 @@ class SignalClassifier(ClassifierMixin, BaseEstimator):
         3-D ``X``, the length of a 2-D one); a list of series of unequal length through
         :func:`as_series`."""
         if not isinstance(X, np.ndarray) and _unequal_lengths(X):
+            series = as_series(X)
             if reset:
                 y = column_or_1d(y, warn=True)
-            return as_series(X), y
+                check_consistent_length(series, y)
+                self.n_features_in_ = series[0].shape[0]  # the channels, as for 3-D X
+            return series, y
         if y is None and reset:
             raise ValueError("SignalClassifier requires y to be passed, but the target y is None")
         if reset:
@@ -205,22 +217,18 @@ def write_series(
     directory: Path, series: list[np.ndarray], labels: list[str] | None
 ) -> tuple[list[str], str | None]:
     """The cases as the numpy plugin reads them: one ``(N, C, T)`` file when all lengths
-    agree, else a directory of one file per case (named so that they sort in order), with
-    labels beside them; returns the inputs and the labels file."""
+    agree, else a directory of one file per case (named so that they sort in case order);
+    the labels, when given, as a ``.npy`` in case order. Returns the inputs and the labels
+    file."""
     if len({x.shape[1] for x in series}) == 1:
         inputs = directory / "signals.npy"
         np.save(inputs, np.stack(series))
-        if labels is None:
-            return [str(inputs)], None
-        np.save(directory / "labels.npy", np.asarray(labels))
-        return [str(inputs)], str(directory / "labels.npy")
-    cases = directory / "cases"
-    cases.mkdir()
-    ids = [f"{i:08d}" for i in range(len(series))]
-    for name, x in zip(ids, series, strict=True):
-        np.save(cases / f"{name}.npy", x)
+    else:
+        inputs = directory / "cases"
+        inputs.mkdir()
+        for i, x in enumerate(series):
+            np.save(inputs / f"{i:08d}.npy", x)
     if labels is None:
-        return [str(cases)], None
-    table = directory / "labels.tsv"
-    table.write_text("".join(f"{i}\t{v}\n" for i, v in zip(ids, labels, strict=True)))
-    return [str(cases)], str(table)
+        return [str(inputs)], None
+    np.save(directory / "labels.npy", np.asarray(labels))
+    return [str(inputs)], str(directory / "labels.npy")

@@ -141,12 +141,13 @@ class ModelConfig:
             fail(f"drop_path must be in [0, 1), got {self.drop_path!r}")
         if self.kernel_features and (
             not isinstance(self.kernel_features, int)
-            or self.kernel_features < 84
+            or self.kernel_features < MIN_KERNEL_FEATURES
             or not isinstance(self.kernel_window, int)
             or self.kernel_window < 1
         ):
             fail(
-                "kernel_features must be 0 or at least 84, with a positive kernel_window; got "
+                f"kernel_features must be 0 or at least {MIN_KERNEL_FEATURES}, with a positive "
+                "kernel_window; got "
                 f"{self.kernel_features!r} and {self.kernel_window!r}"
             )
         if not self.rope_base > 1.0:
@@ -156,6 +157,8 @@ class ModelConfig:
 #: Random-kernel features a trained model gets beside its learned ones, unless told
 #: otherwise (MiniRocket's default number).
 KERNEL_FEATURES = 9996
+#: The fewest random-kernel features a branch can have: one per kernel.
+MIN_KERNEL_FEATURES = 84
 
 
 #: Named sizes. ``small`` matches the ~2.4 M parameters of the published reference.

@@ -78,6 +78,8 @@ def _check_table(path: Path, table: str | None, name: str) -> None:
     (``[preprocessing]``, ``[plugin-options]``…) holds the plugin's options."""
     if table is None:
         return
+    if name in TOP_LEVEL:
+        raise BiosigError(f"{path}: {name} belongs at the top level, not in [{table}]")
     name = ALIASES.get(name, name)
     home = next((t for t, names in SECTIONS.items() if name in names), None)
     if home == table:

@@ -1,5 +1,5 @@
 """A training run: labelled recordings in, a run directory (checkpoints, history, plots)
-out. ``biosig train``, ``biosig demo`` and :func:`biosig.training` call :func:`run_training`.
+out. ``biosig train``, ``biosig demo`` and :func:`biosig.train` call :func:`run_training`.
 
 ``torchrun --nproc-per-node N -m biosig train …`` trains on N processes (GPUs) with
 DistributedDataParallel; see :func:`run_training`."""
@@ -43,9 +43,11 @@ from .kernel_features import (
 )
 from .labels import parse_span, restrict_to_span
 from .loading import RUNS, label_source
+from .losses import LOSSES
 from .metrics import not_learned
 from .model import (
     KERNEL_FEATURES,
+    MIN_KERNEL_FEATURES,
     PRESETS,
     build_classifier,
     count_parameters,
@@ -277,6 +279,7 @@ def _resolve_choices(request: TrainRequest, plugin: Plugin) -> _Choices:
     if split_mode not in SPLITS:
         raise BiosigError(f"--split {split_mode}: choose from {', '.join(SPLITS)}")
     span = parse_span(request.span) if request.span else None
+    _check_config(request)
     try:
         build_augmentation(request.config.augment or [])
     except ValueError as exc:
@@ -287,6 +290,34 @@ def _resolve_choices(request: TrainRequest, plugin: Plugin) -> _Choices:
     if sample_rate <= 0:
         raise BiosigError(f"--sample-rate must be positive, got {sample_rate:g}")
     return _Choices(labels_path, init, normalization, split_mode, span, sample_rate)
+
+
+def _check_config(request: TrainRequest) -> None:
+    """The ranges the command's option types check, for requests built in Python."""
+    config = request.config
+    checks = [
+        (config.epochs is None or config.epochs >= 1, f"--epochs {config.epochs}: give 1 or more"),
+        (
+            config.batch_size is None or config.batch_size >= 1,
+            f"--batch-size {config.batch_size}: give 1 or more",
+        ),
+        (config.lr > 0, f"--lr {config.lr:g}: give a positive learning rate"),
+        (
+            0 <= config.label_smoothing < 1,
+            f"--label-smoothing {config.label_smoothing:g}: give a value in [0, 1)",
+        ),
+        (config.loss in LOSSES, f"--loss {config.loss}: choose from {', '.join(LOSSES)}"),
+        (
+            request.kernel_features is None
+            or request.kernel_features == 0
+            or request.kernel_features >= MIN_KERNEL_FEATURES,
+            f"--kernel-features {request.kernel_features}: give 0 (none) or at least "
+            f"{MIN_KERNEL_FEATURES}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise BiosigError(message)
 
 
 def _read_labelled(

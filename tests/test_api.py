@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -311,3 +312,55 @@ def test_pretrain_then_fine_tune_from_its_backbone(tone_files: Path) -> None:
     assert json.loads((tuned.best / "biosig.json").read_text())["training"]["init"] == str(
         run.backbone
     )
+
+
+def test_labels_that_look_like_a_table_header_train_every_case() -> None:
+    x, y = two_tones(20, length=160)
+    series = [x[i, :, : 100 + 2 * i] for i in range(20)]  # unequal: one file per case
+    labels = np.where(y == "low", "y", "n")  # "y" heads a label table's class column
+    clf = biosig.SignalClassifier(**QUICK).fit(series, labels)
+    assert clf.model_.meta["training"]["n_recordings"] == 20
+    with pytest.raises(ValueError, match="start or end with blanks"):
+        biosig.SignalClassifier(**QUICK).fit(series, np.where(y == "low", " a", "b"))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        biosig.SignalClassifier(**QUICK).fit(series, labels[:-1])
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"epochs": 0}, "--epochs 0: give 1 or more"),
+        ({"batch_size": 0}, "--batch-size 0: give 1 or more"),
+        ({"lr": -1.0}, "--lr -1: give a positive learning rate"),
+        ({"label_smoothing": 1.5}, "--label-smoothing 1.5: give a value in [0, 1)"),
+        ({"loss": "hinge"}, "--loss hinge: choose from ce, focal"),
+        ({"kernel_features": 10}, "--kernel-features 10: give 0 (none) or at least 84"),
+    ],
+)
+def test_train_checks_values_as_the_command_does(
+    tone_files: Path, tmp_path: Path, option: dict, message: str
+) -> None:
+    with pytest.raises(BiosigError, match=re.escape(message)):
+        biosig.train(
+            "numpy", tone_files / "train.npy", tone_files / "train_labels.npy",
+            out=tmp_path / "r", **option,
+        )  # fmt: skip
+    assert not (tmp_path / "r").exists()  # refused before anything was read or written
+
+
+def test_augment_none_is_spelled_as_the_command_spells_it() -> None:
+    request = train_request("numpy", ["x.npy"], "y.npy", {"augment": "none"})
+    assert request.config.augment == []
+
+
+def test_predict_leaves_a_damaged_recording_out_unless_strict(
+    trained: biosig.Run, tone_files: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = biosig.load_model(trained.best)
+    good = np.load(tone_files / "test.npy")[0]
+    gaps = np.full_like(good, np.nan)
+    tables = model.predict([gaps, good])
+    assert list(tables.recordings["recording"]) == ["1"]
+    assert any("every window holds missing samples" in r.getMessage() for r in caplog.records)
+    with pytest.raises(BiosigError, match="every window holds missing samples"):
+        model.predict([gaps, good], strict=True)

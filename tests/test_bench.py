@@ -77,3 +77,9 @@ def test_model_throughput_counts_whole_batches() -> None:
     )
     assert measured.windows % 8 == 0 and measured.windows >= 24
     assert measured.per_second == measured.windows / measured.seconds
+
+
+def test_too_few_random_kernels_is_one_line(run_cli) -> None:
+    result = run_cli("bench", "--plugin", "numpy", "--kernel-features", "10")
+    assert result.code != 0
+    assert result.err_lines == ["error: --kernel-features 10: give 0 (none) or at least 84"]

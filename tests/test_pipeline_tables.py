@@ -77,3 +77,10 @@ def test_the_command_says_it_in_one_line(tmp_path: Path, run_cli) -> None:
     assert result.code != 0 and result.err_lines == [
         f"error: {path}: lr belongs in [train], not [model]"
     ]
+
+
+def test_what_to_read_stays_at_the_top_level(tmp_path: Path) -> None:
+    with pytest.raises(
+        BiosigError, match=re.escape("plugin belongs at the top level, not in [data]")
+    ):
+        load_pipeline(write(tmp_path, '[data]\nplugin = "numpy"\n'))
