@@ -189,6 +189,17 @@ def all_ok(ok: bool, world: World) -> bool:
     return bool(_all_reduce(1 if ok else 0, dist.ReduceOp.MIN, world, "all_ok"))
 
 
+def all_ok_after(ok: bool, world: World) -> bool:
+    """:func:`all_ok` from a ``finally``: if the exchange itself fails on a rank that had
+    already failed, that rank's own error is the one to show."""
+    try:
+        return all_ok(ok, world)
+    except Exception:
+        if ok:
+            raise
+        return False
+
+
 def total(value: int, world: World) -> int:
     """The sum of ``value`` over all ranks (recordings predicted, say), on every rank.
 

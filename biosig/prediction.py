@@ -28,7 +28,7 @@ from .damaged import DamagePolicy
 from .distributed import (
     PARTS_DIR,
     World,
-    all_ok,
+    all_ok_after,
     merge_parts,
     part_dir,
     prepare_part_dir,
@@ -111,7 +111,7 @@ def run_prediction(
             count = _write_predictions(outputs, stream, recordings, meta["classes"], empty)
             ok = True
         finally:
-            everyone = _everyone_ok(ok, world)
+            everyone = all_ok_after(ok, world)
         if not everyone:
             if world.is_main:  # every rank is past writing: nothing of this run is kept
                 shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
@@ -169,17 +169,6 @@ def _write_predictions(
         if count == 0 and if_none is not None:
             raise BiosigError(if_none)
     return count
-
-
-def _everyone_ok(ok: bool, world: World) -> bool:
-    """Whether every rank got through; if the exchange itself fails on a rank that had
-    already failed, that rank's own error is the one to show."""
-    try:
-        return all_ok(ok, world)
-    except Exception:
-        if ok:
-            raise
-        return False
 
 
 def _output_directory(

@@ -37,6 +37,7 @@ from .device import autocast
 from .distributed import (
     World,
     all_ok,
+    all_ok_after,
     broadcast_buffers,
     broadcast_int,
     epoch_shard,
@@ -709,7 +710,7 @@ class Trainer:
         finally:
             # Rank 0 alone writes; the others wait here to learn whether it could, so that a
             # full disk fails every rank at once instead of leaving them in the next epoch.
-            everyone = _all_ok_after(written, self.world)
+            everyone = all_ok_after(written, self.world)
         if not everyone:
             raise BiosigError("another process of this run failed (its error is above)")
 
@@ -787,17 +788,6 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim
         ],
         lr=lr,
     )
-
-
-def _all_ok_after(ok: bool, world: World) -> bool:
-    """:func:`all_ok` from a ``finally``: if the exchange itself fails on a rank that had
-    already failed, that rank's own error is the one to show."""
-    try:
-        return all_ok(ok, world)
-    except Exception:
-        if ok:
-            raise
-        return False
 
 
 def _silent(*_: Any, **__: Any) -> None:
