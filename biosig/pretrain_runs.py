@@ -200,7 +200,6 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
     backbone = SignalNet(model_config(request.preset, store.n_channels, 1))
     model = Reconstructor(backbone)
     run_dir = Path(request.out) if request.out else new_run_dir(RUNS / plugin.name / "pretrain")
-    read = set(store.recording_ids)
     meta = _backbone_meta(
         request, plugin, backbone, recordings, store, choices, norm_spec,
         (train_idx, val_idx, split_used),
@@ -209,23 +208,14 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
     echo(
         f"pretraining {request.preset} backbone ({count_parameters(backbone):,} parameters) "
         f"on {len(train_idx)} windows, validating on {len(val_idx)} ({held_out}; "
-        f"{len(read)} recordings); hiding {config.mask_ratio:g} of each window in spans of "
-        f"about {config.mask_span} samples, on {device}"
+        f"{meta['pretraining']['n_recordings']} recordings); hiding {config.mask_ratio:g} "
+        f"of each window in spans of about {config.mask_span} samples, on {device}"
     )
     try:
         result = run_pretrain_loop(
-            model,
-            store,
-            train_idx,
-            val_idx,
-            config,
-            norm_spec,
-            device,
-            run_dir,
-            meta,
-            progress=progress,
-            echo=echo,
-        )
+            model, store, train_idx, val_idx, config, norm_spec, device, run_dir, meta,
+            progress=progress, echo=echo,
+        )  # fmt: skip
     except BaseException:
         if request.out is None:
             remove_if_empty(run_dir)
