@@ -471,7 +471,7 @@ def read_store(
     )
 
 
-def normalized(store: Any, spec: dict[str, Any], length: int) -> Any:
+def normalized(store: Any, spec: Any, length: int) -> Any:
     """The store's windows scaled as the model scales them, cut to ``length`` samples
     (zeros past each window's own length)."""
     import torch
@@ -482,14 +482,13 @@ def normalized(store: Any, spec: dict[str, Any], length: int) -> Any:
     return x[:, :, :length]
 
 
-def normalization_spec(reading: Reading, train: Any) -> dict[str, Any]:
-    if reading.normalization != "dataset":
-        return {"mode": reading.normalization}
+def normalization_spec(reading: Reading, train: Any) -> Any:
+    """The model's normalisation of ``reading``'s windows, as the library makes it."""
     import numpy as np
 
-    from biosig.normalize import dataset_statistics
+    from biosig.kernel_features import normalization_spec as library_spec
 
-    return dataset_statistics(train.x, train.lengths, np.arange(len(train)))
+    return library_spec(reading.normalization, train, np.arange(len(train)))
 
 
 def prepare_windows(

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .checkpoint import CheckpointMeta, read_meta
 from .damaged import DamagePolicy
 from .errors import BiosigError
 from .evaluation import run_evaluation
@@ -68,13 +69,11 @@ class Run:
     @classmethod
     def read(cls, directory: Path) -> Run:
         """The run written in ``directory``."""
-        import json
-
         from .report import HISTORY  # matplotlib: only when a run is read
 
         directory = Path(directory)
-        meta = json.loads((directory / "best" / "biosig.json").read_text(encoding="utf-8"))
-        return cls(directory, pd.read_csv(directory / HISTORY), dict(meta.get("metrics", {})))
+        meta = read_meta(directory / "best")
+        return cls(directory, pd.read_csv(directory / HISTORY), dict(meta.metrics or {}))
 
 
 def train(
@@ -190,7 +189,7 @@ class Model:
         path: Path,
         plugin: Plugin,
         network: torch.nn.Module,
-        meta: dict[str, Any],
+        meta: CheckpointMeta,
         device: torch.device,
     ) -> None:
         self.path, self.plugin, self.network, self.meta, self.device = (
@@ -203,16 +202,16 @@ class Model:
 
     @property
     def classes(self) -> list[str]:
-        return list(self.meta["classes"])
+        return list(self.meta.classes)
 
     @property
     def window(self) -> int:
         """Window length in samples at :attr:`sample_rate`."""
-        return int(self.meta["window"])
+        return self.meta.window
 
     @property
     def sample_rate(self) -> float:
-        return float(self.meta["sample_rate"])
+        return self.meta.sample_rate
 
     def predict(
         self,
@@ -296,7 +295,7 @@ class Model:
             files = self.plugin.find([str(p) for p in paths])
             return iter_recordings(self.plugin, files, damage.handle)
         rate = self.sample_rate if fs is None else float(fs)
-        names = self.meta.get("channels")
+        names = list(self.meta.channels)
         return [
             ArrayRecording(
                 str(i), a, rate, channels=names if names and len(names) == len(a) else None

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .checkpoint import CheckpointMeta, plugin_stamp
 from .device import autocast, resolve_device
 from .errors import BiosigError
 from .model import KERNEL_FEATURES, MIN_KERNEL_FEATURES, SignalNet, count_parameters, model_config
-from .normalize import normalize
+from .normalize import NormalizationSpec, normalize
 from .plugin import Plugin, Recording, iter_recordings
 from .registry import get_plugin
 from .stream import predict_recordings
@@ -58,7 +59,7 @@ def model_throughput(
     window: int,
     batch_size: int,
     device: torch.device,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     min_seconds: float = MIN_SECONDS,
 ) -> Throughput:
     """The model alone on random ``[batch_size, n_channels, window]`` batches on the device,
@@ -87,7 +88,7 @@ def model_throughput(
 
 def end_to_end_throughput(
     model: torch.nn.Module,
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     plugin: Plugin,
     recordings: Sequence[Recording],
     device: torch.device,
@@ -101,7 +102,7 @@ def end_to_end_throughput(
     the recordings are read again, in one stream, until at least ``min_windows`` windows
     have passed, so that a small data set still fills the batches the model-only figure is
     measured on."""
-    window, hop, fs = int(meta["window"]), int(meta["hop"]), float(meta["sample_rate"])
+    window, hop, fs = meta.window, meta.hop, meta.sample_rate
     per_pass = sum(len(window_starts(model_length(r, fs), window, hop)) for r in recordings)
     passes = max(1, math.ceil(min_windows / max(per_pass, 1)))
     stream = (rec for _ in range(passes) for rec in recordings)
@@ -214,15 +215,17 @@ def run_bench(
         }
         classifier = SignalNet(model_config(preset, n_channels, 2, **branch)).to(torch_device)
         model = torch.compile(classifier) if compile_model else classifier
-        normalization = {"mode": "window"}
-        meta = {
-            "window": window,
-            "hop": window,  # each sample once, as a long recording is predicted
-            "sample_rate": float(plugin.defaults.sample_rate),
-            "model": {"in_channels": n_channels},
-            "normalization": normalization,
-            "classes": ["a", "b"],
-        }
+        normalization = NormalizationSpec("window")
+        meta = CheckpointMeta(
+            model=classifier.config,
+            plugin=plugin_stamp(plugin),
+            window=window,
+            hop=window,  # each sample once, as a long recording is predicted
+            sample_rate=float(plugin.defaults.sample_rate),
+            channels=tuple(recordings[0].channels),
+            normalization=normalization,
+            classes=("a", "b"),
+        )
         if torch_device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(torch_device)
         alone = model_throughput(

@@ -59,7 +59,7 @@ def run_evaluation(
     intervals = plugin.labels(labels_path, recordings)
     if span_fractions is not None:
         intervals = restrict_to_span(intervals, recordings, span_fractions)
-    classes = list(meta["classes"])
+    classes = list(meta.classes)
     unknown = sorted({iv.label for iv in intervals} - set(classes))
     if unknown:
         log.warning(
@@ -70,7 +70,7 @@ def run_evaluation(
         raise BiosigError(
             f"{labels_path}: no label is one of the model's classes ({', '.join(classes)})"
         )
-    window = int(meta["window"])
+    window = meta.window
     store = build_examples(
         plugin,
         recordings,
@@ -78,12 +78,12 @@ def run_evaluation(
         classes,
         window,
         hop or window,
-        float(meta["sample_rate"]),
+        meta.sample_rate,
         progress=progress,
         on_damage=damage.handle,
     )
     probs = predict_store(
-        model, store, np.arange(len(store)), meta["normalization"], device, batch_size
+        model, store, np.arange(len(store)), meta.normalization, device, batch_size
     )
     report = classification_report(store.y, probs.argmax(1), classes)
     y_rec, probs_rec = per_recording(store.recording_ids, store.y, probs)

@@ -12,14 +12,13 @@ no step computes a random-kernel feature: a step costs what it costs without the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 
 from .examples import ExampleStore
 from .layers.random_kernels import RandomKernelFeatures
-from .normalize import dataset_statistics, normalize
+from .normalize import NormalizationSpec, dataset_statistics, normalize
 from .ridge import fit_ridge
 from .split import choose_split
 
@@ -53,7 +52,7 @@ def _features(
     branch: torch.nn.Module,
     store: ExampleStore,
     idx: np.ndarray,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
 ) -> torch.Tensor:
     """Random-kernel features ``[len(idx), F]`` of store windows, normalised as the model
     sees them (on the CPU, where training starts)."""
@@ -85,7 +84,7 @@ def _fit_branch(
     branch: torch.nn.Module,
     store: ExampleStore,
     idx: np.ndarray,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     seed: int,
 ) -> None:
     """Draw ``branch``'s biases and statistics from store windows ``idx``, normalised."""
@@ -118,7 +117,7 @@ def fit_random_kernels(
     store: ExampleStore,
     train_idx: np.ndarray,
     scored_idx: np.ndarray,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     seed: int,
     label_smoothing: float = 0.0,
     echo: Callable[[str], None] = print,
@@ -161,12 +160,12 @@ def fit_random_kernels(
     return KernelLogits(len(store), indices, torch.cat([fitted.loo_logits, other_logits]))
 
 
-def normalization_spec(mode: str, store: ExampleStore, train_idx: np.ndarray) -> dict[str, Any]:
+def normalization_spec(mode: str, store: ExampleStore, train_idx: np.ndarray) -> NormalizationSpec:
     """The normalisation ``mode`` as the model keeps it: with the training windows'
     per-channel statistics for ``dataset``."""
     if mode == "dataset":
         return dataset_statistics(store.x, store.lengths, train_idx)
-    return {"mode": mode}
+    return NormalizationSpec(mode)
 
 
 def choose_normalization(

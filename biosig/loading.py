@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointMeta, load_checkpoint
 from .device import resolve_device
 from .errors import BiosigError
 from .plugin import Plugin
@@ -28,7 +28,7 @@ class UnknownPluginOption(BiosigError):
 
 
 def set_plugin_options(
-    plugin: Plugin, values: Mapping[str, Any], meta: dict[str, Any] | None = None
+    plugin: Plugin, values: Mapping[str, Any], meta: CheckpointMeta | None = None
 ) -> None:
     """Give ``plugin`` the options in ``values``, keyed by option name (``group_pattern``)
     or flag (``--group-pattern``).
@@ -46,7 +46,7 @@ def set_plugin_options(
             raise UnknownPluginOption(f"no such option: {shown}{takes}")
     values = {by_key[key]: value for key, value in values.items()}
     plugin.configure(dict(values))
-    trained = meta["plugin"].get("options", {}) if meta else {}
+    trained = meta.plugin.options if meta else {}
     for option in plugin.options:
         now = plugin.settings[option.name]
         if option.preprocessing and option.name in trained and now != trained[option.name]:
@@ -103,7 +103,7 @@ def load_model_and_plugin(
         model_path = latest_model(plugin_name)
     device = resolve_device(device_name)
     model, meta = load_checkpoint(model_path, device)
-    trained_with = meta["plugin"]["name"]
+    trained_with = meta.plugin.name
     if plugin is None:
         plugin = get_plugin(trained_with)
     if plugin.name == trained_with:
@@ -111,8 +111,7 @@ def load_model_and_plugin(
         # annotator, the class of unannotated spans); flags may still change these, with a
         # warning where that changes what the model sees.
         known = {o.name for o in plugin.options}
-        saved = meta["plugin"].get("options", {})
-        plugin.configure({k: v for k, v in saved.items() if k in known})
+        plugin.configure({k: v for k, v in meta.plugin.options.items() if k in known})
     if plugin.name != trained_with:
         log.warning(
             "model %s was trained with plugin %r, reading with %r",
@@ -120,12 +119,12 @@ def load_model_and_plugin(
             trained_with,
             plugin.name,
         )
-    elif plugin.version != meta["plugin"].get("version"):
+    elif plugin.version != meta.plugin.version:
         log.warning(
             "model %s was trained with %s plugin %s; this is version %s",
             model_path,
             trained_with,
-            meta["plugin"].get("version"),
+            meta.plugin.version,
             plugin.version,
         )
     return plugin, model, meta, device

@@ -108,7 +108,7 @@ def run_prediction(
             # A rank may have no files; a lone process with no recordings is an error.
             found = ", ".join(map(str, inputs))
             empty = None if world.is_distributed else f"no recordings found in {found}"
-            count = _write_predictions(outputs, stream, recordings, meta["classes"], empty)
+            count = _write_predictions(outputs, stream, recordings, list(meta.classes), empty)
             ok = True
         finally:
             everyone = all_ok_after(ok, world)

@@ -5,9 +5,7 @@ reconstruction). ``biosig pretrain`` and :func:`biosig.pretrain` call
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +13,16 @@ import click
 import numpy as np
 import torch
 
-from . import __version__
 from .atomic import point_link
+from .checkpoint import CheckpointMeta, plugin_stamp, provenance
 from .damaged import DamagePolicy
 from .device import resolve_device
 from .errors import BiosigError
 from .examples import ExampleStore
+from .kernel_features import normalization_spec
 from .loading import RUNS
 from .model import PRESETS, SignalNet, count_parameters, model_config
-from .normalize import dataset_statistics
+from .normalize import NormalizationSpec
 from .plugin import NORMALIZATIONS, SPLITS, Plugin, Recording, iter_recordings
 from .pretraining import (
     PRETRAINED_DIR,
@@ -114,47 +113,36 @@ def _backbone_meta(
     recordings: list[Recording],
     store: ExampleStore,
     choices: _Choices,
-    norm_spec: dict[str, Any],
+    norm_spec: NormalizationSpec,
     split: tuple[np.ndarray, np.ndarray, str],
-) -> dict[str, Any]:
+) -> CheckpointMeta:
     """What the pretrained checkpoint says of the backbone, its data and its training."""
     train_idx, val_idx, split_used = split
-    window, hop, sample_rate, device = (
-        choices.window,
-        choices.hop,
-        choices.sample_rate,
-        choices.device,
-    )
-    config = request.config
     read = set(store.recording_ids)
     first = next(r for r in recordings if r.id in read)
-    return {
-        "pretrained": True,
-        "model": dataclasses.asdict(backbone.config),
-        "preset": request.preset,
-        "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
-        "window": window,
-        "hop": hop,
-        "sample_rate": sample_rate,
-        "channels": list(first.channels),
-        "normalization": norm_spec,
-        "preprocessing": dataclasses.asdict(plugin.defaults),
-        "pretraining": {
-            **pretrain_meta(config),
+    return CheckpointMeta(
+        pretrained=True,
+        model=backbone.config,
+        preset=request.preset,
+        plugin=plugin_stamp(plugin),
+        window=choices.window,
+        hop=choices.hop,
+        sample_rate=choices.sample_rate,
+        channels=tuple(first.channels),
+        normalization=norm_spec,
+        preprocessing=dataclasses.asdict(plugin.defaults),
+        pretraining={
+            **pretrain_meta(request.config),
             "inputs": [str(i) for i in request.inputs],
             "val_fraction": request.val_fraction,
             "split": split_used,
             "n_train_windows": int(len(train_idx)),
             "n_val_windows": int(len(val_idx)),
             "n_recordings": len(read),
-            "device": str(device),
+            "device": str(choices.device),
         },
-        "provenance": {
-            "biosig_version": __version__,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv),
-        },
-    }
+        provenance=provenance(),
+    )
 
 
 def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = True) -> Path:
@@ -190,9 +178,7 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
             f"cannot hold out {request.val_fraction:g} of {len(store)} windows for "
             "validation; add recordings or change --val-fraction"
         )
-    norm_spec: dict[str, Any] = {"mode": normalization}
-    if normalization == "dataset":
-        norm_spec = dataset_statistics(store.x, store.lengths, train_idx)
+    norm_spec = normalization_spec(normalization, store, train_idx)
 
     seed_everything(config.seed)
     # One placeholder class: the pool and head are not trained here, and fine-tuning
@@ -208,7 +194,7 @@ def run_pretraining(request: PretrainRequest, echo=click.echo, progress: bool = 
     echo(
         f"pretraining {request.preset} backbone ({count_parameters(backbone):,} parameters) "
         f"on {len(train_idx)} windows, validating on {len(val_idx)} ({held_out}; "
-        f"{meta['pretraining']['n_recordings']} recordings); hiding {config.mask_ratio:g} "
+        f"{meta.pretraining['n_recordings']} recordings); hiding {config.mask_ratio:g} "
         f"of each window in spans of about {config.mask_span} samples, on {device}"
     )
     try:

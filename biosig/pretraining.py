@@ -31,13 +31,21 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .checkpoint import META, WEIGHTS, read_meta, resolve_checkpoint, save_checkpoint
+from .checkpoint import (
+    META,
+    WEIGHTS,
+    CheckpointMeta,
+    PluginStamp,
+    read_meta,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from .device import autocast
 from .errors import BiosigError
 from .examples import ExampleStore, build_examples
 from .layers import lengths_to_mask
 from .model import ModelConfig, SignalNet
-from .normalize import normalize
+from .normalize import NormalizationSpec, normalize
 from .plugin import LabelledInterval, Plugin, Recording, RecordingError
 from .training import adamw, batch_to_device, cosine_with_warmup, seed_everything, write_history
 
@@ -264,7 +272,7 @@ def validation_loss(
     store: ExampleStore,
     indices: np.ndarray,
     config: PretrainConfig,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     device: torch.device,
     batch_size: int = 256,
 ) -> tuple[float, float]:
@@ -295,10 +303,10 @@ def pretrain(
     train_idx: np.ndarray,
     val_idx: np.ndarray,
     config: PretrainConfig,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     device: torch.device,
     run_dir: Path,
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> PretrainResult:
@@ -352,13 +360,13 @@ def pretrain(
             f"(zeros: {val_zero:.4f})"
         )
         pretraining = {
-            **meta.get("pretraining", {}),
+            **(meta.pretraining or {}),
             "epoch": epoch,
             "train_loss": row["train_loss"],
             "val_loss": val_loss,
             "val_zero_loss": val_zero,
         }
-        save_checkpoint(checkpoint, model, {**meta, "pretraining": pretraining})
+        save_checkpoint(checkpoint, model, dataclasses.replace(meta, pretraining=pretraining))
     return PretrainResult(val_loss, val_zero, history, checkpoint)
 
 
@@ -378,7 +386,7 @@ def _pretrain_epoch(
     step: _PretrainStep,
     store: ExampleStore,
     order: np.ndarray,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     device: torch.device,
     epoch: int,
     progress: bool,
@@ -436,18 +444,17 @@ class PretrainedSettings:
     #: whether it came from ``biosig pretrain`` (else a trained classifier)
     pretrained: bool
     preset: str | None
-    #: the checkpoint's model config, as JSON holds it
-    model: dict[str, Any]
-    window: int | None
-    hop: int | None
-    sample_rate: float | None
-    normalization: dict[str, Any] | None
-    plugin: dict[str, Any] | None
-    channels: list[str] | None
+    model: ModelConfig
+    window: int
+    hop: int
+    sample_rate: float
+    normalization: NormalizationSpec
+    plugin: PluginStamp
+    channels: tuple[str, ...]
 
     @property
-    def normalization_mode(self) -> str | None:
-        return None if self.normalization is None else self.normalization.get("mode")
+    def normalization_mode(self) -> str:
+        return self.normalization.mode
 
     def classifier_config(self, n_classes: int, **overrides: Any) -> ModelConfig:
         """The checkpoint's model config for ``n_classes`` classes; ``overrides`` may set
@@ -459,7 +466,7 @@ class PretrainedSettings:
                 f"{self.path}: cannot change {', '.join(changed)} of a pretrained backbone"
             )
         try:
-            return ModelConfig(**{**self.model, **overrides, "n_classes": n_classes})
+            return dataclasses.replace(self.model, **overrides, n_classes=n_classes)
         except (TypeError, ValueError) as exc:
             raise BiosigError(f"{self.path}: {exc}") from None
 
@@ -469,19 +476,17 @@ def pretrained_settings(path: Path) -> PretrainedSettings:
     directory, or any trained model) that ``biosig train --init`` defaults to."""
     directory = _resolve(path)
     meta = read_meta(directory)
-    if not isinstance(meta.get("model"), dict):
-        raise BiosigError(f"{directory / META}: no model config in it")
     return PretrainedSettings(
         path=directory,
-        pretrained=bool(meta.get("pretrained", False)),
-        preset=meta.get("preset"),
-        model=dict(meta["model"]),
-        window=meta.get("window"),
-        hop=meta.get("hop"),
-        sample_rate=meta.get("sample_rate"),
-        normalization=meta.get("normalization"),
-        plugin=meta.get("plugin"),
-        channels=meta.get("channels"),
+        pretrained=meta.pretrained,
+        preset=meta.preset,
+        model=meta.model,
+        window=meta.window,
+        hop=meta.hop,
+        sample_rate=meta.sample_rate,
+        normalization=meta.normalization,
+        plugin=meta.plugin,
+        channels=meta.channels,
     )
 
 
@@ -497,8 +502,7 @@ def load_pretrained_backbone(model: SignalNet, path: Path) -> list[str]:
     """
     settings = pretrained_settings(path)
     directory = settings.path
-    # Through ModelConfig, so fields a checkpoint predates take their defaults.
-    theirs = dataclasses.asdict(ModelConfig(**settings.model))
+    theirs = dataclasses.asdict(settings.model)
     ours = dataclasses.asdict(model.config)
     mismatch = []
     for name in BACKBONE_FIELDS:

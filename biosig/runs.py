@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ import click
 import numpy as np
 import torch
 
-from . import __version__
 from .atomic import atomic_file, point_link
 from .augment import build_augmentation
+from .checkpoint import CheckpointMeta, plugin_stamp, provenance
 from .damaged import DamagePolicy
 from .device import resolve_device
 from .distributed import (
@@ -55,6 +54,7 @@ from .model import (
     fit_to_window,
     model_config,
 )
+from .normalize import NormalizationSpec
 from .plugin import NORMALIZATIONS, SPLITS, Plugin, Recording, iter_recordings
 from .pretraining import PretrainedSettings, load_pretrained_backbone, pretrained_settings
 from .registry import get_plugin
@@ -420,28 +420,28 @@ def _checkpoint_meta(
     model: torch.nn.Module,
     choices: _Choices,
     data: _Data,
-    norm_spec: dict[str, Any],
+    norm_spec: NormalizationSpec,
     normalization_scores: dict[str, float] | None,
     device: torch.device,
     world: World,
-) -> dict[str, Any]:
+) -> CheckpointMeta:
     """What a checkpoint says of the model, its data and its training (``biosig.json``)."""
     labelled = set(data.store.recording_ids)
     first = next(r for r in data.recordings if r.id in labelled)
     init = choices.init
-    return {
-        "model": dataclasses.asdict(model.config),
-        "ensemble": request.config.ensemble,
-        "preset": init.preset if init is not None else request.preset,
-        "classes": data.classes,
-        "plugin": {"name": plugin.name, "version": plugin.version, "options": plugin.settings},
-        "window": data.window,
-        "hop": data.hop,
-        "sample_rate": choices.sample_rate,
-        "channels": list(first.channels),
-        "normalization": norm_spec,
-        "preprocessing": dataclasses.asdict(plugin.defaults),
-        "training": {
+    return CheckpointMeta(
+        model=model.config,
+        ensemble=request.config.ensemble,
+        preset=init.preset if init is not None else request.preset,
+        classes=tuple(data.classes),
+        plugin=plugin_stamp(plugin),
+        window=data.window,
+        hop=data.hop,
+        sample_rate=choices.sample_rate,
+        channels=tuple(first.channels),
+        normalization=norm_spec,
+        preprocessing=dataclasses.asdict(plugin.defaults),
+        training={
             **dataclasses.asdict(request.config),
             "inputs": [str(i) for i in request.inputs],
             "labels": str(choices.labels),
@@ -458,21 +458,19 @@ def _checkpoint_meta(
             "fit_model": request.fit_model,
             "normalization_scores": normalization_scores,
         },
-        "provenance": {
-            "biosig_version": __version__,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv),
-        },
-    }
+        provenance=provenance(),
+    )
 
 
-def _announce(meta, model, data: _Data, device: torch.device, world: World, echo) -> None:
+def _announce(
+    meta: CheckpointMeta, model, data: _Data, device: torch.device, world: World, echo
+) -> None:
     size = f"{count_parameters(model):,} parameters"
-    if meta["ensemble"] > 1:
-        size = f"an ensemble of {meta['ensemble']} networks, {size}"
-    n_recordings = meta["training"]["n_recordings"]
+    if meta.ensemble > 1:
+        size = f"an ensemble of {meta.ensemble} networks, {size}"
+    n_recordings = meta.training["n_recordings"]
     echo(
-        f"training {meta['preset']} model ({size}) on {len(data.train_idx)} windows, "
+        f"training {meta.preset} model ({size}) on {len(data.train_idx)} windows, "
         f"{_validation_words(data.split, len(data.val_idx))} {n_recordings} recordings, "
         f"classes: {', '.join(data.classes)}; windows of {data.window} samples) on {device}"
         + (f", {world.world_size} processes" if world.is_distributed else "")
@@ -549,7 +547,7 @@ def _build_model(
     series) and to the number of training windows (no 2.4 M parameters for 50 examples);
     an ensemble of ``request.config.ensemble`` such networks when that is more than one."""
     if init is not None:
-        if init.channels is not None and len(init.channels) != n_channels:
+        if len(init.channels) != n_channels:
             raise BiosigError(
                 f"--init {init.path}: pretrained on {len(init.channels)} channels, "
                 f"the data has {n_channels}"

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from .checkpoint import CheckpointMeta
 from .device import autocast
 from .errors import BiosigError
 from .normalize import normalize
@@ -210,7 +211,7 @@ def attention_per_sample(weights: torch.Tensor, factor: int, lengths: np.ndarray
 
 def predict_recordings(
     model: torch.nn.Module,
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     plugin: Plugin,
     recordings: Iterable[Recording],
     device: torch.device,
@@ -249,7 +250,7 @@ class _Predictor:
     def __init__(
         self,
         model: torch.nn.Module,
-        meta: dict[str, Any],
+        meta: CheckpointMeta,
         plugin: Plugin,
         device: torch.device,
         batch_size: int,
@@ -260,12 +261,12 @@ class _Predictor:
     ) -> None:
         self.model, self.plugin, self.device = model, plugin, device
         self.batch_size, self.chunk_size, self.fixed_shapes = batch_size, chunk_size, fixed_shapes
-        self.window = int(meta["window"])
-        self.fs_out = float(meta["sample_rate"])
-        self.hop = int(hop or meta["hop"])
-        self.n_channels = int(meta["model"]["in_channels"])
-        self.normalization = meta["normalization"]
-        self.n_classes = len(meta["classes"])
+        self.window = meta.window
+        self.fs_out = meta.sample_rate
+        self.hop = int(hop or meta.hop)
+        self.n_channels = meta.model.in_channels
+        self.normalization = meta.normalization
+        self.n_classes = len(meta.classes)
         self.store: AttentionStore | None = None
         if explain:
             self.store = InMemoryAttention() if explain is True else explain

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_file
 from .augment import build_augmentation
-from .checkpoint import save_checkpoint
+from .checkpoint import CheckpointMeta, save_checkpoint
 from .device import autocast
 from .distributed import (
     World,
@@ -52,7 +52,7 @@ from .kernel_features import KernelLogits, fit_random_kernels
 from .losses import build_loss
 from .metrics import classification_report
 from .model import SignalNet
-from .normalize import normalize
+from .normalize import NormalizationSpec, normalize
 from .split import VAL_FRACTION
 
 log = logging.getLogger("biosig")
@@ -310,7 +310,7 @@ def predict_store(
     model: torch.nn.Module,
     store: ExampleStore,
     indices: np.ndarray,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     device: torch.device,
     batch_size: int = 256,
     kernel_logits: KernelLogits | None = None,
@@ -372,10 +372,10 @@ def fit(
     train_idx: np.ndarray,
     val_idx: np.ndarray,
     config: TrainConfig,
-    normalization: dict[str, Any],
+    normalization: NormalizationSpec,
     device: torch.device,
     run_dir: Path,
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     progress: bool = True,
     echo: Callable[[str], None] = print,
     state: dict[str, Any] | None = None,
@@ -458,10 +458,10 @@ class Trainer:
         train_idx: np.ndarray,
         val_idx: np.ndarray,
         config: TrainConfig,
-        normalization: dict[str, Any],
+        normalization: NormalizationSpec,
         device: torch.device,
         run_dir: Path,
-        meta: dict[str, Any],
+        meta: CheckpointMeta,
         progress: bool = True,
         echo: Callable[[str], None] = print,
         world: World | None = None,
@@ -722,12 +722,14 @@ class Trainer:
             f"{scores.loss:.4f}  {scored} acc {row['val_accuracy']:.4f}  {scored} macro-F1 "
             f"{row['val_macro_f1']:.4f}" + ("  *" if improved else "")
         )
-        meta = {**self.meta, "training": {**self.meta.get("training", {}), "epoch": epoch}}
+        meta = dataclasses.replace(
+            self.meta,
+            training={**(self.meta.training or {}), "epoch": epoch},
+            metrics=scores.report,
+        )
         if improved:
-            save_checkpoint(
-                self.run_dir / "best", self.evaluated, {**meta, "metrics": scores.report}
-            )
-        save_checkpoint(self.run_dir / "last", self.evaluated, {**meta, "metrics": scores.report})
+            save_checkpoint(self.run_dir / "best", self.evaluated, meta)
+        save_checkpoint(self.run_dir / "last", self.evaluated, meta)
         save_training_state(self.run_dir, self._state(epoch, rng))
 
     def _state(self, epoch: int, rng: list[Any]) -> dict[str, Any]:

@@ -326,7 +326,7 @@ def test_labels_that_look_like_a_table_header_train_every_case() -> None:
     series = [x[i, :, : 100 + 2 * i] for i in range(20)]  # unequal: one file per case
     labels = np.where(y == "low", "y", "n")  # "y" heads a label table's class column
     clf = biosig.SignalClassifier(**QUICK).fit(series, labels)
-    assert clf.model_.meta["training"]["n_recordings"] == 20
+    assert clf.model_.meta.training["n_recordings"] == 20
     with pytest.raises(ValueError, match="start or end with blanks"):
         biosig.SignalClassifier(**QUICK).fit(series, np.where(y == "low", " a", "b"))
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):

@@ -10,6 +10,7 @@ import torch
 
 from biosig.bench import flops_per_window, model_throughput
 from biosig.model import SignalNet, model_config
+from biosig.normalize import NormalizationSpec
 
 KEYS = {
     "device", "preset", "window", "batch_size", "model_windows_per_s", "e2e_windows_per_s",
@@ -73,7 +74,7 @@ def test_flops_grow_with_the_window() -> None:
 def test_model_throughput_counts_whole_batches() -> None:
     model = SignalNet(model_config("tiny", 2, 3))
     measured = model_throughput(
-        model, 2, 128, 8, torch.device("cpu"), {"mode": "window"}, min_seconds=0.05
+        model, 2, 128, 8, torch.device("cpu"), NormalizationSpec("window"), min_seconds=0.05
     )
     assert measured.windows % 8 == 0 and measured.windows >= 24
     assert measured.per_second == measured.windows / measured.seconds

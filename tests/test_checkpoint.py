@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 from safetensors.torch import load_file
 
 from biosig import __version__
@@ -17,6 +18,7 @@ from biosig.checkpoint import (
     FORMAT_VERSION,
     META,
     WEIGHTS,
+    CheckpointMeta,
     load_checkpoint,
     read_meta,
     resolve_checkpoint,
@@ -38,21 +40,14 @@ def trained_like_model(seed: int = 0, channels: int = 2, classes: int = 3) -> Si
     return model.eval()
 
 
-def meta_for(model: SignalNet) -> dict:
-    return {
-        "model": dataclasses.asdict(model.config),
-        "classes": ["a", "b", "c"],
-        "plugin": {"name": "numpy", "version": "0.1.0"},
-        "window": 96,
-        "hop": 48,
-        "normalization": {"mode": "window"},
-    }
+def meta_of(model: SignalNet, **fields) -> CheckpointMeta:
+    return meta_for(model.config, ["a", "b", "c"], **fields)
 
 
 @pytest.fixture
 def saved(tmp_path: Path) -> tuple[Path, SignalNet]:
     model = trained_like_model()
-    return save_checkpoint(tmp_path / "ckpt", model, meta_for(model)), model
+    return save_checkpoint(tmp_path / "ckpt", model, meta_of(model)), model
 
 
 def leftovers(directory: Path, keep: set[str]) -> list[str]:
@@ -83,9 +78,11 @@ def test_metadata_is_json_with_format_and_version(saved) -> None:
     meta = json.loads((path / META).read_text(encoding="utf-8"))
     assert meta["format"] == FORMAT_VERSION
     assert meta["biosig_version"] == __version__
-    assert {k: meta[k] for k in meta_for(model)} == json.loads(json.dumps(meta_for(model)))
-    assert read_meta(path) == meta
-    assert load_checkpoint(path)[1] == meta
+    assert meta["model"] == json.loads(json.dumps(dataclasses.asdict(model.config)))
+    assert (meta["classes"], meta["window"], meta["hop"]) == (["a", "b", "c"], 96, 48)
+    assert meta["normalization"] == {"mode": "window"}
+    assert read_meta(path) == meta_of(model)
+    assert load_checkpoint(path)[1] == meta_of(model)
 
 
 def test_weights_are_plain_safetensors(saved) -> None:
@@ -120,18 +117,18 @@ def test_save_unwraps_wrapped_model(tmp_path: Path) -> None:
             super().__init__()
             self.module = module
 
-    path = save_checkpoint(tmp_path / "ckpt", Wrapper(model), meta_for(model))
+    path = save_checkpoint(tmp_path / "ckpt", Wrapper(model), meta_of(model))
     assert load_file(str(path / WEIGHTS)).keys() == model.state_dict().keys()
 
 
 def test_save_replaces_older_checkpoint_whole(tmp_path: Path) -> None:
     first, second = trained_like_model(0), trained_like_model(1)
-    path = save_checkpoint(tmp_path / "ckpt", first, meta_for(first))
+    path = save_checkpoint(tmp_path / "ckpt", first, meta_of(first))
     (path / "stale.txt").write_text("from an older run")
-    save_checkpoint(path, second, {**meta_for(second), "classes": ["x", "y", "z"]})
+    save_checkpoint(path, second, meta_for(second.config, ["x", "y", "z"]))
     assert sorted(p.name for p in path.iterdir()) == [META, WEIGHTS]
     loaded, meta = load_checkpoint(path)
-    assert meta["classes"] == ["x", "y", "z"]
+    assert meta.classes == ("x", "y", "z")
     assert torch.equal(loaded.head.weight, second.head.weight)
     assert leftovers(tmp_path, {"ckpt"}) == []
 
@@ -141,8 +138,8 @@ def test_save_replaces_older_checkpoint_whole(tmp_path: Path) -> None:
 
 def test_resolve_accepts_checkpoint_dir_and_run_dir(tmp_path: Path) -> None:
     model = trained_like_model()
-    best = save_checkpoint(tmp_path / "run" / "best", model, meta_for(model))
-    save_checkpoint(tmp_path / "run" / "last", model, meta_for(model))
+    best = save_checkpoint(tmp_path / "run" / "best", model, meta_of(model))
+    save_checkpoint(tmp_path / "run" / "last", model, meta_of(model))
     assert resolve_checkpoint(tmp_path / "run") == best
     assert resolve_checkpoint(best) == best
     loaded, _ = load_checkpoint(tmp_path / "run")
@@ -197,12 +194,95 @@ def test_corrupt_weights_name_weights_file(saved, damage) -> None:
 
 def test_weights_of_another_architecture_name_weights_file(tmp_path: Path) -> None:
     small = trained_like_model(channels=1)
-    path = save_checkpoint(tmp_path / "ckpt", small, meta_for(small))
+    path = save_checkpoint(tmp_path / "ckpt", small, meta_of(small))
     meta = json.loads((path / META).read_text())
     meta["model"]["in_channels"] = 2  # config no longer matches the stored tensors
     (path / META).write_text(json.dumps(meta))
-    with pytest.raises(BiosigError, match=f"{path / WEIGHTS}: cannot load weights"):
+    with pytest.raises(BiosigError, match=f"{path / WEIGHTS}: does not match biosig.json: "):
         load_checkpoint(path)
+
+
+# ------------------------------------------------------------------------- tampered metadata
+
+
+def _tamper(path: Path, change) -> None:
+    meta = json.loads((path / META).read_text(encoding="utf-8"))
+    changed = change(meta)
+    (path / META).write_text(json.dumps(meta if changed is None else changed), encoding="utf-8")
+
+
+TAMPERED = {
+    "a list": (lambda m: [m], "a JSON table expected"),
+    "no model": (lambda m: m.__delitem__("model"), "model must be a table"),
+    "model a list": (lambda m: m.update(model=[1]), "model must be a table"),
+    "unknown model field": (lambda m: m["model"].update(colour=1), "model: .*colour"),
+    "negative width": (
+        lambda m: m["model"].update(model_dim=-4),
+        "model: invalid model config: model_dim must be",
+    ),
+    "no window": (lambda m: m.__delitem__("window"), "window must be an integer"),
+    "window 1e9": (lambda m: m.update(window=10**9), "window must be an integer from 1"),
+    "window a float": (lambda m: m.update(window=96.5), "window must be an integer"),
+    "hop 0": (lambda m: m.update(hop=0), "hop must be an integer"),
+    "ensemble 5000": (lambda m: m.update(ensemble=5000), "ensemble must be an integer"),
+    "rate 0": (lambda m: m.update(sample_rate=0), "sample_rate must be a positive"),
+    "rate a string": (lambda m: m.update(sample_rate="8e2"), "sample_rate must be a positive"),
+    "rate NaN": (lambda m: m.update(sample_rate=float("nan")), "sample_rate must be a positive"),
+    "classes a string": (lambda m: m.update(classes="abc"), "classes must be a list of names"),
+    "a phantom class": (lambda m: m["classes"].append("d"), "4 classes named for a model of 3"),
+    "a class twice": (lambda m: m.update(classes=["a", "a", "b"]), "classes are named twice"),
+    "no plugin": (lambda m: m.__delitem__("plugin"), "plugin must be a table"),
+    "plugin unnamed": (lambda m: m["plugin"].__delitem__("name"), "plugin needs a name"),
+    "plugin options a list": (lambda m: m["plugin"].update(options=[]), "plugin needs a name"),
+    "no normalization": (
+        lambda m: m.__delitem__("normalization"),
+        "normalization: normalisation must be a table",
+    ),
+    "unknown normalization": (
+        lambda m: m.update(normalization={"mode": "zscore"}),
+        "normalization: unknown normalisation 'zscore'",
+    ),
+    "dataset without statistics": (
+        lambda m: m.update(normalization={"mode": "dataset"}),
+        "normalization: dataset normalisation needs finite numbers as mean",
+    ),
+    "channels miscounted": (lambda m: m.update(channels=["x"]), "1 channels named for a model"),
+    "pretrained a string": (lambda m: m.update(pretrained="yes"), "pretrained must be true"),
+    "training a list": (lambda m: m.update(training=[]), "training must be a table"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED))
+def test_tampered_metadata_is_one_error_naming_file_and_field(saved, name) -> None:
+    path, _ = saved
+    change, message = TAMPERED[name]
+    _tamper(path, change)
+    with pytest.raises(BiosigError, match=f"^{path / META}: {message}"):
+        load_checkpoint(path)
+
+
+def test_metadata_claiming_a_model_larger_than_its_weights_is_refused_before_building(
+    saved, monkeypatch
+) -> None:
+    path, _ = saved
+    _tamper(path, lambda m: m["model"].update(model_dim=4096, n_layers=48))
+    built = []
+    monkeypatch.setattr("biosig.checkpoint.build_classifier", lambda *a: built.append(a))
+    with pytest.raises(BiosigError, match=f"{path / WEIGHTS}: holds .* fewer than the"):
+        load_checkpoint(path)
+    assert built == []
+
+
+def test_metadata_round_trips_through_json(saved) -> None:
+    path, model = saved
+    meta = meta_of(
+        model,
+        channels=("x", "y"),
+        ensemble=1,
+        training={"epoch": 3},
+        metrics={"accuracy": 0.5},
+    )
+    assert CheckpointMeta.from_json(json.loads(json.dumps(meta.to_json()))) == meta
 
 
 # --------------------------------------------------------------------------------- atomic
@@ -247,7 +327,7 @@ def test_save_checkpoint_failure_keeps_old_checkpoint(saved, monkeypatch) -> Non
 
     monkeypatch.setattr("biosig.checkpoint.save_file", broken)
     with pytest.raises(OSError, match="no space"):
-        save_checkpoint(path, trained_like_model(5), meta_for(model))
+        save_checkpoint(path, trained_like_model(5), meta_of(model))
     loaded, _ = load_checkpoint(path)
     assert torch.equal(loaded.head.weight, model.head.weight)
     assert leftovers(path.parent, {path.name}) == []

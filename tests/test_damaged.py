@@ -3,13 +3,13 @@ the command stops; and per-recording evaluation."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 
 from biosig import ArrayRecording, LabelledInterval, Plugin, PluginDefaults, RecordingError
 from biosig.damaged import DamagePolicy
@@ -136,14 +136,7 @@ def test_prediction_skips_a_recording_that_fails_part_way(monkeypatch) -> None:
     torch.manual_seed(0)
     config = model_config("tiny", 1, 2)
     model = SignalNet(config).eval()
-    meta = {
-        "window": WINDOW,
-        "hop": HOP,
-        "sample_rate": 1.0,
-        "model": dataclasses.asdict(config),
-        "classes": ["x", "y"],
-        "normalization": {"mode": "window"},
-    }
+    meta = meta_for(config, ["x", "y"], WINDOW, HOP)
     recs = [recording("a", 300, 0), recording("b", 300, 1, broken=True), recording("c", 200, 2)]
     policy = DamagePolicy()
     # a large batch holds b's first windows when it fails: they must not leak into others

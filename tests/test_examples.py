@@ -12,7 +12,7 @@ import torch
 
 from biosig.errors import BiosigError
 from biosig.examples import build_examples, check_classes, plan_starts, sort_classes
-from biosig.normalize import EPS, dataset_statistics, normalize
+from biosig.normalize import EPS, NormalizationSpec, dataset_statistics, normalize
 from biosig.plugin import ArrayRecording, LabelledInterval, Plugin, PluginDefaults, Recording
 from biosig.split import split_by_group
 from biosig.windows import window_starts
@@ -326,7 +326,9 @@ def padded_batch(seed: int = 0):
 def test_window_normalisation_zscores_valid_part_and_zeroes_padding() -> None:
     x, lengths = padded_batch()
     x[1, :, 40:] = 1e6  # garbage in the padding must not leak into the statistics
-    out = normalize(torch.from_numpy(x), torch.from_numpy(lengths), {"mode": "window"}).numpy()
+    out = normalize(
+        torch.from_numpy(x), torch.from_numpy(lengths), NormalizationSpec("window")
+    ).numpy()
     for i, n in enumerate(lengths):
         assert not out[i, :, n:].any()
         if n > 1:
@@ -343,10 +345,10 @@ def test_window_normalisation_zscores_valid_part_and_zeroes_padding() -> None:
 
 def test_dataset_normalisation_uses_given_statistics() -> None:
     x, lengths = padded_batch()
-    spec = {"mode": "dataset", "mean": [1.0, -2.0, 3.0], "std": [2.0, 0.5, 4.0]}
+    spec = NormalizationSpec("dataset", (1.0, -2.0, 3.0), (2.0, 0.5, 4.0))
     out = normalize(torch.from_numpy(x), torch.from_numpy(lengths), spec).numpy()
-    mean = np.array(spec["mean"])[None, :, None]
-    std = np.array(spec["std"])[None, :, None]
+    mean = np.array(spec.mean)[None, :, None]
+    std = np.array(spec.std)[None, :, None]
     mask = (np.arange(64)[None, :] < lengths[:, None])[:, None, :]
     np.testing.assert_allclose(out, (x - mean) / (std + EPS) * mask, rtol=1e-5, atol=1e-6)
 
@@ -354,14 +356,27 @@ def test_dataset_normalisation_uses_given_statistics() -> None:
 @pytest.mark.parametrize("mode", ["none", "recording"])
 def test_pass_through_normalisations(mode: str) -> None:
     x, lengths = padded_batch()
-    out = normalize(torch.from_numpy(x), torch.from_numpy(lengths), {"mode": mode})
+    out = normalize(torch.from_numpy(x), torch.from_numpy(lengths), NormalizationSpec(mode))
     np.testing.assert_array_equal(out.numpy(), x)
 
 
 def test_unknown_normalisation_raises() -> None:
-    x, lengths = padded_batch()
     with pytest.raises(ValueError, match="unknown normalisation 'zscore'"):
-        normalize(torch.from_numpy(x), torch.from_numpy(lengths), {"mode": "zscore"})
+        NormalizationSpec("zscore")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"mode": "dataset", "mean": [1.0], "std": [1.0, 2.0]},
+        {"mode": "dataset", "mean": [float("inf")], "std": [1.0]},
+        {"mode": "dataset", "mean": [], "std": []},
+        {"mode": "dataset", "mean": "1", "std": [1.0]},
+    ],
+)
+def test_dataset_normalisation_needs_one_finite_mean_and_std_per_channel(data) -> None:
+    with pytest.raises(ValueError, match="dataset normalisation needs"):
+        NormalizationSpec.from_json(data)
 
 
 def test_dataset_statistics_match_numpy_over_valid_samples() -> None:
@@ -378,7 +393,8 @@ def test_dataset_statistics_match_numpy_over_valid_samples() -> None:
     valid = np.concatenate(
         [x[i, :, : lengths[i]].astype(np.float64) for i in indices], axis=1
     )  # [C, total valid]
-    assert stats["mode"] == "dataset"
-    np.testing.assert_allclose(stats["mean"], valid.mean(1), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(stats["std"], valid.std(1), rtol=1e-7)
-    assert abs(stats["mean"][0] - 10) < 0.2 and abs(stats["std"][1] - 0.5) < 0.05
+    assert stats.mode == "dataset"
+    np.testing.assert_allclose(stats.mean, valid.mean(1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats.std, valid.std(1), rtol=1e-7)
+    assert abs(stats.mean[0] - 10) < 0.2 and abs(stats.std[1] - 0.5) < 0.05
+    assert NormalizationSpec.from_json(stats.to_json()) == stats

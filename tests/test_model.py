@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from checkpoint_helpers import meta_for
 
 from biosig.checkpoint import load_checkpoint, save_checkpoint
 from biosig.model import (
@@ -207,9 +208,12 @@ def test_old_config_without_strides_loads_unchanged(tmp_path) -> None:
     from_old.eval()
     reference.load_state_dict(from_old.state_dict(), strict=True)
     reference.eval()
-    save_checkpoint(tmp_path / "old", from_old, {"model": old})
+    save_checkpoint(tmp_path / "old", from_old, meta_for(cfg, ["a", "b", "c"]))
+    written = json.loads((tmp_path / "old" / "biosig.json").read_text(encoding="utf-8"))
+    del written["model"]["stage_strides"]  # as a checkpoint of that time has it
+    (tmp_path / "old" / "biosig.json").write_text(json.dumps(written), encoding="utf-8")
     loaded, meta = load_checkpoint(tmp_path / "old")
-    assert "stage_strides" not in meta["model"] and loaded.config == cfg
+    assert loaded.config == meta.model == cfg
     lengths = torch.tensor([120, 61, 9])
     with torch.no_grad():
         expected = from_old(x, lengths)
@@ -220,9 +224,9 @@ def test_old_config_without_strides_loads_unchanged(tmp_path) -> None:
 def test_fitted_strides_survive_a_checkpoint(tmp_path) -> None:
     torch.manual_seed(0)
     model = SignalNet(fit_to_window(model_config("tiny", 1, 2), 50)).eval()
-    save_checkpoint(tmp_path / "fitted", model, {"model": dataclasses.asdict(model.config)})
+    save_checkpoint(tmp_path / "fitted", model, meta_for(model.config, ["a", "b"]))
     loaded, meta = load_checkpoint(tmp_path / "fitted")
-    assert meta["model"]["stage_strides"] == [2, 1, 1] and loaded.downsample_factor == 2
+    assert meta.model.stage_strides == (2, 1, 1) and loaded.downsample_factor == 2
     x = torch.randn(2, 1, 50)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))

@@ -4,7 +4,6 @@ many; labels; constant memory on a 2.2-million-sample read."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tracemalloc
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 
 from biosig import BiosigError, RecordingError
 from biosig.damaged import DamagePolicy
@@ -207,14 +207,8 @@ def test_predicting_a_2m_sample_read_holds_far_less_than_the_read(plugin, nanopo
     assert long_read.n_samples > 2_000_000
     config = model_config("tiny", 1, 2)
     model = SignalNet(config).eval()
-    meta = {
-        "window": 4096,
-        "hop": 4096,
-        "sample_rate": 4000.0,  # resampled from 5 kHz on the way
-        "model": dataclasses.asdict(config),
-        "classes": ["a", "b"],
-        "normalization": {"mode": "recording"},
-    }
+    # 4 kHz: resampled from 5 kHz on the way
+    meta = meta_for(config, ["a", "b"], 4096, 4096, 4000.0, "recording")
     short = [r for r in reads if r is not long_read]
     list(predict_recordings(model, meta, plugin, short, torch.device("cpu"), 64))  # warm up
     tracemalloc.start()

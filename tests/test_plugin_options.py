@@ -9,6 +9,7 @@ plugin through a fake entry point, so it is found exactly as an installed plugin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -23,10 +24,13 @@ import numpy as np
 import pytest
 from biosig_numpy import NumpyPlugin
 from biosig_numpy.synthetic import synthetic_arrays
+from checkpoint_helpers import meta_for
 
 from biosig import BiosigError, LabelledInterval, PluginOption, Preprocessor, Recording, registry
+from biosig.checkpoint import CheckpointMeta, PluginStamp
 from biosig.cli.common import Options, configure_plugin, reject_flags
 from biosig.loading import label_source, load_model_and_plugin
+from biosig.model import model_config
 
 #: What the plugin saw: ("labels", source, settings) and ("preprocessor", id, settings).
 SEEN: list[tuple[str, Any, dict[str, Any]]] = []
@@ -333,8 +337,9 @@ def test_configure_plugin_bad_value_names_the_flag() -> None:
         configure_plugin(OptionPlugin(), ["--my-option", "seven"])
 
 
-def model_meta(**options: Any) -> dict[str, Any]:
-    return {"plugin": {"name": "withopts", "version": "0", "options": options}}
+def model_meta(**options: Any) -> CheckpointMeta:
+    meta = meta_for(model_config("tiny", 1, 2), ["a", "b"])
+    return dataclasses.replace(meta, plugin=PluginStamp("withopts", "0", options))
 
 
 def test_configure_plugin_warns_when_a_preprocessing_option_differs(biosig_log) -> None:
@@ -355,12 +360,12 @@ def test_configure_plugin_warns_when_a_preprocessing_option_differs(biosig_log) 
     [
         model_meta(my_option=7),  # the same value
         model_meta(gain=1.0),  # an option the model does not record
-        {"plugin": {"name": "withopts", "version": "0"}},  # a model from before options
+        model_meta(),  # a model from before options
         None,  # no model (train)
     ],
 )
 def test_configure_plugin_no_warning_when_nothing_differs(
-    biosig_log, meta: dict[str, Any] | None
+    biosig_log, meta: CheckpointMeta | None
 ) -> None:
     plugin = OptionPlugin()
     configure_plugin(plugin, ["--my-option", "7"], meta)
@@ -549,7 +554,7 @@ def test_load_model_and_plugin_applies_the_models_options(trained: dict[str, Any
     for name in ("withopts", None):  # named, or taken from the model
         plugin, _, meta, _ = load_model_and_plugin(name, trained["run"] / "best", "cpu")
         assert isinstance(plugin, OptionPlugin)
-        assert meta["plugin"]["options"]["annotator"] == "cardiologist"
+        assert meta.plugin.options["annotator"] == "cardiologist"
         assert plugin.settings == {**DEFAULTS, "my_option": 7, "annotator": "cardiologist"}
 
 

@@ -5,13 +5,13 @@ into a classifier."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 
 from biosig.checkpoint import save_checkpoint
 from biosig.errors import BiosigError
@@ -303,7 +303,7 @@ def test_load_pretrained_backbone_copies_exactly_the_backbone(tmp_path: Path) ->
     save_checkpoint(
         tmp_path / "pre",
         source,
-        {"pretrained": True, "model": dataclasses.asdict(source.config), "window": 64},
+        meta_for(source.config, [], 64, pretrained=True),
     )
     torch.manual_seed(5)
     model = SignalNet(model_config("tiny", 1, 4))
@@ -326,9 +326,7 @@ def test_load_backbone_from_a_trained_classifier(tmp_path: Path) -> None:
     """Any biosig model gives its backbone the same way (its head is not taken)."""
     trained = SignalNet(model_config("tiny", 2, 3))
     randomise(trained, seed=2)
-    save_checkpoint(
-        tmp_path / "run" / "best", trained, {"model": dataclasses.asdict(trained.config)}
-    )
+    save_checkpoint(tmp_path / "run" / "best", trained, meta_for(trained.config, ["a", "b", "c"]))
     model = SignalNet(model_config("tiny", 2, 5))
     head = model.head.weight.clone()
     loaded = load_pretrained_backbone(model, tmp_path / "run")
@@ -340,9 +338,7 @@ def test_load_backbone_from_a_trained_classifier(tmp_path: Path) -> None:
 
 def test_load_pretrained_backbone_refuses_another_architecture(tmp_path: Path) -> None:
     source = tiny_reconstructor()
-    save_checkpoint(
-        tmp_path / "pre", source, {"pretrained": True, "model": dataclasses.asdict(source.config)}
-    )
+    save_checkpoint(tmp_path / "pre", source, meta_for(source.config, [], pretrained=True))
     with pytest.raises(BiosigError) as error:
         load_pretrained_backbone(SignalNet(model_config("small", 1, 2)), tmp_path / "pre")
     text = str(error.value)

@@ -5,11 +5,10 @@ training fits them and stacks the network on their leave-one-out logits
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 from sklearn.linear_model import Ridge
 
 from biosig.augment import build_augmentation
@@ -23,11 +22,11 @@ from biosig.kernel_features import (
 )
 from biosig.layers.random_kernels import RandomKernelFeatures
 from biosig.model import build_classifier, model_config
-from biosig.normalize import normalize
+from biosig.normalize import NormalizationSpec, normalize
 from biosig.ridge import fit_ridge
 from biosig.training import mix_batch
 
-NORM = {"mode": "window"}
+NORM = NormalizationSpec("window")
 
 
 def _quiet(_: str) -> None:
@@ -110,7 +109,7 @@ def test_the_ridge_logits_join_the_heads_and_a_checkpoint_keeps_them(tmp_path) -
         # the head's logits plus the ridge model's
         head = model(x, lengths, kernel_logits=torch.zeros(6, 2))
         assert torch.allclose(before - ridge, head, rtol=1e-4, atol=1e-4)
-    save_checkpoint(tmp_path / "m", model, {"model": dataclasses.asdict(config), "ensemble": 1})
+    save_checkpoint(tmp_path / "m", model, meta_for(config, ["a", "b"]))
     loaded, _ = load_checkpoint(tmp_path / "m")
     assert torch.equal(loaded.random_kernels.biases, model.random_kernels.biases)
     assert torch.equal(loaded.ridge_weight, model.ridge_weight)

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 
 from biosig.errors import BiosigError
 from biosig.model import SignalNet, model_config
-from biosig.normalize import normalize
+from biosig.normalize import NormalizationSpec, normalize
 from biosig.output import (
     Table,
     prediction_tables,
@@ -73,14 +74,7 @@ def model_and_meta() -> tuple[SignalNet, dict]:
     torch.manual_seed(0)
     config = model_config("tiny", CHANNELS, len(CLASSES))
     model = SignalNet(config).eval()
-    meta = {
-        "window": WINDOW,
-        "hop": HOP,
-        "model": dataclasses.asdict(config),
-        "classes": CLASSES,
-        "normalization": {"mode": "window"},
-        "sample_rate": 1.0,
-    }
+    meta = meta_for(config, CLASSES, WINDOW, HOP)
     return model, meta
 
 
@@ -102,7 +96,7 @@ def direct_probabilities(model: torch.nn.Module, data: np.ndarray, starts: np.nd
         lengths[i] = part.shape[1]
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths)
     with torch.inference_mode():
-        logits = model(normalize(xt, lt, {"mode": "window"}), lt)
+        logits = model(normalize(xt, lt, NormalizationSpec("window")), lt)
     return torch.softmax(logits, -1).numpy()
 
 
@@ -148,7 +142,7 @@ def test_predictions_hop_override(model_and_meta) -> None:
 def test_predictions_positions_in_original_samples(model_and_meta) -> None:
     model, meta = model_and_meta
     rec = make_recordings([601])[0]
-    half_rate = {**meta, "sample_rate": 0.5}
+    half_rate = dataclasses.replace(meta, sample_rate=0.5)
     (pred,) = predict_recordings(model, half_rate, HalfRatePlugin(), [rec], CPU, batch_size=4)
     n_model = 300  # round(601 / 2) with round-half-even
     starts = window_starts(n_model, WINDOW, HOP)
@@ -391,7 +385,7 @@ def test_predictions_do_not_depend_on_readers_chunks_or_padding(
 ) -> None:
     model, meta = model_and_meta
     # decimated by a stateful preprocessor, so chunk boundaries matter if anything does
-    half_rate = {**meta, "sample_rate": 0.5}
+    half_rate = dataclasses.replace(meta, sample_rate=0.5)
 
     def run(**options) -> list[RecordingPrediction]:
         return list(
@@ -421,7 +415,7 @@ def test_attention_per_window_sums_to_one_and_matches_the_model(model_and_meta) 
         x = torch.from_numpy(rec._data[None, :, :WINDOW].copy())
         lengths = torch.tensor([x.shape[-1]])
         with torch.inference_mode():
-            _, weights = model(normalize(x, lengths, {"mode": "window"}), lengths, True)
+            _, weights = model(normalize(x, lengths, NormalizationSpec("window")), lengths, True)
         per_token = weights.mean(1)[0].numpy()
         n = x.shape[-1]
         samples_of_token = np.minimum(8, n - 8 * np.arange(len(per_token)))  # last: n % 8

@@ -4,24 +4,25 @@ reproducibility, class weights, and the classification report."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 
 import biosig.training as train_module
-from biosig.checkpoint import load_checkpoint, save_checkpoint
+from biosig.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from biosig.examples import ExampleStore
 from biosig.metrics import classification_report, macro_f1
 from biosig.model import EnsembleClassifier, SignalNet, model_config
+from biosig.normalize import NormalizationSpec
 from biosig.training import TrainConfig, cosine_with_warmup, fit, predict_store
 
 W = 128
 CPU = torch.device("cpu")
-WINDOW_NORM = {"mode": "window"}
+WINDOW_NORM = NormalizationSpec("window")
 HISTORY_COLUMNS = [
     "epoch",
     "train_loss",
@@ -74,15 +75,8 @@ def tiny_model(n_classes: int = 2, seed: int = 0) -> SignalNet:
     return SignalNet(model_config("tiny", 1, n_classes))
 
 
-def meta_of(model: SignalNet, store: ExampleStore) -> dict:
-    return {
-        "model": dataclasses.asdict(model.config),
-        "classes": store.classes,
-        "window": W,
-        "hop": W,
-        "normalization": WINDOW_NORM,
-        "training": {"preset": "tiny"},
-    }
+def meta_of(model: SignalNet, store: ExampleStore, **fields) -> CheckpointMeta:
+    return meta_for(model.config, store.classes, W, W, training={"preset": "tiny"}, **fields)
 
 
 def run_fit(store, train_idx, val_idx, run_dir: Path, model=None, **config):
@@ -174,7 +168,7 @@ def test_history_holds_each_class_f1_of_the_validated_model(separable_run) -> No
     store, run_dir, _, result, _, epochs = separable_run
     rows = read_history(run_dir / "history.csv")
     # The last epoch's columns are the per-class F1 of the last checkpoint's report...
-    report = load_checkpoint(run_dir / "last")[1]["metrics"]
+    report = load_checkpoint(run_dir / "last")[1].metrics
     for name in store.classes:
         assert float(rows[-1][f"val_f1_{name}"]) == pytest.approx(report["per_class"][name]["f1"])
     # ...and every epoch's macro-F1 is their mean (two classes, both in the validation set).
@@ -189,15 +183,15 @@ def test_fit_writes_best_and_last_checkpoints(separable_run) -> None:
     store, run_dir, model, result, _, epochs = separable_run
     best, best_meta = load_checkpoint(run_dir / "best")
     last, last_meta = load_checkpoint(run_dir / "last")
-    assert best_meta["training"] == {"preset": "tiny", "epoch": result.best_epoch}
-    assert last_meta["training"]["epoch"] == epochs
-    assert best_meta["metrics"] == result.best_metrics
-    assert best_meta["classes"] == ["noise", "sine"]
+    assert best_meta.training == {"preset": "tiny", "epoch": result.best_epoch}
+    assert last_meta.training["epoch"] == epochs
+    assert best_meta.metrics == result.best_metrics
+    assert best_meta.classes == ("noise", "sine")
     # The best checkpoint reproduces its recorded validation accuracy.
     val = np.arange(48, 60)
     probs = predict_store(best, store, val, WINDOW_NORM, CPU)
     accuracy = float((probs.argmax(1) == store.y[val]).mean())
-    assert accuracy == pytest.approx(best_meta["metrics"]["accuracy"])
+    assert accuracy == pytest.approx(best_meta.metrics["accuracy"])
     # The last checkpoint holds the model as training left it.
     for key, value in model.state_dict().items():
         assert torch.equal(last.state_dict()[key], value.cpu()), key
@@ -265,7 +259,7 @@ def test_each_network_of_an_ensemble_trains_as_it_would_alone(tmp_path: Path) ->
     alone = SignalNet(config)
     alone.load_state_dict(ensemble.members[0].state_dict())
     settings = dict(epochs=2, batch_size=8, augment=[], patience=5)
-    meta = {**meta_of(alone, store), "ensemble": 3}
+    meta = meta_of(alone, store, ensemble=3)
     _, result, _ = run_fit(store, range(16), range(16, 24), tmp_path / "ens", ensemble, **settings)
     run_fit(store, range(16), range(16, 24), tmp_path / "alone", alone, **settings)
     for (name, a), b in zip(
@@ -324,8 +318,8 @@ def test_early_stopping_when_validation_cannot_improve(
         f"for {patience} epochs"
     )
     assert len(read_history(tmp_path / "history.csv")) == patience + 1
-    assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 1
-    assert load_checkpoint(tmp_path / "last")[1]["training"]["epoch"] == patience + 1
+    assert load_checkpoint(tmp_path / "best")[1].training["epoch"] == 1
+    assert load_checkpoint(tmp_path / "last")[1].training["epoch"] == patience + 1
 
 
 def test_equal_macro_f1_goes_to_the_lower_validation_loss(tmp_path: Path, monkeypatch) -> None:
@@ -354,7 +348,7 @@ def test_equal_macro_f1_goes_to_the_lower_validation_loss(tmp_path: Path, monkey
     # Without the tie-break the run would stop at epoch 3 (1 + patience), keeping epoch 1.
     assert len(result.history) == 5
     assert result.best_epoch == 3
-    assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 3
+    assert load_checkpoint(tmp_path / "best")[1].training["epoch"] == 3
 
 
 def test_without_selection_best_holds_the_final_epoch(tmp_path: Path, monkeypatch) -> None:
@@ -374,7 +368,7 @@ def test_without_selection_best_holds_the_final_epoch(tmp_path: Path, monkeypatc
     )
     assert len(result.history) == 4
     assert result.best_epoch == 4
-    assert load_checkpoint(tmp_path / "best")[1]["training"]["epoch"] == 4
+    assert load_checkpoint(tmp_path / "best")[1].training["epoch"] == 4
     epoch_lines = [line for line in messages if line.startswith("epoch")]
     assert len(epoch_lines) == 4 and all(line.endswith("*") for line in epoch_lines)
 

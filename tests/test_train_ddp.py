@@ -319,15 +319,15 @@ def test_rank_0_alone_writes_and_speaks(trained, work: Path) -> None:
 def test_the_run_predicts(trained, work: Path, synthetic_npy: Path, run_cli) -> None:
     _, run = trained
     meta = read_meta(run)
-    assert meta["training"]["world_size"] == WORLD
-    assert meta["training"]["n_train_windows"] == N_TRAIN
+    assert meta.training["world_size"] == WORLD
+    assert meta.training["n_train_windows"] == N_TRAIN
     out = work / "predicted"
     result = run_cli("predict", "--model", run, "--out", out, synthetic_npy / "signals.npy")
     assert result.code == 0, result.err
     with (out / "recordings.tsv").open(newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert len(rows) == 30
-    p = np.array([[float(row[f"p_{c}"]) for c in meta["classes"]] for row in rows])
+    p = np.array([[float(row[f"p_{c}"]) for c in meta.classes] for row in rows])
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-4)
 
 

@@ -5,7 +5,6 @@ uninterrupted run reaches."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import random
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import meta_for
 from safetensors.numpy import load_file
 from torch import nn
 
@@ -25,6 +25,7 @@ from biosig.cli.train import train as train_command
 from biosig.errors import BiosigError
 from biosig.examples import ExampleStore
 from biosig.model import SignalNet, model_config
+from biosig.normalize import NormalizationSpec
 from biosig.training import (
     RESUME_DIR,
     STATE_FILE,
@@ -39,7 +40,7 @@ from biosig.training import (
 
 W = 64
 CPU = torch.device("cpu")
-NORM = {"mode": "window"}
+NORM = NormalizationSpec("window")
 #: EMA, the balanced sampler, augmentation and dropout all draw on the saved random states.
 RESUMED = {"epochs": 2, "batch_size": 8, "lr": 3e-3, "ema": 0.9, "balance": True, "seed": 5}
 
@@ -84,7 +85,7 @@ class Interrupted(Exception):
 def fit_run(run_dir: Path, *, model_seed=0, state=None, echo=None, store=STORE, **config):
     torch.manual_seed(model_seed)
     model = SignalNet(model_config("tiny", 1, len(store.classes)))
-    meta = {"model": dataclasses.asdict(model.config), "classes": store.classes, "training": {}}
+    meta = meta_for(model.config, store.classes, training={})
     result = fit(
         model,
         store,
@@ -326,9 +327,9 @@ def test_ema_weights_are_validated_and_saved(uninterrupted) -> None:
     # The recorded validation scores are the saved (averaged) weights' own.
     probs = predict_store(last, STORE, VAL, NORM, CPU)
     assert float((probs.argmax(1) == STORE.y[VAL]).mean()) == pytest.approx(
-        meta["metrics"]["accuracy"]
+        meta.metrics["accuracy"]
     )
-    assert result.history[-1]["val_accuracy"] == pytest.approx(meta["metrics"]["accuracy"])
+    assert result.history[-1]["val_accuracy"] == pytest.approx(meta.metrics["accuracy"])
     state = load_training_state(run_dir)
     assert state["ema"]["updates"] == 2 * 2  # one per optimizer step: 2 epochs of 2 batches
     for key, value in state["model"].items():

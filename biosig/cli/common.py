@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..checkpoint import CheckpointMeta
 from ..errors import BiosigError
 from ..loading import UnknownPluginOption, set_plugin_options
 from ..pipeline import load_pipeline, unknown_key
@@ -126,7 +127,7 @@ def plugin_flags_checked() -> Iterator[None]:
 
 
 def configure_plugin(
-    plugin: Plugin, tokens: Sequence[str], meta: dict[str, Any] | None = None
+    plugin: Plugin, tokens: Sequence[str], meta: CheckpointMeta | None = None
 ) -> list[str]:
     """Set the plugin options given as flags among ``tokens``; returns the input paths.
     A flag the plugin does not take is a usage error."""
