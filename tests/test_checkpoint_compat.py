@@ -5,6 +5,7 @@ and never rewritten)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,27 @@ def test_an_old_checkpoint_serves_the_commands(fixture: Path, in_tmp: Path, run_
     assert rows[0].startswith("recording\tlabel") and len(rows) == 1 + 24
     meta = json.loads((fixture / "model" / "biosig.json").read_text(encoding="utf-8"))
     assert {row.split("\t")[1] for row in rows[1:]} <= set(meta["classes"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("window", 10**9, "window must be an integer from 1 to"),
+        ("classes", ["fast"], "1 classes named for a model of 2"),
+        ("model", [], "model must be a table"),
+    ],
+)
+def test_a_tampered_checkpoint_is_one_line_naming_it(
+    in_tmp: Path, run_cli, field: str, value, message: str
+) -> None:
+    fixture = FIXTURES[-1]
+    shutil.copytree(fixture / "model", in_tmp / "model")
+    meta_path = in_tmp / "model" / "biosig.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta[field] = value
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    np.save(in_tmp / "x.npy", np.load(fixture / "input.npy"))
+    result = run_cli("predict", "--model", "model", "x.npy")
+    assert result.code == 2 and result.out == ""  # 2: bad input, as for any unusable file
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("error: ") and f"biosig.json: {message}" in line
