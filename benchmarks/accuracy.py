@@ -400,7 +400,7 @@ class Reading:
 
 def fresh_plugin(name: str) -> Any:
     """A new, unconfigured instance of the plugin registered as ``name``."""
-    from biosig.registry import get_plugin
+    from biosig.plugin.registry import get_plugin
 
     return type(get_plugin(name))()
 
@@ -444,10 +444,10 @@ def read_store(
 ) -> Any:
     """The labelled windows of ``inputs``, cut as ``biosig train`` (hop = the training hop)
     or ``biosig evaluate`` (hop = window, the model's ``classes``) cuts them."""
-    from biosig.examples import build_examples, check_classes
-    from biosig.labels import parse_span, restrict_to_span
+    from biosig.data.store import build_examples, check_classes
     from biosig.loading import label_source
-    from biosig.plugin import iter_recordings
+    from biosig.plugin.contract import iter_recordings
+    from biosig.plugin.labels import parse_span, restrict_to_span
 
     plugin = fresh_plugin(reading.plugin)
     plugin.configure(reading.options)
@@ -476,7 +476,7 @@ def normalized(store: Any, spec: Any, length: int) -> Any:
     (zeros past each window's own length)."""
     import torch
 
-    from biosig.normalize import normalize
+    from biosig.data.normalize import normalize
 
     x = normalize(torch.from_numpy(store.x), torch.from_numpy(store.lengths), spec).numpy()
     return x[:, :, :length]
@@ -486,7 +486,7 @@ def normalization_spec(reading: Reading, train: Any) -> Any:
     """The model's normalisation of ``reading``'s windows, as the library makes it."""
     import numpy as np
 
-    from biosig.kernel_features import normalization_spec as library_spec
+    from biosig.training.kernel_features import normalization_spec as library_spec
 
     return library_spec(reading.normalization, train, np.arange(len(train)))
 

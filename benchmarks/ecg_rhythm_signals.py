@@ -23,10 +23,10 @@ from sklearn.linear_model import RidgeClassifierCV
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 
-from biosig.layers.random_kernels import RandomKernelFeatures
-from biosig.plugin import iter_recordings
-from biosig.registry import get_plugin
-from biosig.windows import make_preprocessor
+from biosig.data.windows import make_preprocessor
+from biosig.nn.layers.random_kernels import RandomKernelFeatures
+from biosig.plugin.contract import iter_recordings
+from biosig.plugin.registry import get_plugin
 
 PATIENTS = {"8": (2, 3, 4), "21": (7, 8, 9), "101": (6, 8, 9)}
 FS, WINDOW, HOP = 100.0, 1000, 500

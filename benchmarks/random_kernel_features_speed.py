@@ -14,7 +14,7 @@ import time
 
 import torch
 
-import biosig.layers.random_kernels as random_kernels
+import biosig.nn.layers.random_kernels as random_kernels
 
 
 def main() -> None:

@@ -6,14 +6,7 @@ contract and its building blocks. Everything else is internal.
 """
 
 from .errors import BiosigError
-from .inputs import expand_inputs
-from .labels import (
-    read_label_table,
-    segment_intervals,
-    table_intervals,
-    whole_recording_intervals,
-)
-from .plugin import (
+from .plugin.contract import (
     API_VERSION,
     ArrayRecording,
     Chain,
@@ -27,6 +20,13 @@ from .plugin import (
     Recording,
     RecordingError,
     describe,
+)
+from .plugin.inputs import expand_inputs
+from .plugin.labels import (
+    read_label_table,
+    segment_intervals,
+    table_intervals,
+    whole_recording_intervals,
 )
 
 __version__ = "0.1.0"
@@ -43,10 +43,10 @@ _LAZY = {
     "Predictions": "api",
     "Run": "api",
     "SignalClassifier": "estimator",
-    "StreamingResampler": "resample",
-    "StreamingFilter": "filters",
-    "band_pass_sos": "filters",
-    "notch_sos": "filters",
+    "StreamingResampler": "dsp.resample",
+    "StreamingFilter": "dsp.filters",
+    "band_pass_sos": "dsp.filters",
+    "notch_sos": "dsp.filters",
 }
 
 

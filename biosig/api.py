@@ -24,11 +24,10 @@ import pandas as pd
 import torch
 
 from .checkpoint import CheckpointMeta, read_meta
-from .damaged import DamagePolicy
+from .data.damaged import DamagePolicy
 from .errors import BiosigError
-from .evaluation import run_evaluation
-from .loading import load_model_and_plugin, set_plugin_options
-from .output import (
+from .inference.evaluation import run_evaluation
+from .inference.output import (
     recording_columns,
     recording_row,
     segment_columns,
@@ -36,12 +35,13 @@ from .output import (
     window_columns,
     window_rows,
 )
-from .plugin import ArrayRecording, Plugin, Recording, iter_recordings
-from .pretrain_runs import PretrainRequest, run_pretraining
-from .pretraining import PRETRAINED_DIR, PretrainConfig
-from .runs import TrainRequest, run_training
-from .stream import RecordingPrediction, predict_recordings
-from .training import TrainConfig
+from .inference.stream import RecordingPrediction, predict_recordings
+from .loading import load_model_and_plugin, set_plugin_options
+from .plugin.contract import ArrayRecording, Plugin, Recording, iter_recordings
+from .training.pretrain_runs import PretrainRequest, run_pretraining
+from .training.pretraining import PRETRAINED_DIR, PretrainConfig
+from .training.runs import TrainRequest, run_training
+from .training.trainer import TrainConfig
 
 log = logging.getLogger("biosig")
 
@@ -143,7 +143,7 @@ def _request(
 ) -> Any:
     """A command's request from options by name: its own fields, its config's, and the
     rest the plugin's options (refused where the plugin does not take them)."""
-    from .registry import get_plugin
+    from .plugin.registry import get_plugin
 
     # what the run itself records (the normalisation's scores) is no option
     internal = {"config", "plugin_options", "normalization_scores"}

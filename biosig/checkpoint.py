@@ -19,12 +19,12 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .atomic import atomic_directory
+from .data.normalize import NormalizationSpec
 from .errors import BiosigError
-from .model import ModelConfig, build_classifier
-from .normalize import NormalizationSpec
+from .nn.model import ModelConfig, build_classifier
 
 if TYPE_CHECKING:
-    from .plugin import Plugin
+    from .plugin.contract import Plugin
 
 WEIGHTS = "model.safetensors"
 META = "biosig.json"
@@ -245,7 +245,7 @@ def load_checkpoint(
     path: Path, device: torch.device | str = "cpu"
 ) -> tuple[torch.nn.Module, CheckpointMeta]:
     """The model (in eval mode, on ``device``) and its metadata: a
-    :class:`~biosig.model.SignalNet`, or an :class:`~biosig.model.EnsembleClassifier`
+    :class:`~biosig.nn.model.SignalNet`, or an :class:`~biosig.nn.model.EnsembleClassifier`
     when ``meta.ensemble`` counts more than one network."""
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)

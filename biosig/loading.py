@@ -13,8 +13,8 @@ import torch
 from .checkpoint import CheckpointMeta, load_checkpoint
 from .device import resolve_device
 from .errors import BiosigError
-from .plugin import Plugin
-from .registry import get_plugin
+from .plugin.contract import Plugin
+from .plugin.registry import get_plugin
 
 log = logging.getLogger("biosig")
 

@@ -2,7 +2,7 @@
 
 ``biosig train`` writes them into its run directory at the end (:func:`write_run_report`,
 with the best checkpoint's validation metrics); ``biosig evaluate --report DIR`` writes the
-same for the data it scored. As in :mod:`biosig.plot`, figures are built with
+same for the data it scored. As in :mod:`biosig.inference.plot`, figures are built with
 :class:`matplotlib.figure.Figure` and drawn by the Agg canvas, never through ``pyplot``
 (no global figure registry, no window, safe in worker threads), and written under a
 temporary name then renamed into place. Every figure has a fixed size in pixels, so
@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .atomic import atomic_file
 from .errors import BiosigError
-from .plot import class_colour
+from .inference.plot import class_colour
 
 #: File names in a run directory (and in ``biosig evaluate --report DIR``).
 HISTORY = "history.csv"
@@ -53,7 +53,7 @@ _F1_PREFIX = "val_f1_"
 
 
 def read_history(path: Path) -> dict[str, np.ndarray]:
-    """The columns of a ``history.csv`` (as :func:`biosig.training.write_history` writes it)
+    """The columns of a ``history.csv`` (as :func:`biosig.training.trainer.write_history` writes it)
     as float arrays, one entry per epoch; an empty cell is NaN.
 
     Raises :class:`~biosig.errors.BiosigError` for a file without an ``epoch`` column,

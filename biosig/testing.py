@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.windows import make_preprocessor, model_length
 from .errors import BiosigError
-from .plugin import (
+from .plugin.contract import (
     AGGREGATIONS,
     NORMALIZATIONS,
     SPLITS,
@@ -44,8 +45,7 @@ from .plugin import (
     describe,
     recording_times,
 )
-from .registry import check_contract
-from .windows import make_preprocessor, model_length
+from .plugin.registry import check_contract
 
 __all__ = ["CheckReport", "PluginCheckError", "check_demo_data", "check_plugin"]
 
@@ -103,7 +103,7 @@ def check_plugin(
 
     Checks, in order:
 
-    * the contract (:func:`biosig.registry.check_contract`: subclass, API version, name,
+    * the contract (:func:`biosig.plugin.registry.check_contract`: subclass, API version, name,
       defaults), and the types of ``name``, ``version``, ``summary``, ``defaults``,
       ``label_formats``, ``label_keywords`` and ``options``;
     * ``find(sample_files)`` returns every file given (and something under every directory

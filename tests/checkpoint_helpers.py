@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from biosig.checkpoint import CheckpointMeta, PluginStamp
-from biosig.model import ModelConfig
-from biosig.normalize import NormalizationSpec
+from biosig.data.normalize import NormalizationSpec
+from biosig.nn.model import ModelConfig
 
 
 def meta_for(

@@ -1,4 +1,4 @@
-"""The Python API: ``biosig.training``, ``biosig.load_model`` (predict, evaluate) and the
+"""The Python API: ``biosig.training.trainer``, ``biosig.load_model`` (predict, evaluate) and the
 scikit-learn estimator, each giving what the matching command gives."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import biosig
 from biosig import BiosigError
 from biosig.api import train_request
 from biosig.loading import UnknownPluginOption
-from biosig.training import TrainConfig
+from biosig.training.trainer import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -25,7 +25,7 @@ from biosig.checkpoint import (
     save_checkpoint,
 )
 from biosig.errors import BiosigError
-from biosig.model import SignalNet, model_config
+from biosig.nn.model import SignalNet, model_config
 
 # ---------------------------------------------------------------------------- helpers
 

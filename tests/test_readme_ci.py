@@ -13,7 +13,7 @@ import pytest
 from biosig.cli.common import Options
 from biosig.cli.train import train
 from biosig.pipeline import load_pipeline
-from biosig.registry import get_plugin
+from biosig.plugin.registry import get_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINES = sorted((REPO / "pipelines").glob("*.toml"))

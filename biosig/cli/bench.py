@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ..bench import run_bench
-from ..model import KERNEL_FEATURES, PRESETS
+from ..inference.bench import run_bench
+from ..nn.model import KERNEL_FEATURES, PRESETS
 from .common import device_option, workers_option
 
 

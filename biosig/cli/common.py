@@ -15,7 +15,7 @@ from ..checkpoint import CheckpointMeta
 from ..errors import BiosigError
 from ..loading import UnknownPluginOption, set_plugin_options
 from ..pipeline import load_pipeline, unknown_key
-from ..plugin import Plugin
+from ..plugin.contract import Plugin
 
 log = logging.getLogger("biosig")
 

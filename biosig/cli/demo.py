@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from ..errors import BiosigError
-from ..evaluation import run_evaluation
+from ..inference.evaluation import run_evaluation
+from ..inference.prediction import run_prediction
 from ..metrics import format_report
-from ..prediction import run_prediction
-from ..registry import load_all
-from ..runs import TrainRequest, run_training
-from ..training import TrainConfig
+from ..plugin.registry import load_all
+from ..training.runs import TrainRequest, run_training
+from ..training.trainer import TrainConfig
 
 
 @click.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..evaluation import (
+from ..inference.evaluation import (
     check_report_dir,
     run_evaluation,
     run_history,

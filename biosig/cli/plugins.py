@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import BiosigError
-from ..plugin import API_VERSION
-from ..registry import (
+from ..plugin.contract import API_VERSION
+from ..plugin.registry import (
     ENV_VAR,
     clash,
     discover,
@@ -121,7 +121,7 @@ def new_plugin(name: str, directory: Path | None) -> None:
     <Name>Plugin and entry point NAME, its README and its tests, which pass as written.
     NAME is a lowercase identifier (myformat, heart_sounds) that no installed plugin has.
     """
-    from ..scaffold import new_plugin as write_package
+    from ..plugin.scaffold import new_plugin as write_package
 
     names, target = write_package(name, directory)
     click.echo(f"wrote {names.distribution} to {target}")

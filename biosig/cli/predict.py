@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from ..output import FORMATS
-from ..prediction import run_prediction
-from ..stream import AGGREGATIONS
+from ..inference.output import FORMATS
+from ..inference.prediction import run_prediction
+from ..inference.stream import AGGREGATIONS
 from .common import (
     batch_option,
     device_option,

@@ -8,14 +8,14 @@ from typing import Any
 import click
 
 from ..errors import BiosigError
-from ..model import PRESETS
+from ..nn.model import PRESETS
 from ..pipeline import SECTIONS, TOP_LEVEL
-from ..plugin import NORMALIZATIONS, SPLITS
-from ..pretrain_runs import PretrainRequest, run_pretraining
-from ..pretraining import (
+from ..plugin.contract import NORMALIZATIONS, SPLITS
+from ..plugin.registry import get_plugin
+from ..training.pretrain_runs import PretrainRequest, run_pretraining
+from ..training.pretraining import (
     PretrainConfig,
 )
-from ..registry import get_plugin
 from .common import (
     Options,
     as_list,

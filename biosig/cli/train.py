@@ -11,19 +11,19 @@ from typing import Any
 
 import click
 
-from ..augment import AUGMENTATIONS
 from ..errors import BiosigError
-from ..kernel_features import (
-    RIDGE_WINDOWS,
-)
-from ..model import (
+from ..nn.augment import AUGMENTATIONS
+from ..nn.model import (
     KERNEL_FEATURES,
     PRESETS,
 )
-from ..plugin import NORMALIZATIONS, SPLITS
-from ..registry import get_plugin
-from ..runs import TrainRequest, resume_training, run_training
-from ..training import (
+from ..plugin.contract import NORMALIZATIONS, SPLITS
+from ..plugin.registry import get_plugin
+from ..training.kernel_features import (
+    RIDGE_WINDOWS,
+)
+from ..training.runs import TrainRequest, resume_training, run_training
+from ..training.trainer import (
     AUGMENT,
     BATCH_SIZE,
     EPOCHS,

@@ -1,0 +1,2 @@
+"""From recordings to windows: window arithmetic, the window store, splits, normalisation, damage,
+read-ahead."""

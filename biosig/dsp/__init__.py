@@ -1,0 +1,1 @@
+"""Signal processing in chunks: streaming filters and resampling, exact whatever the chunking."""

@@ -1,0 +1,1 @@
+"""Using a model: streaming prediction, outputs, evaluation, explanations, plots and throughput."""

@@ -1,0 +1,270 @@
+"""Throughput and memory of prediction: the model alone, and files through a plugin.
+
+``model_throughput`` times the model on random windows already on the device (the ceiling);
+``end_to_end_throughput`` times the whole prediction path (reading, preprocessing,
+windowing, batching, copies, model) on real files, so their ratio says how much of the
+ceiling the input pipeline leaves. On CUDA the model's FLOPs per window over the device's
+measured bf16 matrix rate give the model FLOPs utilisation (MFU).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..checkpoint import CheckpointMeta, plugin_stamp
+from ..data.normalize import NormalizationSpec, normalize
+from ..data.windows import model_length, window_starts
+from ..device import autocast, resolve_device
+from ..errors import BiosigError
+from ..nn.model import (
+    KERNEL_FEATURES,
+    MIN_KERNEL_FEATURES,
+    SignalNet,
+    count_parameters,
+    model_config,
+)
+from ..plugin.contract import Plugin, Recording, iter_recordings
+from ..plugin.registry import get_plugin
+from .stream import predict_recordings
+
+#: Each measurement runs at least this long (after a warm-up), so timer noise stays small.
+MIN_SECONDS = 2.0
+
+
+@dataclass
+class Throughput:
+    """Windows per second over ``windows`` windows timed for ``seconds``."""
+
+    windows: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.windows / self.seconds if self.seconds > 0 else 0.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_throughput(
+    model: torch.nn.Module,
+    n_channels: int,
+    window: int,
+    batch_size: int,
+    device: torch.device,
+    normalization: NormalizationSpec,
+    min_seconds: float = MIN_SECONDS,
+) -> Throughput:
+    """The model alone on random ``[batch_size, n_channels, window]`` batches on the device,
+    normalised as in prediction; three warm-up batches are not counted."""
+    model.eval()
+    x = torch.randn(batch_size, n_channels, window, device=device)
+    lengths = torch.full((batch_size,), window, device=device)
+
+    def step() -> None:
+        with torch.inference_mode(), autocast(device):
+            model(normalize(x, lengths, normalization), lengths)
+
+    for _ in range(3):
+        step()
+    _sync(device)
+    batches, started = 0, time.perf_counter()
+    while True:
+        step()
+        batches += 1
+        if batches >= 3:
+            _sync(device)
+            elapsed = time.perf_counter() - started
+            if elapsed >= min_seconds:
+                return Throughput(batches * batch_size, elapsed)
+
+
+def end_to_end_throughput(
+    model: torch.nn.Module,
+    meta: CheckpointMeta,
+    plugin: Plugin,
+    recordings: Sequence[Recording],
+    device: torch.device,
+    batch_size: int,
+    min_windows: int = 0,
+    workers: int = 1,
+    fixed_shapes: bool = False,
+) -> Throughput:
+    """Every window of ``recordings`` through :func:`biosig.inference.stream.predict_recordings`,
+    from the files on disk to probabilities on the host, with ``workers`` reader threads;
+    the recordings are read again, in one stream, until at least ``min_windows`` windows
+    have passed, so that a small data set still fills the batches the model-only figure is
+    measured on."""
+    window, hop, fs = meta.window, meta.hop, meta.sample_rate
+    per_pass = sum(len(window_starts(model_length(r, fs), window, hop)) for r in recordings)
+    passes = max(1, math.ceil(min_windows / max(per_pass, 1)))
+    stream = (rec for _ in range(passes) for rec in recordings)
+    windows, started = 0, time.perf_counter()
+    predictions = predict_recordings(
+        model, meta, plugin, stream, device, batch_size, workers=workers, fixed_shapes=fixed_shapes
+    )
+    for prediction in predictions:
+        windows += len(prediction.starts)
+    _sync(device)
+    return Throughput(windows, time.perf_counter() - started)
+
+
+def flops_per_window(model: torch.nn.Module, n_channels: int, window: int) -> float:
+    """Floating-point operations of one forward pass on one window (a multiply-add counts
+    two), counted by ``torch.utils.flop_counter`` on the CPU."""
+    was = next(model.parameters()).device
+    model = model.to("cpu").eval()
+    x = torch.randn(1, n_channels, window)
+    lengths = torch.full((1,), window)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x, lengths)
+    model.to(was)
+    return float(counter.get_total_flops())
+
+
+def bf16_matmul_rate(device: torch.device, n: int = 8192, repeats: int = 20) -> float:
+    """The device's measured bf16 matrix-multiply rate in FLOP/s (CUDA only): the
+    denominator of MFU, measured rather than taken from a data sheet."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - started)
+
+
+def peak_host_mb() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS
+
+
+@dataclass
+class BenchResult:
+    """What ``biosig bench`` measured (:meth:`as_dict` is what ``--json`` prints)."""
+
+    device: str
+    preset: str
+    window: int
+    batch_size: int
+    workers: int
+    compile: bool
+    model_windows_per_s: float
+    e2e_windows_per_s: float
+    e2e_over_model: float | None
+    peak_host_mb: float
+    peak_device_mb: float | None
+    mfu: float | None
+    plugin: str = ""
+    n_recordings: int = 0
+    e2e_windows: int = 0
+    parameters: int = 0
+    kernel_features: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = (
+            "device", "preset", "window", "batch_size", "workers", "compile",
+            "model_windows_per_s", "e2e_windows_per_s", "e2e_over_model", "peak_host_mb",
+            "peak_device_mb", "mfu", "kernel_features",
+        )  # fmt: skip
+        return {k: getattr(self, k) for k in keys}
+
+
+def run_bench(
+    plugin_name: str,
+    inputs: Sequence[str],
+    preset: str = "small",
+    window: int | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    seconds: float = MIN_SECONDS,
+    workers: int = 1,
+    compile_model: bool = False,
+    kernel_features: int = KERNEL_FEATURES,
+) -> BenchResult:
+    """Windows per second of an untrained ``preset`` model alone and end to end on
+    ``inputs`` (the plugin's demo data when none), as ``biosig bench`` reports them.
+
+    The model has the random-kernel branch that training gives a model of up to
+    :data:`~biosig.training.kernel_features.RIDGE_WINDOWS` windows (``kernel_features`` features;
+    0: none), since its feature pass is part of every prediction's cost."""
+    if 0 < kernel_features < MIN_KERNEL_FEATURES:
+        raise BiosigError(
+            f"--kernel-features {kernel_features}: give 0 (none) or at least {MIN_KERNEL_FEATURES}"
+        )
+    plugin = get_plugin(plugin_name)
+    torch_device = resolve_device(device)
+    window = int(window or plugin.defaults.window)
+    with tempfile.TemporaryDirectory(prefix="biosig-bench-") as scratch:
+        recordings = _bench_recordings(plugin, inputs, Path(scratch))
+        n_channels = len(recordings[0].channels)
+        branch = {
+            "kernel_features": kernel_features,
+            "kernel_window": window if kernel_features else 0,
+        }
+        classifier = SignalNet(model_config(preset, n_channels, 2, **branch)).to(torch_device)
+        model = torch.compile(classifier) if compile_model else classifier
+        normalization = NormalizationSpec("window")
+        meta = CheckpointMeta(
+            model=classifier.config,
+            plugin=plugin_stamp(plugin),
+            window=window,
+            hop=window,  # each sample once, as a long recording is predicted
+            sample_rate=float(plugin.defaults.sample_rate),
+            channels=tuple(recordings[0].channels),
+            normalization=normalization,
+            classes=("a", "b"),
+        )
+        if torch_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(torch_device)
+        alone = model_throughput(
+            model, n_channels, window, batch_size, torch_device, normalization, seconds
+        )
+        # as many windows as the model-only figure ran, in full batches
+        e2e = end_to_end_throughput(
+            model, meta, plugin, recordings, torch_device, batch_size, alone.windows, workers,
+            fixed_shapes=compile_model,
+        )  # fmt: skip
+    mfu = peak_device = None
+    if torch_device.type == "cuda":
+        peak_device = torch.cuda.max_memory_allocated(torch_device) / 2**20
+        flops = flops_per_window(classifier, n_channels, window)
+        mfu = alone.per_second * flops / bf16_matmul_rate(torch_device)
+    return BenchResult(
+        str(torch_device), preset, window, batch_size, workers, compile_model,
+        alone.per_second, e2e.per_second,
+        e2e.per_second / alone.per_second if alone.per_second else None,
+        peak_host_mb(), peak_device, mfu, plugin.name, len(recordings), e2e.windows,
+        count_parameters(classifier), classifier.config.kernel_features,
+    )  # fmt: skip
+
+
+def _bench_recordings(plugin: Plugin, inputs: Sequence[str], scratch: Path) -> list[Recording]:
+    """The recordings of ``inputs``, or of the plugin's demo data written to ``scratch``."""
+    if not inputs:
+        demo = plugin.make_demo_data(scratch, seed=0)
+        if demo is None:
+            raise BiosigError(f"plugin {plugin.name!r} has no demo data: give --input")
+        plugin.configure(demo.settings.get("options", {}))
+        inputs = tuple(str(p) for p in demo.inputs)
+    recordings = list(iter_recordings(plugin, plugin.find(inputs)))
+    if not recordings:
+        raise BiosigError(f"no recordings found in {', '.join(inputs)}")
+    return recordings

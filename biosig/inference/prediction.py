@@ -1,0 +1,250 @@
+"""Predicting files with a trained model into tables (windows, recordings, segments), and
+optionally attention explanations and plots: what ``biosig predict`` runs.
+
+Under ``torchrun --nproc-per-node N -m biosig predict …`` every rank predicts a contiguous
+share of the input files into ``OUT/.parts/rank-R/`` and rank 0 merges the parts, so the
+tables come out as one process would have written them."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import functools
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+
+from ..atomic import atomic_directory
+from ..data.damaged import DamagePolicy
+from ..errors import BiosigError
+from ..loading import load_model_and_plugin, set_plugin_options
+from ..plugin.contract import Recording, describe, iter_recordings
+from ..training.distributed import (
+    PARTS_DIR,
+    World,
+    all_ok_after,
+    merge_parts,
+    part_dir,
+    prepare_part_dir,
+    process_group,
+    rank_device,
+    shard,
+    total,
+    world_from_env,
+)
+from .explain import AttentionFiles, safe_name
+from .output import prediction_tables
+from .stream import AGGREGATIONS, RecordingPrediction, predict_recordings
+
+log = logging.getLogger("biosig")
+
+
+TABLES = ("windows", "recordings", "segments")
+
+
+def run_prediction(
+    plugin_name: str | None,
+    inputs: Sequence[str],
+    model_path: Path | None = None,
+    out: Path | None = None,
+    fmt: str = "tsv",
+    batch_size: int = 256,
+    hop: int | None = None,
+    device_name: str = "auto",
+    strict: bool = False,
+    workers: int = 1,
+    aggregation: str | None = None,
+    explain: bool = False,
+    plot: bool = False,
+    compile_model: bool = False,
+    echo=click.echo,
+    plugin_options: Mapping[str, Any] | None = None,
+) -> int:
+    """Predict every recording of ``inputs``; returns the number of recordings (this rank's,
+    under torchrun). ``plugin_options`` (by name) override those the model was trained
+    with."""
+    world = world_from_env()
+    if (explain or plot) and out is None:
+        flag = "--explain" if explain else "--plot"
+        raise BiosigError(f"{flag} writes files: give --out DIRECTORY")
+    if world.world_size > 1 and out is None:
+        raise BiosigError("under torchrun, give --out: each rank writes its part there")
+    plugin, model, meta, device = load_model_and_plugin(
+        plugin_name, model_path, rank_device(device_name, world)
+    )
+    set_plugin_options(plugin, plugin_options or {}, meta)
+    if not inputs:
+        raise BiosigError("no input files given")
+    files = plugin.find(inputs)
+    aggregation = aggregation or plugin.defaults.aggregation
+    if aggregation not in AGGREGATIONS:
+        raise BiosigError(
+            f"plugin {plugin.name!r} asks for aggregation {aggregation!r}; "
+            f"known: {', '.join(AGGREGATIONS)}"
+        )
+    if compile_model:
+        model = torch.compile(model)
+    damage = DamagePolicy(strict)
+    # Under torchrun each rank writes into its own part directory, joined by rank 0 below.
+    stage = prepare_part_dir(out, world) if world.is_distributed else None
+    outputs = _Outputs(out, stage, fmt, aggregation, explain, plot)
+    stream = functools.partial(
+        predict_recordings, model, meta, plugin, device=device, batch_size=batch_size,
+        hop=hop, on_damage=damage.handle, workers=workers, fixed_shapes=compile_model,
+    )  # fmt: skip
+    recordings = iter_recordings(plugin, shard(files, world), damage.handle)
+    with process_group(world):
+        ok, count = False, 0
+        try:
+            # A rank may have no files; a lone process with no recordings is an error.
+            found = ", ".join(map(str, inputs))
+            empty = None if world.is_distributed else f"no recordings found in {found}"
+            count = _write_predictions(outputs, stream, recordings, list(meta.classes), empty)
+            ok = True
+        finally:
+            everyone = all_ok_after(ok, world)
+        if not everyone:
+            if world.is_main:  # every rank is past writing: nothing of this run is kept
+                shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
+            raise BiosigError("another process of this run failed (its error is above)")
+        everywhere = total(count, world)
+        if world.is_distributed and world.is_main:
+            _join_parts(out, world.world_size, fmt, everywhere, inputs)
+    damage.report()
+    if out is not None and world.is_main:
+        echo(f"{everywhere} recordings predicted; tables written to {out}", err=True)
+    return count
+
+
+@dataclasses.dataclass
+class _Outputs:
+    """Where a prediction run writes: the tables (and attention files, plots) in ``out``,
+    or in this rank's part directory ``stage`` under torchrun; without ``out``, the
+    recordings table alone, on stdout."""
+
+    out: Path | None
+    stage: Path | None
+    fmt: str
+    aggregation: str
+    explain: bool
+    plot: bool
+
+
+def _write_predictions(
+    outputs: _Outputs,
+    stream: Callable[..., Iterator[RecordingPrediction]],
+    recordings: Iterable[Recording],
+    classes: list[str],
+    if_none: str | None,
+) -> int:
+    """Each recording's rows (attention, plot) written as it completes; how many. With
+    none, ``if_none`` is the error, raised before any file is put in place."""
+    count = 0
+    out, stage = outputs.out, outputs.stage
+    with contextlib.ExitStack() as stack:
+        tables = stack.enter_context(
+            prediction_tables(stage or out, classes, outputs.fmt, outputs.aggregation)
+        )
+        attention = None
+        if outputs.explain:
+            directory = _output_directory(stack, out, stage, "attention")
+            attention = stack.enter_context(AttentionFiles(directory))
+        plots = _output_directory(stack, out, stage, "plots") if outputs.plot else None
+        for pred in stream(recordings=recordings, explain=attention or False):
+            tables.write(pred, classes)
+            attention_file = attention.save(pred) if attention else None
+            if plots is not None:
+                _plot(plots, pred, classes, attention_file)
+            _warn_skipped(pred)
+            count += 1
+        if count == 0 and if_none is not None:
+            raise BiosigError(if_none)
+    return count
+
+
+def _output_directory(
+    stack: contextlib.ExitStack, out: Path, stage: Path | None, name: str
+) -> Path:
+    """Where attention files or plots go while the run lasts: the rank's part directory
+    under torchrun, else a temporary directory that replaces ``OUT/name`` whole on success,
+    so files of an earlier run never mix with this one's tables."""
+    if stage is not None:
+        return stage / name
+    return stack.enter_context(atomic_directory(out / name))
+
+
+def _join_parts(out: Path, world_size: int, fmt: str, count: int, inputs: Sequence[str]) -> None:
+    """Rank 0, once every rank succeeded: the parts' tables merged, their attention files
+    and plots gathered, and the parts removed."""
+    try:
+        if count == 0:
+            raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
+        parts = [part_dir(out, World(rank, world_size)) for rank in range(world_size)]
+        _check_unique_recordings(parts, fmt)
+        for name in ("attention", "plots"):
+            if any((part / name).is_dir() for part in parts):
+                with atomic_directory(out / name) as gathered:
+                    for part in parts:
+                        for path in sorted((part / name).glob("*")):
+                            os.replace(path, gathered / path.name)
+        merge_parts(out, [f"{name}.{fmt}" for name in TABLES], world_size)
+    except BaseException:
+        shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
+        raise
+
+
+def _check_unique_recordings(parts: Sequence[Path], fmt: str) -> None:
+    """One process skips a recording id met a second time; ranks cannot see each other's
+    ids while they run, so a repeat across ranks is caught here, before anything merges."""
+    seen: dict[str, int] = {}
+    for rank, part in enumerate(parts):
+        path = part / f"recordings.{fmt}"
+        if not path.exists() or path.stat().st_size == 0:
+            continue
+        with path.open(newline="", encoding="utf-8") as handle:
+            if fmt == "jsonl":
+                ids = [json.loads(line)["recording"] for line in handle if line.strip()]
+            else:
+                reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
+                ids = [row["recording"] for row in reader]
+        for rec_id in ids:
+            if rec_id in seen:
+                raise BiosigError(
+                    f"recording {rec_id} was read by rank {seen[rec_id]} and again by rank "
+                    f"{rank}: two input files hold it; give each recording once"
+                )
+            seen[rec_id] = rank
+
+
+def _warn_skipped(pred: RecordingPrediction) -> None:
+    if pred.n_skipped:
+        log.warning(
+            "%s: %d of %d windows skipped: they hold missing samples "
+            "(a gap, or the warm-up of trailing features)",
+            describe(pred.recording),
+            pred.n_skipped,
+            pred.n_skipped + len(pred.starts),
+        )
+
+
+def _plot(
+    directory: Path, pred: RecordingPrediction, classes: Sequence[str], attention: Path | None
+) -> None:
+    # Imported here: matplotlib costs a second of start-up that other commands never need.
+    from .plot import plot_prediction
+
+    plot_prediction(
+        directory / f"{safe_name(pred.recording.id)}.png",
+        pred,
+        classes,
+        attention=None if attention is None else np.load(attention, mmap_mode="r"),
+    )

@@ -1,0 +1,1 @@
+"""The network: the classifier, its layers, losses and augmentation."""

@@ -1,0 +1,191 @@
+"""Plugin discovery through the ``biosig.plugins`` entry-point group.
+
+Discovery is lazy and isolated: listing reads only entry-point metadata; a plugin's module
+is imported only when that plugin is asked for (or when ``plugins list`` loads each one in
+turn), and a plugin that fails to import or declares an unsupported contract version is
+reported with its reason without affecting the others.
+
+``BIOSIG_PLUGINS`` (comma-separated names, e.g. ``numpy,ecg``) restricts which plugins are
+discovered at all: the others are never imported, their name clashes are not reported,
+and asking for one is an error saying it is excluded. Unset or blank, every installed
+plugin is available.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+from ..errors import BiosigError
+from .contract import SUPPORTED_API_VERSIONS, Plugin
+
+GROUP = "biosig.plugins"
+#: Environment variable restricting discovery to the plugins it names.
+ENV_VAR = "BIOSIG_PLUGINS"
+
+
+@dataclass
+class PluginEntry:
+    """One registered plugin: where it comes from, and once loaded, the plugin or why not."""
+
+    name: str
+    entry_point: EntryPoint
+    distribution: str
+    plugin: Plugin | None = None
+    error: str | None = None
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return f"broken: {self.error}"
+        return "ok" if self.plugin is not None else "not loaded"
+
+
+def _distribution_name(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "?"
+
+
+def selected_names() -> tuple[str, ...] | None:
+    """The plugin names ``BIOSIG_PLUGINS`` allows, in its order (whitespace and empty items
+    ignored), or ``None`` when it is unset or blank: then every plugin is allowed."""
+    text = os.environ.get(ENV_VAR, "")
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    return names or None
+
+
+def installed_names() -> list[str]:
+    """The names of every registered plugin, sorted, whatever ``BIOSIG_PLUGINS`` says;
+    reads entry-point metadata only."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
+
+
+def excluded_names() -> list[str]:
+    """Installed plugins that ``BIOSIG_PLUGINS`` leaves out (none when it is unset)."""
+    selected = selected_names()
+    if selected is None:
+        return []
+    return [name for name in installed_names() if name not in selected]
+
+
+def missing_names() -> list[str]:
+    """Names in ``BIOSIG_PLUGINS`` that no installed plugin has."""
+    installed = set(installed_names())
+    return [name for name in selected_names() or () if name not in installed]
+
+
+def discover() -> dict[str, PluginEntry]:
+    """All registered plugins by name (those ``BIOSIG_PLUGINS`` allows), none imported.
+
+    Two entry points with one name: the first found is used and the clash is recorded on
+    the entry (``duplicates``), since silently picking one would be a debugging trap;
+    :func:`get_plugin` warns about it, ``plugins list`` and ``plugins show`` list it.
+    """
+    selected = selected_names()
+    found: dict[str, PluginEntry] = {}
+    for ep in entry_points(group=GROUP):
+        if selected is not None and ep.name not in selected:
+            continue
+        source = f"{ep.value} ({_distribution_name(ep)})"
+        if ep.name in found:
+            first = found[ep.name]
+            if (ep.value, _dist_key(ep)) == (first.entry_point.value, _dist_key(first.entry_point)):
+                continue  # the same distribution seen twice on sys.path
+            first.duplicates.append(source)
+            continue
+        found[ep.name] = PluginEntry(ep.name, ep, _distribution_name(ep))
+    return found
+
+
+def _dist_key(ep: EntryPoint) -> str | None:
+    """The normalised name of the distribution registering ``ep`` (None when unknown)."""
+    dist = getattr(ep, "dist", None)
+    name = getattr(dist, "name", None)
+    return re.sub(r"[-_.]+", "-", name).lower() if name else None
+
+
+def clash(entry: PluginEntry) -> str | None:
+    """One line about the other plugins named as ``entry`` is, or None when there are none."""
+    if not entry.duplicates:
+        return None
+    return (
+        f"two plugins are named {entry.name!r}: using {entry.entry_point.value} "
+        f"({entry.distribution}), ignoring {', '.join(entry.duplicates)}"
+    )
+
+
+def load_entry(entry: PluginEntry) -> PluginEntry:
+    """Import one plugin and check it against the contract; failures land in ``entry.error``."""
+    if entry.plugin is not None or entry.error is not None:
+        return entry
+    try:
+        obj = entry.entry_point.load()
+        plugin = obj() if isinstance(obj, type) else obj
+    except Exception as exc:  # a broken third-party plugin must never take biosig down
+        entry.error = f"import failed: {type(exc).__name__}: {exc}"
+        return entry
+    problem = check_contract(plugin)
+    if problem is None and plugin.name != entry.name:
+        # A checkpoint records the plugin's own name and predict looks the plugin up by it.
+        problem = f"entry point {entry.name!r} loads a plugin named {plugin.name!r}"
+    if problem:
+        entry.error = problem
+    else:
+        entry.plugin = plugin
+    return entry
+
+
+def check_contract(plugin: object) -> str | None:
+    """The reason ``plugin`` cannot be used, or ``None`` when it can."""
+    if not isinstance(plugin, Plugin):
+        return f"{type(plugin).__name__} does not subclass biosig.Plugin"
+    version = getattr(plugin, "api_version", None)
+    if version is None:
+        return "declares no api_version (the plugin contract version it was written for)"
+    if version not in SUPPORTED_API_VERSIONS:
+        supported = ", ".join(str(v) for v in sorted(SUPPORTED_API_VERSIONS))
+        return f"declares plugin API version {version!r}; this biosig supports {supported}"
+    if not getattr(plugin, "name", ""):
+        return "has no name"
+    if getattr(plugin, "defaults", None) is None:
+        return "has no defaults"
+    return None
+
+
+def get_plugin(name: str) -> Plugin:
+    """Load the plugin called ``name``, importing no other plugin."""
+    entries = discover()
+    if name not in entries:
+        raise BiosigError(unavailable(name, entries))
+    entry = load_entry(entries[name])
+    message = clash(entry)
+    if message:
+        warnings.warn(message, stacklevel=2)
+    if entry.plugin is None:
+        raise BiosigError(f"plugin {name!r} cannot be used: {entry.error}")
+    return entry.plugin
+
+
+def unavailable(name: str, entries: dict[str, PluginEntry]) -> str:
+    """Why ``name`` is not among the discovered ``entries``: excluded by
+    ``BIOSIG_PLUGINS``, or not installed."""
+    if name in excluded_names():
+        return (
+            f"plugin {name!r} is excluded by {ENV_VAR}={os.environ.get(ENV_VAR, '')!r} "
+            f"(add it there, or unset {ENV_VAR})"
+        )
+    if selected_names() is not None:
+        known = ", ".join(sorted(entries)) or "none"
+        return f"unknown plugin {name!r} (installed and allowed by {ENV_VAR}: {known})"
+    known = ", ".join(sorted(entries)) or "none installed"
+    return f"unknown plugin {name!r} (installed: {known})"
+
+
+def load_all() -> list[PluginEntry]:
+    """Every registered plugin (that ``BIOSIG_PLUGINS`` allows), each loaded in isolation,
+    sorted by name."""
+    return [load_entry(entry) for _, entry in sorted(discover().items())]

@@ -1,0 +1,2 @@
+"""Training and pretraining: the Trainer, the run that feeds it, DDP, the random-kernel branch's
+fit."""
