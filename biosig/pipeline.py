@@ -33,6 +33,18 @@ SECTIONS: dict[str, frozenset[str]] = {
 ALIASES = {"normalize": "normalization"}
 #: Keys a pipeline may give at the top level only: what to read, and where to write.
 TOP_LEVEL = frozenset({"plugin", "input", "labels", "out", "resume"})
+#: Options that name files or folders. A pipeline's relative value is read from the
+#: pipeline file's folder, so that a pipeline means the same from any working directory
+#: (``labels`` too, unless it is one of the plugin's keywords, and a plugin's own options
+#: declared with ``path=True``).
+PATH_OPTIONS = frozenset({"input", "out", "init", "resume"})
+
+
+def relative_to_pipeline(pipeline: Path, value: str | Path) -> str:
+    """``value`` from the pipeline file ``pipeline``: an absolute path (or ``~``) as it is,
+    a relative one from the file's folder."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path(pipeline).parent / path)
 PLUGIN_TABLE = "preprocessing"
 #: Top-level keys that describe the file and are no option.
 DESCRIPTIVE = ("description", "name")

@@ -12,7 +12,7 @@ import pytest
 
 from biosig.cli.common import Options
 from biosig.cli.train import train
-from biosig.pipeline import load_pipeline
+from biosig.pipeline import load_pipeline, relative_to_pipeline
 from biosig.plugin.registry import get_plugin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +57,9 @@ def test_pipeline_keys_are_train_or_plugin_options(path: Path) -> None:
     plugin_keys = set(loaded) - {p.name for p in train.params}
     assert plugin_keys <= {o.name for o in plugin.options}
     for key in plugin_keys:
-        assert plugin.settings[key] == plugin.options[
-            [o.name for o in plugin.options].index(key)
-        ].parse(loaded[key])
+        option = next(o for o in plugin.options if o.name == key)
+        # a file the pipeline names is read from the pipeline's folder
+        given = relative_to_pipeline(path, loaded[key]) if option.path else loaded[key]
+        assert plugin.settings[key] == option.parse(given)
+        if option.path:
+            assert Path(plugin.settings[key]).is_file(), key

@@ -14,7 +14,7 @@ import click
 from ..checkpoint import CheckpointMeta
 from ..errors import BiosigError
 from ..loading import UnknownPluginOption, set_plugin_options
-from ..pipeline import load_pipeline, unknown_key
+from ..pipeline import PATH_OPTIONS, load_pipeline, relative_to_pipeline, unknown_key
 from ..plugin.contract import Plugin
 
 log = logging.getLogger("biosig")
@@ -54,18 +54,34 @@ class Options:
             for key, value in loaded.items()
             if key in params
         }
+        for key in PATH_OPTIONS & set(self._pipeline):
+            self._pipeline[key] = self._from_pipeline(self._pipeline[key])
         # The other keys can only be the plugin's own options; checked once it is known.
         self._plugin_values = {k: v for k, v in loaded.items() if k not in params}
 
     def configure_plugin(self, plugin: Plugin, tokens: Sequence[str]) -> list[str]:
         """Give ``plugin`` its options from the pipeline file, then from ``--<option>``
         flags among ``tokens``; returns the other tokens (input paths)."""
-        known = {o.name for o in plugin.options}
+        known = {o.name: o for o in plugin.options}
         for key in self._plugin_values:
             if key not in known:
-                raise unknown_key(self._pipeline_path, key, self._params | known)
-        plugin.configure(self._plugin_values)
+                raise unknown_key(self._pipeline_path, key, set(self._params) | set(known))
+        values = {
+            key: self._from_pipeline(value) if known[key].path and value else value
+            for key, value in self._plugin_values.items()
+        }
+        plugin.configure(values)
+        labels = self._pipeline.get("labels")
+        if labels is not None and labels not in plugin.label_keywords:
+            self._pipeline["labels"] = self._from_pipeline(labels)
         return configure_plugin(plugin, tokens)
+
+    def _from_pipeline(self, value: Any) -> Any:
+        """A path value (or list of them) as read from the pipeline file's folder."""
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._from_pipeline(v) for v in value)
+        path = relative_to_pipeline(self._pipeline_path, value)
+        return Path(path) if isinstance(value, Path) else path
 
     def get(self, name: str, fallback: Any = None) -> Any:
         source = self._ctx.get_parameter_source(name)

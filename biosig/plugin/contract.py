@@ -73,6 +73,9 @@ class PluginOption:
     help: str
     type: type = str
     preprocessing: bool = False
+    #: the value names a file or folder: a pipeline file's relative value is read from
+    #: that file's folder (a flag's, from the working directory)
+    path: bool = False
 
     @property
     def flag(self) -> str:

@@ -102,6 +102,7 @@ class VibrationPlugin(Plugin):
             "CSV with header path,label,group,fs (label, group, fs optional); a path matches "
             "a file by its trailing components",
             ManifestPath,
+            path=True,
         ),
         PluginOption(
             "group_pattern",

@@ -365,6 +365,47 @@ seed = 3
     assert (info["window"], info["hop"], info["training"]["batch_size"]) == (64, HOP, 32)
 
 
+def test_a_pipelines_paths_are_read_from_its_folder_and_a_flags_from_the_working_one(
+    in_tmp: Path, synthetic_npy: Path, run_cli
+) -> None:
+    task = in_tmp / "task"
+    task.mkdir()
+    for name in ("signals.npy", "labels.npy"):
+        shutil.copy(synthetic_npy / name, task / name)
+    pipeline = task / "pipeline.toml"
+    pipeline.write_text(
+        f"""plugin = "numpy"
+input = ["signals.npy"]
+labels = "labels.npy"
+out = "model"
+
+[model]
+preset = "tiny"
+window = {WINDOW}
+hop = {HOP}
+
+[train]
+epochs = 1
+""",
+        encoding="utf-8",
+    )
+    elsewhere = in_tmp / "elsewhere"
+    elsewhere.mkdir()
+    result = run_cli("train", "--pipeline", pipeline, cwd=elsewhere)
+    assert result.code == 0, result.err
+    info = meta(task / "model" / "best")  # out, input and labels beside the pipeline
+    assert info["training"]["inputs"] == [str(task / "signals.npy")]
+    assert info["training"]["labels"] == str(task / "labels.npy")
+    assert not any(elsewhere.iterdir())
+
+    # a flag's path is the working directory's, as on any command line
+    result = run_cli("train", "--pipeline", pipeline, "--out", "here", cwd=elsewhere)
+    assert result.code == 0, result.err
+    assert (elsewhere / "here" / "best").is_dir()
+    missing = run_cli("train", "--pipeline", pipeline, "--labels", "labels.npy", cwd=elsewhere)
+    assert missing.code != 0 and "labels.npy: labels file not found" in missing.err
+
+
 def test_the_training_craft_options_are_reachable_from_a_pipeline(
     in_tmp: Path, synthetic_npy: Path, run_cli
 ) -> None:
@@ -424,8 +465,9 @@ def test_pipeline_values_are_converted_by_the_option_types(tmp_path: Path) -> No
     )
     ctx = train.make_context("train", ["--pipeline", str(pipeline)])
     opts = Options(ctx, pipeline)
-    assert opts.get("input") == ("a.npy",)  # one path for a repeatable flag
-    assert opts.get("out") == Path("model")
+    # one path for a repeatable flag; paths read from the pipeline file's folder
+    assert opts.get("input") == (str(tmp_path / "a.npy"),)
+    assert opts.get("out") == tmp_path / "model"
     assert opts.get("epochs") == 3  # a string click converts is fine, as on the command line
     assert opts.get("lr") == 0.01
     assert opts.get("augment") == ["noise"]  # a list for a comma-separated option

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from vibration_helpers import MOTOR_PIPELINE, REPO, plugin, read_all, whole
+from vibration_helpers import MOTOR_PIPELINE, plugin, read_all, whole
 
-from biosig.pipeline import load_pipeline
+from biosig.pipeline import load_pipeline, relative_to_pipeline
 
 #: Each file's run: consecutive file numbers are consecutive 5 s of one session (the data
 #: README; the runs named by the file numbers it says they span).
@@ -81,12 +81,14 @@ def test_only_chosen_axes_are_read(motor: Path) -> None:
 
 
 def test_the_pipeline_splits_by_run(motor: Path, monkeypatch) -> None:
-    monkeypatch.chdir(REPO)  # the pipeline's paths are relative to the repository root
+    monkeypatch.chdir(motor)  # the pipeline's paths are read from its own folder
     settings = load_pipeline(MOTOR_PIPELINE)
     assert settings["split"] == "group" and settings["labels"] == "folder"
-    assert (REPO / settings["input"][0]).resolve() == motor.resolve()
-    p = plugin(manifest=settings["manifest"], channels=settings["channels"])
-    recs = read_all(p, *settings["input"])
+    inputs = [relative_to_pipeline(MOTOR_PIPELINE, i) for i in settings["input"]]
+    assert Path(inputs[0]).resolve() == motor.resolve()
+    manifest = relative_to_pipeline(MOTOR_PIPELINE, settings["manifest"])
+    p = plugin(manifest=manifest, channels=settings["channels"])
+    recs = read_all(p, *inputs)
     assert {rec_id: p.group(rec) for rec_id, rec in recs.items()} == RUNS
     manifest = {iv.recording_id: iv.label for iv in p.labels("manifest", list(recs.values()))}
     assert manifest == {iv.recording_id: iv.label for iv in p.labels("folder", list(recs.values()))}
