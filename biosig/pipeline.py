@@ -45,6 +45,8 @@ def relative_to_pipeline(pipeline: Path, value: str | Path) -> str:
     a relative one from the file's folder."""
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else Path(pipeline).parent / path)
+
+
 PLUGIN_TABLE = "preprocessing"
 #: Top-level keys that describe the file and are no option.
 DESCRIPTIVE = ("description", "name")
