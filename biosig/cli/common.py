@@ -213,3 +213,44 @@ strict_option = click.option(
     show_default=True,
     help="Stop at the first damaged file or recording instead of skipping it.",
 )
+
+
+resume_option = click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    metavar="RUN",
+    help="Continue the interrupted run in directory RUN where it stopped, with the settings "
+    "it was started with; no other option may be given, except --epochs to raise its total.",
+)
+
+
+def epochs_to_resume_with(ctx: click.Context, run: Path) -> int | None:
+    """``--epochs`` when given beside ``--resume RUN`` (to raise the run's total), after
+    checking that nothing else was."""
+    _reject_flags_with_resume(ctx, run)
+    if ctx.get_parameter_source("epochs") == click.core.ParameterSource.COMMANDLINE:
+        return ctx.params["epochs"]
+    return None
+
+
+def _reject_flags_with_resume(ctx: click.Context, run: Path) -> None:
+    """With ``--resume`` the run's own settings hold; a flag that would change them (or a
+    pipeline file, input or plugin option) is an error rather than silently ignored."""
+    for param in ctx.command.params:
+        if param.name in ("resume", "epochs", "more_inputs"):
+            continue
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = param.opts[0]
+        if isinstance(param, click.Option) and param.secondary_opts and not ctx.params[param.name]:
+            flag = param.secondary_opts[0]
+        raise BiosigError(
+            f"{flag} cannot be given with --resume: {run} continues with the settings it was "
+            "started with (only --epochs may be given, to raise its total)"
+        )
+    extra = ctx.params["more_inputs"]
+    if extra:
+        raise BiosigError(
+            f"{extra[0]} cannot be given with --resume: {run} continues with the inputs and "
+            "plugin options it was started with"
+        )

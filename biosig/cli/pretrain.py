@@ -12,7 +12,7 @@ from ..nn.model import PRESETS
 from ..pipeline import SECTIONS, TOP_LEVEL
 from ..plugin.contract import NORMALIZATIONS, SPLITS
 from ..plugin.registry import get_plugin
-from ..training.pretrain_runs import PretrainRequest, run_pretraining
+from ..training.pretrain_runs import PretrainRequest, resume_pretraining, run_pretraining
 from ..training.pretraining import (
     PretrainConfig,
 )
@@ -21,9 +21,11 @@ from .common import (
     as_list,
     batch_option,
     device_option,
+    epochs_to_resume_with,
     lr_option,
     more_inputs_argument,
     reject_flags,
+    resume_option,
     strict_option,
     window_option,
 )
@@ -98,19 +100,33 @@ DEFAULTS = PretrainConfig()
     help="Model rate in Hz; recordings are resampled to it [default: the plugin's].",
 )
 @strict_option
+@resume_option
 @more_inputs_argument
 @click.pass_context
-def pretrain(ctx: click.Context, pipeline: Path | None, **_: Any) -> None:
+def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: Any) -> None:
     """Pretrain the backbone on unlabelled recordings (masked-segment reconstruction).
 
     Fine-tune it with `biosig train --init RUN`. A plugin's own options (`biosig plugins
     show NAME`) are given as further flags.
+
+    The run directory holds `pretrained/`, `history.csv` and `resume/`, from which
+    `--resume RUN` continues an interrupted run to the same end as if it had not stopped.
+    `torchrun --nproc-per-node N -m biosig pretrain …` pretrains on N processes, as
+    `biosig train` trains (--batch-size per process; a run resumes on as many).
     """
+    if resume is not None:
+        resume_pretraining(resume, epochs_to_resume_with(ctx, resume))
+        return
     for name in _TRAIN_ONLY:
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
             flag = "--" + name.replace("_", "-")
             raise click.UsageError(f"no such option: {flag} (pretraining takes no labels)")
     opts = Options(ctx, pipeline)
+    if opts.get("resume") is not None:
+        raise BiosigError(
+            f"{pipeline}: resume: a run is resumed from the command line only "
+            "(biosig pretrain --resume RUN)"
+        )
     plugin = opts.get("plugin")
     if not plugin:
         reject_flags(ctx.params["more_inputs"])

@@ -38,9 +38,11 @@ from .common import (
     Options,
     as_list,
     device_option,
+    epochs_to_resume_with,
     lr_option,
     more_inputs_argument,
     reject_flags,
+    resume_option,
     strict_option,
 )
 
@@ -230,13 +232,7 @@ DEFAULTS = TrainConfig()
     help="Downsample less for short windows (at least 16 tokens) and narrow the late stages "
     "when there are few training windows.",
 )
-@click.option(
-    "--resume",
-    type=click.Path(path_type=Path),
-    metavar="RUN",
-    help="Continue the interrupted run in directory RUN where it stopped, with the settings "
-    "it was started with; no other option may be given, except --epochs to raise its total.",
-)
+@resume_option
 @more_inputs_argument
 @click.pass_context
 def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: Any) -> None:
@@ -256,9 +252,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
     N processes resumes on N.
     """
     if resume is not None:
-        _reject_flags_with_resume(ctx, resume)
-        epochs_given = ctx.get_parameter_source("epochs") == click.core.ParameterSource.COMMANDLINE
-        resume_training(resume, ctx.params["epochs"] if epochs_given else None)
+        resume_training(resume, epochs_to_resume_with(ctx, resume))
         return
     opts = Options(ctx, pipeline)
     if opts.get("resume") is not None:
@@ -316,26 +310,3 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
             kernel_features=opts.get("kernel_features"),
         )
     )
-
-
-def _reject_flags_with_resume(ctx: click.Context, run: Path) -> None:
-    """With ``--resume`` the run's own settings hold; a flag that would change them (or a
-    pipeline file, input or plugin option) is an error rather than silently ignored."""
-    for param in ctx.command.params:
-        if param.name in ("resume", "epochs", "more_inputs"):
-            continue
-        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
-            continue
-        flag = param.opts[0]
-        if isinstance(param, click.Option) and param.secondary_opts and not ctx.params[param.name]:
-            flag = param.secondary_opts[0]
-        raise BiosigError(
-            f"{flag} cannot be given with --resume: {run} continues with the settings it was "
-            "started with (only --epochs may be given, to raise its total)"
-        )
-    extra = ctx.params["more_inputs"]
-    if extra:
-        raise BiosigError(
-            f"{extra[0]} cannot be given with --resume: {run} continues with the inputs and "
-            "plugin options it was started with"
-        )

@@ -29,7 +29,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..checkpoint import (
     META,
@@ -47,7 +46,8 @@ from ..errors import BiosigError
 from ..nn.layers import lengths_to_mask
 from ..nn.model import ModelConfig, SignalNet
 from ..plugin.contract import LabelledInterval, Plugin, Recording, RecordingError
-from .trainer import adamw, batch_to_device, cosine_with_warmup, seed_everything, write_history
+from .distributed import World
+from .trainer import EpochScores, Trainer, batch_to_device
 
 log = logging.getLogger("biosig")
 
@@ -177,6 +177,11 @@ class Reconstructor(nn.Module):
         self.decoder = nn.Linear(backbone.config.model_dim, self.factor * channels)
         nn.init.trunc_normal_(self.decoder.weight, std=0.02)
         nn.init.zeros_(self.decoder.bias)
+        # The classifier's own parts (pooling, head, random-kernel ridge) get no gradient
+        # here: frozen, so that DistributedDataParallel expects none from them.
+        for name, param in backbone.named_parameters():
+            if name.split(".", 1)[0] not in BACKBONE_MODULES:
+                param.requires_grad_(False)
 
     @property
     def config(self) -> ModelConfig:
@@ -309,123 +314,116 @@ def pretrain(
     meta: CheckpointMeta,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    state: dict[str, Any] | None = None,
+    world: World | None = None,
 ) -> PretrainResult:
     """Pretrain ``model`` on ``store[train_idx]``, scoring reconstruction of
-    ``store[val_idx]`` each epoch.
+    ``store[val_idx]`` each epoch, with :func:`~biosig.training.trainer.fit`'s loop (so
+    ``state`` resumes a run and ``world`` trains under torchrun, as there).
 
     After each epoch writes ``run_dir/pretrained`` (the latest weights, with ``meta`` and
-    the epoch's losses) and ``run_dir/history.csv``.
+    the epoch's losses), ``run_dir/history.csv`` and the state to resume from.
     """
     if len(train_idx) == 0 or len(val_idx) == 0:
         raise BiosigError("pretraining needs windows on both sides of the validation split")
-    seed_everything(config.seed)
-    # Masks from their own seeded stream: the same run draws the same masks whatever else
-    # (dropout, shuffling) consumes random numbers.
-    mask_generator = torch.Generator().manual_seed(config.seed)
-    shuffle_rng = np.random.default_rng(config.seed)
-    model.to(device)
+    trainer = Trainer(
+        model, store, train_idx, val_idx, config, Reconstruction(normalization, meta),
+        device, run_dir, progress=progress, echo=echo, world=world,
+    )  # fmt: skip
+    return trainer.start(state)
 
-    optimizer = adamw(model, config.lr, config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        cosine_with_warmup(total_steps, max(1, int(config.warmup_fraction * total_steps))),
-    )
-    # The classifier's pool and head get no gradient here; clip what is trained.
-    trained = [p for p in model.parameters() if p.requires_grad]
 
-    history: list[dict[str, float]] = []
-    checkpoint = Path(run_dir) / PRETRAINED_DIR
-    val_loss = val_zero = math.nan
-    step = _PretrainStep(model, optimizer, scheduler, config, mask_generator, trained)
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        started = time.perf_counter()
-        order = shuffle_rng.permutation(train_idx)
-        train_loss = _pretrain_epoch(step, store, order, normalization, device, epoch, progress)
-        val_loss, val_zero = validation_loss(model, store, val_idx, config, normalization, device)
+class Reconstruction:
+    """Masked-span reconstruction as a :class:`~biosig.training.trainer.Trainer`
+    objective: hidden spans drawn from a stream of their own, the masked mean squared error,
+    the validation loss beside that of predicting zeros, and the latest weights kept in
+    ``pretrained/`` every epoch (no selection, no early stopping)."""
+
+    ema = 0.0
+    draw_p = None
+
+    def __init__(self, normalization: NormalizationSpec, meta: CheckpointMeta) -> None:
+        self.normalization, self.meta = normalization, meta
+        self.epoch = 0
+
+    def attach(self, trainer: Trainer) -> None:
+        self.config: PretrainConfig = trainer.config
+        # Masks from their own seeded stream: the same run draws the same masks whatever
+        # else (dropout, shuffling) consumes random numbers.
+        self.masks = torch.Generator().manual_seed(self.config.seed)
+
+    def loss(self, trainer: Trainer, epoch: int, idx: np.ndarray) -> tuple[Tensor, Tensor]:
+        config, store = self.config, trainer.store
+        x, lengths = batch_to_device(store, idx, trainer.device)
+        x = normalize(x, lengths, self.normalization)
+        mask = mask_spans(
+            store.lengths[idx], x.shape[-1], config.mask_ratio, config.mask_span, self.masks
+        ).to(trainer.device, non_blocking=True)
+        # Through the (possibly DistributedDataParallel) network's forward.
+        with autocast(x.device):
+            pred = trainer.net(x, lengths, mask)
+        loss = reconstruction_loss(pred.float(), x, mask, lengths)
+        return loss, loss
+
+    def clipped(self, trainer: Trainer) -> list[list[torch.nn.Parameter]]:
+        # The classifier's pool and head are frozen here; clip what is trained.
+        return [[p for p in trainer.model.parameters() if p.requires_grad]]
+
+    def score(self, trainer: Trainer, epoch: int, train_loss: float, started: float) -> EpochScores:
+        # Every rank scores all of the (small) validation part: the same masks, the same
+        # numbers as one process.
+        val_loss, val_zero = validation_loss(
+            trainer.evaluated, trainer.store, trainer.val_idx, self.config,
+            self.normalization, trainer.device,
+        )  # fmt: skip
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
             "val_loss": val_loss,
             "val_zero_loss": val_zero,
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": trainer.optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
         }
-        history.append(row)
-        write_history(Path(run_dir) / "history.csv", history)
-        echo(
-            f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
-            f"(zeros: {val_zero:.4f})"
+        return EpochScores(row, {"val_zero_loss": val_zero}, val_loss)
+
+    def keep(self, epoch: int, scores: EpochScores) -> bool:
+        self.epoch, self.last = epoch, scores
+        return True
+
+    def stop(self, epoch: int) -> str | None:
+        return None
+
+    def write(self, trainer: Trainer, epoch: int, scores: EpochScores, improved: bool) -> None:
+        row = scores.row
+        trainer.echo(
+            f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+            f"(zeros: {row['val_zero_loss']:.4f})"
         )
         pretraining = {
-            **(meta.pretraining or {}),
+            **(self.meta.pretraining or {}),
             "epoch": epoch,
             "train_loss": row["train_loss"],
-            "val_loss": val_loss,
-            "val_zero_loss": val_zero,
+            "val_loss": row["val_loss"],
+            "val_zero_loss": row["val_zero_loss"],
         }
-        save_checkpoint(checkpoint, model, dataclasses.replace(meta, pretraining=pretraining))
-    return PretrainResult(val_loss, val_zero, history, checkpoint)
+        meta = dataclasses.replace(self.meta, pretraining=pretraining)
+        save_checkpoint(trainer.run_dir / PRETRAINED_DIR, trainer.model, meta)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": {"epoch": self.epoch}, "masks": self.masks.get_state()}
 
-@dataclass
-class _PretrainStep:
-    """What one pretraining step needs besides its batch."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["best"]["epoch"])
+        self.masks.set_state(state["masks"])
 
-    model: Reconstructor
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    config: PretrainConfig
-    mask_generator: torch.Generator
-    trained: list[torch.nn.Parameter]
-
-
-def _pretrain_epoch(
-    step: _PretrainStep,
-    store: ExampleStore,
-    order: np.ndarray,
-    normalization: NormalizationSpec,
-    device: torch.device,
-    epoch: int,
-    progress: bool,
-) -> float:
-    """One pass over ``order`` in batches; the mean reconstruction loss."""
-    config = step.config
-    running, seen = 0.0, 0
-    bar = tqdm(
-        total=len(order),
-        desc=f"epoch {epoch}/{config.epochs}",
-        unit="win",
-        disable=None if progress else True,
-        leave=False,
-    )
-    for start in range(0, len(order), config.batch_size):
-        idx = np.sort(order[start : start + config.batch_size])
-        x, lengths = batch_to_device(store, idx, device)
-        x = normalize(x, lengths, normalization)
-        mask = mask_spans(
-            store.lengths[idx], x.shape[-1], config.mask_ratio, config.mask_span,
-            step.mask_generator,
-        ).to(device, non_blocking=True)  # fmt: skip
-        loss = step.model.loss(x, lengths, mask)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise BiosigError(
-                f"pretraining diverged at epoch {epoch}: the loss is {loss_value}; try a lower --lr"
-            )
-        step.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(step.trained, config.grad_clip)
-        step.optimizer.step()
-        step.scheduler.step()
-        running += loss_value * len(idx)
-        seen += len(idx)
-        bar.update(len(idx))
-        bar.set_postfix(loss=f"{running / seen:.4f}")
-    bar.close()
-    return running / max(seen, 1)
+    def result(self, trainer: Trainer) -> PretrainResult:
+        last = trainer.history[-1] if trainer.history else {}
+        return PretrainResult(
+            float(last.get("val_loss", math.nan)),
+            float(last.get("val_zero_loss", math.nan)),
+            trainer.history,
+            trainer.run_dir / PRETRAINED_DIR,
+        )
 
 
 def pretrain_meta(config: PretrainConfig) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,7 @@ def _run_training(
         len(data.train_idx),
     )  # fmt: skip
     _load_backbone(model, choices.init, echo)
-    run_dir, latest = _run_directory(request, plugin.name, world, latest)
+    run_dir, latest = run_directory(request.out, RUNS / plugin.name, world, latest)
     resolved = dataclasses.replace(
         request,
         inputs=[os.path.abspath(i) for i in request.inputs],
@@ -230,7 +231,7 @@ def _run_training(
     _announce(meta, model, data, device, world, echo)
     try:
         if world.is_main:
-            _write_settings(run_dir, resolved, latest is not None)
+            write_settings(run_dir, resolved, latest is not None)
         data_read.reach()
         result = fit(
             model, data.store, data.train_idx, data.val_idx, request.config, norm_spec, device,
@@ -399,18 +400,19 @@ def _load_backbone(model: torch.nn.Module, init: PretrainedSettings | None, echo
     echo(f"backbone initialised from {init.path} ({len(loaded)} tensors)")
 
 
-def _run_directory(
-    request: TrainRequest, plugin_name: str, world: World, latest: Path | None
+def run_directory(
+    out: Path | None, parent: Path, world: World, latest: Path | None
 ) -> tuple[Path, Path | None]:
-    """Where the run goes, and the ``latest`` link to point at it when it succeeds."""
-    if request.out:
-        run_dir = Path(request.out)
+    """Where a run goes (``out``, else a new ``parent/<timestamp>``), and the ``latest``
+    link to point at it when it succeeds."""
+    if out:
+        run_dir = Path(out)
     elif world.is_main:
-        run_dir = new_run_dir(RUNS / plugin_name)
+        run_dir = new_run_dir(parent)
     else:  # only rank 0 creates and writes the run directory: never used on the others
-        run_dir = RUNS / plugin_name
-    if latest is None and request.out is None:
-        latest = RUNS / plugin_name / "latest"
+        run_dir = parent
+    if latest is None and out is None:
+        latest = parent / "latest"
     return run_dir, latest
 
 
@@ -495,14 +497,30 @@ def resume_training(
     """Continue the interrupted run in ``run`` with its own settings, after its last
     finished epoch (from the first, if none finished); ``epochs`` may raise its total.
     A run that already finished is left as it is. Returns the run directory."""
-    run = Path(run)
+    request, latest = read_train_settings(run)
+    return resume_run(run, request, latest, epochs, run_training, echo, progress)
+
+
+def read_train_settings(run: Path) -> tuple[TrainRequest, bool]:
+    """The request the training run ``run`` was started with (see :func:`read_settings`)."""
+    # A run started before the random-kernel branch existed trained without it.
+    return read_settings(run, TrainRequest, TrainConfig, {"kernel_features": 0})
+
+
+def resume_run(
+    run: Path,
+    request: Any,
+    had_latest: bool,
+    epochs: int | None,
+    start: Callable[..., Path],
+    echo=click.echo,
+    progress: bool = True,
+) -> Path:
+    """Continue ``run`` (started with ``request``, a training or pretraining request read
+    by :func:`read_settings`) by calling ``start`` with its saved state, unless it already
+    finished; ``epochs`` may raise its total."""
     if not world_from_env().is_main:  # under torchrun, rank 0 speaks for the run
         echo = _silent
-    if not run.exists():
-        raise BiosigError(f"--resume {run}: no such run directory")
-    if not run.is_dir():
-        raise BiosigError(f"--resume {run}: not a directory")
-    request, had_latest = _read_settings(run)
     if epochs is not None:
         if epochs < request.config.epochs:
             raise BiosigError(
@@ -525,13 +543,8 @@ def resume_training(
         return run
     else:
         echo(f"resuming {run} after epoch {state['epoch']} of {total}")
-    return run_training(
-        request,
-        echo,
-        progress,
-        state=state,
-        latest=run.parent / "latest" if had_latest else None,
-    )
+    latest = run.parent / "latest" if had_latest else None
+    return start(request, echo, progress, state=state, latest=latest)
 
 
 def _build_model(
@@ -610,8 +623,9 @@ def _silent(*_: Any, **__: Any) -> None:
     """``echo`` on ranks other than 0."""
 
 
-def _write_settings(run_dir: Path, request: TrainRequest, latest: bool) -> None:
-    """Save ``request`` (with its defaults resolved) for ``--resume``."""
+def write_settings(run_dir: Path, request: Any, latest: bool) -> None:
+    """Save ``request`` (a training or pretraining request, its defaults resolved) for
+    ``--resume``."""
     settings = dataclasses.asdict(request)
     del settings["out"]  # the run is wherever it is resumed from, even if it was moved
     settings.update(format=SETTINGS_FORMAT, latest=latest)
@@ -619,9 +633,17 @@ def _write_settings(run_dir: Path, request: TrainRequest, latest: bool) -> None:
         handle.write(json.dumps(settings, indent=2) + "\n")
 
 
-def _read_settings(run: Path) -> tuple[TrainRequest, bool]:
-    """The request ``run`` was started with, and whether it was a ``runs/<plugin>`` run
-    that ``latest`` points at."""
+def read_settings(
+    run: Path, request_type: type, config_type: type, defaults: dict[str, Any] | None = None
+) -> tuple[Any, bool]:
+    """The request (a ``request_type`` with a ``config_type``) ``run`` was started with,
+    and whether it was a ``runs/<plugin>`` run that ``latest`` points at. ``defaults``
+    fill settings a run predates with the values that reproduce it."""
+    run = Path(run)
+    if not run.exists():
+        raise BiosigError(f"--resume {run}: no such run directory")
+    if not run.is_dir():
+        raise BiosigError(f"--resume {run}: not a directory")
     path = run / RESUME_DIR / SETTINGS_FILE
     if not path.is_file():
         raise BiosigError(
@@ -634,13 +656,12 @@ def _read_settings(run: Path) -> tuple[TrainRequest, bool]:
         raise BiosigError(f"{path}: unreadable ({exc})") from None
     if not isinstance(settings, dict) or settings.get("format") != SETTINGS_FORMAT:
         raise BiosigError(f"{path}: not biosig run settings (format {SETTINGS_FORMAT})")
-    # A run started before the random-kernel branch existed trained without it.
-    settings.setdefault("kernel_features", 0)
+    settings = {**(defaults or {}), **settings}
     try:
-        config = TrainConfig(**settings.pop("config"))
+        config = config_type(**settings.pop("config"))
         latest = bool(settings.pop("latest"))
         settings.pop("format")
-        request = TrainRequest(**settings, out=run, config=config)
+        request = request_type(**settings, out=run, config=config)
     except (KeyError, TypeError) as exc:
         raise BiosigError(f"{path}: damaged run settings ({exc})") from None
     return request, latest

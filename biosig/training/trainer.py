@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_file
@@ -397,14 +398,16 @@ def fit(
     ``config``'s, except that ``config.epochs`` may be larger (the cosine schedule is then
     stretched over the new total from the current step on).
 
-    ``world`` (several processes, inside :func:`~biosig.training.distributed.process_group`; every
-    rank calls ``fit`` with the same data and settings) trains with DistributedDataParallel:
+    ``world`` (several processes, inside :func:`~biosig.training.distributed.process_group`;
+    every rank calls ``fit`` with the same data and settings) trains with
+    DistributedDataParallel:
 
     * each epoch every rank draws the same order (the same seeded generator, balanced draws
-      included) and trains on its :func:`~biosig.training.distributed.epoch_shard` of it, so the
-      ranks see every window once, a few of them twice as padding; ``config.batch_size`` is
-      per rank (the global batch is ``world_size`` times it; the learning rate is not
-      scaled). Augmentation draws differ between ranks (generator seeded ``seed + rank``);
+      included) and trains on its :func:`~biosig.training.distributed.epoch_shard` of it,
+      so the ranks see every window once, a few of them twice as padding;
+      ``config.batch_size`` is per rank (the global batch is ``world_size`` times it; the
+      learning rate is not scaled). Augmentation draws differ between ranks (generator
+      seeded ``seed + rank``);
     * validation is shared out (a contiguous part of ``val_idx`` per rank, with rank 0's
       BatchNorm statistics) and the probabilities gathered, so every rank computes the same
       metrics, and rank 0's early-stopping decision is broadcast so all stop together;
@@ -415,30 +418,67 @@ def fit(
     * the training state holds every rank's random streams; a run resumes with as many
       processes as it was started with.
     """
+    config = config.sized_for(len(train_idx))
+    if not len(val_idx):
+        # Nothing held out: no epoch can be chosen, nor training stopped, on validation.
+        config = dataclasses.replace(config, select=False, patience=config.epochs)
+    if not 0.0 <= config.ema < 1.0:
+        raise BiosigError(f"ema must be in [0, 1), got {config.ema}")
+    # An EnsembleClassifier's networks, each fitted to its own loss.
+    config = dataclasses.replace(config, ensemble=max(1, len(getattr(model, "members", ()))))
+    objective = Classification(normalization, meta)
     trainer = Trainer(
-        model, store, train_idx, val_idx, config, normalization, device, run_dir, meta,
+        model, store, train_idx, val_idx, config, objective, device, run_dir,
         progress=progress, echo=echo, world=world,
     )  # fmt: skip
-    if state is not None:
-        trainer.restore(state)
-    elif trainer.world.is_main:
-        # A state left by an earlier run in this directory must not outlive this one's start.
-        (Path(run_dir) / RESUME_DIR / STATE_FILE).unlink(missing_ok=True)
-    return trainer.run()
+    return trainer.start(state)
+
+
+class Objective(Protocol):
+    """What a :class:`Trainer` optimises, and how it scores, keeps and saves an epoch:
+    :class:`Classification` (``biosig train``) or masked reconstruction
+    (:class:`~biosig.training.pretraining.Reconstruction`, ``biosig pretrain``). The trainer
+    owns what they share: seeding, the epoch order and its shards, the optimiser and
+    schedule, the step (with DDP, clipping and the divergence check), the history, the
+    state to resume from and early stopping."""
+
+    #: the decay of the weights' moving average (0: none)
+    ema: float
+    #: draw each epoch's windows with these probabilities (``None``: a permutation)
+    draw_p: np.ndarray | None
+
+    def attach(self, trainer: Trainer) -> None:
+        """Fit what must be fitted before the first step; the random streams are seeded."""
+
+    def loss(self, trainer: Trainer, epoch: int, idx: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The loss to step on for the training windows ``idx``, and the one to log."""
+
+    def clipped(self, trainer: Trainer) -> list[list[torch.nn.Parameter]]:
+        """The parameter groups whose gradient norm is clipped, each on its own."""
+
+    def score(self, trainer: Trainer, epoch: int, train_loss: float, started: float) -> EpochScores:
+        """The epoch's history row and scores (every rank gets the same)."""
+
+    def keep(self, epoch: int, scores: EpochScores) -> bool:
+        """Whether this epoch is the one to keep so far."""
+
+    def stop(self, epoch: int) -> str | None:
+        """Why training stops after ``epoch`` (early), or ``None`` to go on."""
+
+    def write(self, trainer: Trainer, epoch: int, scores: EpochScores, improved: bool) -> None:
+        """Say how the epoch went and write its checkpoints (rank 0 only)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the objective must carry into a resumed run (kept in the training state)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def result(self, trainer: Trainer) -> Any:
+        """What the run returns once it ends."""
 
 
 @dataclass
-class _Best:
-    """The kept epoch so far: highest macro-F1, at equal macro-F1 lowest loss."""
-
-    f1: float = -1.0
-    loss: float = math.inf
-    epoch: int = 0
-    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclass
-class _Scores:
+class EpochScores:
     """One epoch's scores on the scored windows (validation, or training where none)."""
 
     row: dict[str, float]
@@ -447,66 +487,40 @@ class _Scores:
 
 
 class Trainer:
-    """One training run's loop, in parts: set up (:meth:`__init__`), :meth:`restore` a
-    saved state, then :meth:`run` epochs of :meth:`_train_epoch`, :meth:`_score`,
-    :meth:`_keep` and :meth:`_save`. See :func:`fit`, which is how it is used."""
+    """One run's loop, in parts: set up (:meth:`__init__`), :meth:`restore` a saved state,
+    then :meth:`run` epochs of :meth:`_train_epoch`, the objective's ``score`` and
+    ``keep``, and :meth:`_save`. :func:`fit` and
+    :func:`~biosig.training.pretraining.pretrain` are how it is used."""
 
     def __init__(
         self,
-        model: SignalNet,
+        model: torch.nn.Module,
         store: ExampleStore,
         train_idx: np.ndarray,
         val_idx: np.ndarray,
-        config: TrainConfig,
-        normalization: NormalizationSpec,
+        config: Any,
+        objective: Objective,
         device: torch.device,
         run_dir: Path,
-        meta: CheckpointMeta,
         progress: bool = True,
         echo: Callable[[str], None] = print,
         world: World | None = None,
     ) -> None:
         self.world = world = world or World()
-        config = config.sized_for(len(train_idx))
-        if not len(val_idx):
-            # Nothing held out: no epoch can be chosen, nor training stopped, on validation.
-            config = dataclasses.replace(config, select=False, patience=config.epochs)
         if not world.is_main:  # rank 0 speaks and writes for the run
             progress, echo = False, _silent
-        if not 0.0 <= config.ema < 1.0:
-            raise BiosigError(f"ema must be in [0, 1), got {config.ema}")
-        self.store, self.train_idx, self.normalization = store, train_idx, normalization
-        self.device, self.run_dir, self.meta = device, Path(run_dir), meta
+        self.store, self.train_idx, self.val_idx = store, train_idx, val_idx
+        self.config, self.objective = config, objective
+        self.device, self.run_dir = device, Path(run_dir)
         self.progress, self.echo = progress, echo
         self.generator = seed_everything(config.seed)
         # Different augmentation on each rank; rank 0's (and a single process's) is seeded
         # as before. The epoch order is the same on every rank: each takes its shard of it.
         self.generator.manual_seed(config.seed + world.rank)
         self.shuffle_rng = np.random.default_rng(config.seed)
-        # With nothing held out (the small-data recipe) each epoch is scored on the training
-        # windows, unaugmented: nothing is selected on that, but it shows whether the network
-        # learnt at all.
-        self.scored_idx = val_idx if len(val_idx) else train_idx
-        self.scored = "val" if len(val_idx) else "train-set"
-        # The random-kernel branch (biases, ridge model) is fitted to the training windows
-        # once, before any step, and so are the ridge logits added to each window's.
-        self.kernel_logits = fit_random_kernels(
-            model, store, train_idx, self.scored_idx, normalization, config.seed,
-            config.label_smoothing, echo,
-        )  # fmt: skip
-        if self.kernel_logits is not None:
-            self.kernel_logits.to(device)
+        self.model = model
+        objective.attach(self)
         self.model = model.to(device)
-        # An EnsembleClassifier's networks, each fitted to its own loss; () for one network.
-        self.members = tuple(getattr(model, "members", ()))
-        self.config = config = dataclasses.replace(config, ensemble=max(1, len(self.members)))
-        self.loss_fn = _loss_for(config, store, train_idx, device)
-        self.augment = (
-            build_augmentation(config.augment, p=config.augment_p) if config.augment else None
-        )
-        # mixup / cutmix: the batch and one-hot targets are mixed, and the loss gets soft targets
-        self.mixes = bool(getattr(self.augment, "mixes", False))
-        self.draw_p = balanced_probabilities(store.y[train_idx]) if config.balance else None
         self.optimizer = adamw(model, config.lr, config.weight_decay)
         # Each rank takes ceil(n / world_size) windows an epoch (see epoch_shard).
         per_rank = math.ceil(len(train_idx) / world.world_size)
@@ -515,13 +529,20 @@ class Trainer:
             self.optimizer,
             cosine_with_warmup(total_steps, max(1, int(config.warmup_fraction * total_steps))),
         )
-        self.ema = WeightEMA(model, config.ema) if config.ema > 0 else None
+        self.ema = WeightEMA(model, objective.ema) if objective.ema > 0 else None
         self.evaluated = self.ema.module if self.ema is not None else model
         self.fingerprint = data_fingerprint(store, train_idx, val_idx)
-        self.my_val = np.asarray(shard(self.scored_idx, world), dtype=np.int64)
         self.history: list[dict[str, float]] = []
-        self.best = _Best()
         self.first_epoch, self.stopped = 1, False
+
+    def start(self, state: dict[str, Any] | None) -> Any:
+        """Run from ``state`` (a resumed run) or from the start."""
+        if state is not None:
+            self.restore(state)
+        elif self.world.is_main:
+            # A state left by an earlier run in this directory must not outlive this one's.
+            (self.run_dir / RESUME_DIR / STATE_FILE).unlink(missing_ok=True)
+        return self.run()
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue after the last finished epoch of a saved training state."""
@@ -535,15 +556,11 @@ class Trainer:
         rng = ranks_rng[self.world.rank] if ranks_rng else state["rng"]
         _set_rng_state(rng, self.generator, self.shuffle_rng)
         self.history = [dict(row) for row in state["history"]]
-        best = state["best"]
-        self.best = _Best(
-            float(best["f1"]), float(best.get("loss", math.inf)), int(best["epoch"]),
-            best["metrics"],
-        )  # fmt: skip
+        self.objective.load_state_dict(state)
         self.first_epoch, self.stopped = int(state["epoch"]) + 1, bool(state["stopped"])
 
-    def run(self) -> TrainResult:
-        """Train the remaining epochs, stopping early where the patience runs out."""
+    def run(self) -> Any:
+        """Train the remaining epochs, stopping early where the objective says."""
         # Wrapping broadcasts rank 0's weights and buffers to every rank (equal already: the
         # same seed, or the same state); from here on every step exchanges the gradients.
         self.net: torch.nn.Module = self.model
@@ -555,30 +572,34 @@ class Trainer:
         for epoch in range(self.first_epoch, last_epoch + 1):
             started = time.perf_counter()
             train_loss = self._train_epoch(epoch)
-            scores = self._score(epoch, train_loss, started)
-            improved = self._keep(epoch, scores)
-            self.stopped = epoch - self.best.epoch >= self.config.patience
+            # Each rank's last forward pass updated its BatchNorm statistics from its own
+            # batch; rank 0's are the ones saved, so every rank scores with them.
+            broadcast_buffers(self.model, self.world)
+            if self.ema is not None:
+                broadcast_buffers(self.ema.module, self.world)
+            scores = self.objective.score(self, epoch, train_loss, started)
+            self.history.append(scores.row)
+            improved = self.objective.keep(epoch, scores)
+            why = self.objective.stop(epoch)
+            self.stopped = why is not None
             self._save(epoch, scores, improved)
-            # Every rank computed the same metrics from the same gathered probabilities;
-            # rank 0's decision is still the one taken, so the ranks cannot part ways.
+            # Every rank computed the same scores from the same gathered outputs; rank 0's
+            # decision is still the one taken, so the ranks cannot part ways.
             self.stopped = bool(broadcast_int(int(self.stopped), self.world))
             if self.stopped:
-                self.echo(
-                    f"early stop: no better validation macro-F1 (nor, at equal macro-F1, "
-                    f"lower loss) for {self.config.patience} epochs"
-                )
+                self.echo(f"early stop: {why}")
                 break
         # The barrier before shutdown: no rank leaves the group while another still trains.
         if not all_ok(True, self.world):
             raise BiosigError("another process of this run failed (its error is above)")
         for observer in OBSERVERS:
             observer.finished(self)
-        return TrainResult(self.best.epoch, self.best.metrics, self.history)
+        return self.objective.result(self)
 
     def _train_epoch(self, epoch: int) -> float:
         """One pass over this rank's share of the epoch's order; the mean training loss."""
         self.net.train()
-        order = epoch_order(self.train_idx, self.shuffle_rng, self.draw_p)
+        order = epoch_order(self.train_idx, self.shuffle_rng, self.objective.draw_p)
         mine = epoch_shard(order, self.world)
         for observer in OBSERVERS:
             observer.epoch_started(self, epoch, order, mine)
@@ -605,23 +626,11 @@ class Trainer:
     def _step(self, epoch: int, idx: np.ndarray) -> tuple[float, float]:
         """One optimiser step on the windows ``idx``; their loss summed over the ranks, and
         how many windows that was."""
-        x, lengths = batch_to_device(self.store, idx, self.device)
-        y = torch.from_numpy(self.store.y[idx]).to(self.device, non_blocking=True)
-        x = normalize(x, lengths, self.normalization)
-        target: torch.Tensor = y
-        ridge = self.kernel_logits[idx] if self.kernel_logits is not None else None
-        if self.augment is not None:
-            x = self.augment(x, lengths, self.generator)
-            if self.mixes:
-                one_hot = F.one_hot(y, len(self.store.classes)).float()
-                x, target, ridge = mix_batch(
-                    self.augment, x, lengths, one_hot, ridge, self.generator
-                )
-        loss, mean_loss = self._loss(x, lengths, target, ridge)
+        loss, logged = self.objective.loss(self, epoch, idx)
         # Summed over the ranks (one value each, before the backward pass) so that every
         # rank logs the loss of the global batch and, should one rank's loss diverge, all
         # stop here together instead of one leaving the others in the gradient exchange.
-        loss_sum, count = reduce_sum([mean_loss.item() * len(idx), len(idx)], self.world)
+        loss_sum, count = reduce_sum([logged.item() * len(idx), len(idx)], self.world)
         if not math.isfinite(loss_sum / count):
             raise BiosigError(
                 f"training diverged at epoch {epoch}: the loss is {loss_sum / count}; "
@@ -629,75 +638,15 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for part in self.members or (self.model,):
-            torch.nn.utils.clip_grad_norm_(part.parameters(), self.config.grad_clip)
+        for group in self.objective.clipped(self):
+            torch.nn.utils.clip_grad_norm_(group, self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
         return loss_sum, count
 
-    def _loss(
-        self, x: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor, ridge
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss to step on, and the mean per network to log."""
-        if self.members:
-            # Each member's own loss, summed: every member gets the gradient it would get
-            # trained alone (and is clipped alone).
-            with autocast(self.device):
-                logits = self.net(x, lengths, per_member=True, kernel_logits=ridge)
-            losses = torch.stack([stacked_loss(self.loss_fn, m, target, ridge) for m in logits])
-            return losses.sum(), losses.mean()
-        with autocast(self.device):
-            logits = self.net(x, lengths, kernel_logits=ridge)
-        loss = stacked_loss(self.loss_fn, logits, target, ridge)
-        return loss, loss
-
-    def _score(self, epoch: int, train_loss: float, started: float) -> _Scores:
-        """The epoch's history row and report, on the scored windows shared out among the
-        ranks and gathered."""
-        # Each rank's last forward pass updated its BatchNorm statistics from its own batch;
-        # rank 0's are the ones saved, so every rank validates with them.
-        broadcast_buffers(self.model, self.world)
-        if self.ema is not None:
-            broadcast_buffers(self.ema.module, self.world)
-        probs = predict_store(
-            self.evaluated, self.store, self.my_val, self.normalization, self.device,
-            kernel_logits=self.kernel_logits,
-        )  # fmt: skip
-        probs = gather_rows(probs, self.world)
-        y_val = self.store.y[self.scored_idx]
-        y_hat = probs.argmax(1)
-        report = classification_report(y_val, y_hat, self.store.classes)
-        # Cross entropy of log-probabilities equals that of the logits they came from.
-        log_probs = torch.from_numpy(np.log(np.maximum(probs, 1e-12))).to(self.device)
-        val_loss = float(self.loss_fn(log_probs, torch.from_numpy(y_val).to(self.device)))
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_accuracy": float((y_hat == y_val).mean()),
-            "val_macro_f1": report["macro_f1"],
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - started,
-            **{f"val_f1_{c}": report["per_class"][c]["f1"] for c in self.store.classes},
-        }
-        self.history.append(row)
-        return _Scores(row, report, val_loss)
-
-    def _keep(self, epoch: int, scores: _Scores) -> bool:
-        """Whether this epoch is the one to keep (every epoch, without selection)."""
-        f1 = scores.row["val_macro_f1"]
-        # A tie in macro-F1 (common on a small validation set, where it soon reaches 1.0)
-        # goes to the lower validation loss: the more confident correct model.
-        improved = not self.config.select or (
-            f1 > self.best.f1 or (f1 == self.best.f1 and scores.loss < self.best.loss)
-        )
-        if improved:
-            self.best = _Best(f1, scores.loss, epoch, scores.report)
-        return improved
-
-    def _save(self, epoch: int, scores: _Scores, improved: bool) -> None:
+    def _save(self, epoch: int, scores: EpochScores, improved: bool) -> None:
         """History, checkpoints and the state to resume from, written by rank 0; every rank
         learns whether that succeeded."""
         # Every rank's random streams, for --resume (a collective: every rank, every epoch).
@@ -705,7 +654,9 @@ class Trainer:
         written = False
         try:
             if self.world.is_main:  # the others' echo is silent, and they write nothing
-                self._write(epoch, scores, improved, rng)
+                write_history(self.run_dir / "history.csv", self.history)
+                self.objective.write(self, epoch, scores, improved)
+                save_training_state(self.run_dir, self._state(epoch, rng))
             written = True
         finally:
             # Rank 0 alone writes; the others wait here to learn whether it could, so that a
@@ -714,27 +665,9 @@ class Trainer:
         if not everyone:
             raise BiosigError("another process of this run failed (its error is above)")
 
-    def _write(self, epoch: int, scores: _Scores, improved: bool, rng: list[Any]) -> None:
-        row, scored = scores.row, self.scored
-        write_history(self.run_dir / "history.csv", self.history)
-        self.echo(
-            f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  {scored} loss "
-            f"{scores.loss:.4f}  {scored} acc {row['val_accuracy']:.4f}  {scored} macro-F1 "
-            f"{row['val_macro_f1']:.4f}" + ("  *" if improved else "")
-        )
-        meta = dataclasses.replace(
-            self.meta,
-            training={**(self.meta.training or {}), "epoch": epoch},
-            metrics=scores.report,
-        )
-        if improved:
-            save_checkpoint(self.run_dir / "best", self.evaluated, meta)
-        save_checkpoint(self.run_dir / "last", self.evaluated, meta)
-        save_training_state(self.run_dir, self._state(epoch, rng))
-
     def _state(self, epoch: int, rng: list[Any]) -> dict[str, Any]:
         """Everything needed to continue after ``epoch`` as if the run had not stopped."""
-        best, world = self.best, self.world
+        world = self.world
         return {
             "format": STATE_FORMAT,
             "epoch": epoch,
@@ -749,13 +682,164 @@ class Trainer:
             "world_size": world.world_size,
             "rng_ranks": rng if world.is_distributed else None,
             "history": self.history,
-            "best": {
-                "f1": best.f1,
-                "loss": best.loss,
-                "epoch": best.epoch,
-                "metrics": best.metrics,
-            },
+            **self.objective.state_dict(),
         }
+
+
+@dataclass
+class _Best:
+    """The kept epoch so far: highest macro-F1, at equal macro-F1 lowest loss."""
+
+    f1: float = -1.0
+    loss: float = math.inf
+    epoch: int = 0
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Classification:
+    """The classifier's objective: its loss (class weights, label smoothing, augmentation
+    and mixing, the random-kernel ridge logits stacked in), macro-F1 on the validation
+    windows, ``best/`` and ``last/`` checkpoints, early stopping on macro-F1."""
+
+    def __init__(self, normalization: NormalizationSpec, meta: CheckpointMeta) -> None:
+        self.normalization, self.meta = normalization, meta
+        self.best = _Best()
+
+    def attach(self, trainer: Trainer) -> None:
+        config, store, model = trainer.config, trainer.store, trainer.model
+        self.config, self.ema = config, config.ema
+        # With nothing held out (the small-data recipe) each epoch is scored on the training
+        # windows, unaugmented: nothing is selected on that, but it shows whether the network
+        # learnt at all.
+        val_idx = trainer.val_idx
+        self.scored_idx = val_idx if len(val_idx) else trainer.train_idx
+        self.scored = "val" if len(val_idx) else "train-set"
+        # The random-kernel branch (biases, ridge model) is fitted to the training windows
+        # once, before any step, and so are the ridge logits added to each window's.
+        self.kernel_logits = fit_random_kernels(
+            model, store, trainer.train_idx, self.scored_idx, self.normalization, config.seed,
+            config.label_smoothing, trainer.echo,
+        )  # fmt: skip
+        if self.kernel_logits is not None:
+            self.kernel_logits.to(trainer.device)
+        # An EnsembleClassifier's networks, each fitted to its own loss; () for one network.
+        self.members = tuple(getattr(model, "members", ()))
+        self.loss_fn = _loss_for(config, store, trainer.train_idx, trainer.device)
+        self.augment = (
+            build_augmentation(config.augment, p=config.augment_p) if config.augment else None
+        )
+        # mixup / cutmix: the batch and one-hot targets are mixed, and the loss gets soft targets
+        self.mixes = bool(getattr(self.augment, "mixes", False))
+        self.draw_p = balanced_probabilities(store.y[trainer.train_idx]) if config.balance else None
+        self.my_val = np.asarray(shard(self.scored_idx, trainer.world), dtype=np.int64)
+
+    def loss(self, trainer: Trainer, epoch: int, idx: np.ndarray) -> tuple[Tensor, Tensor]:
+        store, device = trainer.store, trainer.device
+        x, lengths = batch_to_device(store, idx, device)
+        y = torch.from_numpy(store.y[idx]).to(device, non_blocking=True)
+        x = normalize(x, lengths, self.normalization)
+        target: torch.Tensor = y
+        ridge = self.kernel_logits[idx] if self.kernel_logits is not None else None
+        if self.augment is not None:
+            x = self.augment(x, lengths, trainer.generator)
+            if self.mixes:
+                one_hot = F.one_hot(y, len(store.classes)).float()
+                x, target, ridge = mix_batch(
+                    self.augment, x, lengths, one_hot, ridge, trainer.generator
+                )
+        if self.members:
+            # Each member's own loss, summed: every member gets the gradient it would get
+            # trained alone (and is clipped alone).
+            with autocast(device):
+                logits = trainer.net(x, lengths, per_member=True, kernel_logits=ridge)
+            losses = torch.stack([stacked_loss(self.loss_fn, m, target, ridge) for m in logits])
+            return losses.sum(), losses.mean()
+        with autocast(device):
+            logits = trainer.net(x, lengths, kernel_logits=ridge)
+        loss = stacked_loss(self.loss_fn, logits, target, ridge)
+        return loss, loss
+
+    def clipped(self, trainer: Trainer) -> list[list[torch.nn.Parameter]]:
+        return [list(part.parameters()) for part in self.members or (trainer.model,)]
+
+    def score(self, trainer: Trainer, epoch: int, train_loss: float, started: float) -> EpochScores:
+        """Macro-F1 and the rest on the scored windows, shared out among the ranks and
+        gathered."""
+        store, device = trainer.store, trainer.device
+        probs = predict_store(
+            trainer.evaluated, store, self.my_val, self.normalization, device,
+            kernel_logits=self.kernel_logits,
+        )  # fmt: skip
+        probs = gather_rows(probs, trainer.world)
+        y_val = store.y[self.scored_idx]
+        y_hat = probs.argmax(1)
+        report = classification_report(y_val, y_hat, store.classes)
+        # Cross entropy of log-probabilities equals that of the logits they came from.
+        log_probs = torch.from_numpy(np.log(np.maximum(probs, 1e-12))).to(device)
+        val_loss = float(self.loss_fn(log_probs, torch.from_numpy(y_val).to(device)))
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": float((y_hat == y_val).mean()),
+            "val_macro_f1": report["macro_f1"],
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started,
+            **{f"val_f1_{c}": report["per_class"][c]["f1"] for c in store.classes},
+        }
+        return EpochScores(row, report, val_loss)
+
+    def keep(self, epoch: int, scores: EpochScores) -> bool:
+        """Whether this epoch is the one to keep (every epoch, without selection)."""
+        f1 = scores.row["val_macro_f1"]
+        # A tie in macro-F1 (common on a small validation set, where it soon reaches 1.0)
+        # goes to the lower validation loss: the more confident correct model.
+        improved = not self.config.select or (
+            f1 > self.best.f1 or (f1 == self.best.f1 and scores.loss < self.best.loss)
+        )
+        if improved:
+            self.best = _Best(f1, scores.loss, epoch, scores.report)
+        return improved
+
+    def stop(self, epoch: int) -> str | None:
+        if epoch - self.best.epoch < self.config.patience:
+            return None
+        return (
+            "no better validation macro-F1 (nor, at equal macro-F1, lower loss) for "
+            f"{self.config.patience} epochs"
+        )
+
+    def write(self, trainer: Trainer, epoch: int, scores: EpochScores, improved: bool) -> None:
+        row, scored = scores.row, self.scored
+        trainer.echo(
+            f"epoch {epoch:>3}  loss {row['train_loss']:.4f}  {scored} loss "
+            f"{scores.loss:.4f}  {scored} acc {row['val_accuracy']:.4f}  {scored} macro-F1 "
+            f"{row['val_macro_f1']:.4f}" + ("  *" if improved else "")
+        )
+        meta = dataclasses.replace(
+            self.meta,
+            training={**(self.meta.training or {}), "epoch": epoch},
+            metrics=scores.report,
+        )
+        if improved:
+            save_checkpoint(trainer.run_dir / "best", trainer.evaluated, meta)
+        save_checkpoint(trainer.run_dir / "last", trainer.evaluated, meta)
+
+    def state_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {
+            "best": {"f1": best.f1, "loss": best.loss, "epoch": best.epoch, "metrics": best.metrics}
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = state["best"]
+        self.best = _Best(
+            float(best["f1"]), float(best.get("loss", math.inf)), int(best["epoch"]),
+            best["metrics"],
+        )  # fmt: skip
+
+    def result(self, trainer: Trainer) -> TrainResult:
+        return TrainResult(self.best.epoch, self.best.metrics, trainer.history)
 
 
 def _loss_for(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from checkpoint_helpers import meta_for
+from safetensors.torch import load_file
 
 from biosig.checkpoint import save_checkpoint
 from biosig.errors import BiosigError
@@ -349,3 +350,53 @@ def test_load_pretrained_backbone_refuses_another_architecture(tmp_path: Path) -
         load_pretrained_backbone(SignalNet(model_config("tiny", 3, 2)), tmp_path / "pre")
     with pytest.raises(BiosigError, match="model not found"):
         load_pretrained_backbone(SignalNet(model_config("tiny", 1, 2)), tmp_path / "nope")
+
+
+def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_end(
+    tmp_path: Path, synthetic_npy: Path, run_cli
+) -> None:
+    import biosig.training.trainer as trainer_module
+
+    args = (
+        "pretrain", "--plugin", "numpy", "--input", synthetic_npy / "signals.npy",
+        "--preset", "tiny", "--epochs", "3", "--window", "128", "--hop", "64",
+        "--mask-span", "8", "--device", "cpu",
+    )  # fmt: skip
+    full = run_cli(*args, "--out", "full", cwd=tmp_path)
+    assert full.code == 0, full.err
+    real = trainer_module.write_history
+
+    def interrupt(path, rows):
+        real(path, rows)
+        if len(rows) == 2:  # killed after epoch 2's history, before its checkpoint and state
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer_module, "write_history", interrupt)
+        cut = run_cli(*args, "--out", "cut", cwd=tmp_path)
+    assert cut.code == 130
+
+    resumed = run_cli("pretrain", "--resume", "cut", cwd=tmp_path)
+    assert resumed.code == 0, resumed.err
+    assert "resuming cut after epoch 1 of 3" in resumed.out
+    weights = [
+        load_file(tmp_path / run / "pretrained" / "model.safetensors") for run in ("full", "cut")
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0, msg=key)
+    losses = [
+        [{k: v for k, v in row.items() if k != "seconds"} for row in history_rows(tmp_path / run)]
+        for run in ("full", "cut")
+    ]
+    assert losses[0] == losses[1] and len(losses[0]) == 3
+
+    again = run_cli("pretrain", "--resume", "cut", cwd=tmp_path)
+    assert again.code == 0 and "finished all 3 epochs: nothing to resume" in again.out
+    refused = run_cli("pretrain", "--resume", "cut", "--lr", "0.1", cwd=tmp_path)
+    assert refused.code != 0 and "--lr cannot be given with --resume" in refused.err
+
+
+def history_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "history.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))

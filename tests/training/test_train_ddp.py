@@ -162,9 +162,14 @@ class Launch:
 
 
 def torchrun(
-    work: Path, name: str, *args: str | Path, fail: str | None = None, monitor: float = 0.1
+    work: Path,
+    name: str,
+    *args: str | Path,
+    fail: str | None = None,
+    monitor: float = 0.1,
+    command: str = "train",
 ) -> Launch:
-    """``torchrun --standalone --nproc-per-node 2 -m biosig train ARGS`` in
+    """``torchrun --standalone --nproc-per-node 2 -m biosig COMMAND ARGS`` in
     ``work``, each rank's output kept apart under ``work/name-logs``; ``fail`` is
     ``RANK:EPOCH`` for the rank to fail, ``monitor`` how often torchrun looks at its
     workers (once one exited with an error, it stops the others)."""
@@ -183,14 +188,14 @@ def torchrun(
     env.pop(DEBUG_FAIL_ENV, None)
     if fail is not None:
         env[DEBUG_FAIL_ENV] = fail
-    command = [
+    launched = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         "--nproc-per-node", str(WORLD), "--log-dir", logs, "--redirects", "3",
         "--monitor-interval", str(monitor),
-        "-m", "biosig", "train", *args,
+        "-m", "biosig", command, *args,
     ]  # fmt: skip
     result = subprocess.run(
-        [str(c) for c in command],
+        [str(c) for c in launched],
         cwd=work,
         env=env,
         capture_output=True,
@@ -382,3 +387,28 @@ def test_a_rank_failing_mid_epoch_stops_both_and_the_run_resumes_exactly(
         assert {k: v for k, v in row.items() if k != "seconds"} == {
             k: v for k, v in want.items() if k != "seconds"
         }
+
+
+# ------------------------------------------------------------------------------ pretraining
+
+
+def test_pretraining_runs_on_two_processes_and_resumes_on_them(
+    work: Path, synthetic_npy: Path
+) -> None:
+    run = work / "pretrain-run"
+    args = [
+        "--plugin", "numpy", "--input", synthetic_npy / "signals.npy", "--preset", "tiny",
+        "--epochs", "2", "--window", "128", "--hop", "64", "--mask-span", "8",
+        "--out", run, "--device", "cpu",
+    ]  # fmt: skip
+    launch = torchrun(work, "pretrain", *args, command="pretrain")
+    assert launch.returncode == 0, launch.stderr + "".join(launch.rank_stderr)
+    assert "2 processes" in launch.stdout[0] and not own_lines(launch.stdout[1])
+    assert [row["epoch"] for row in history(run)] == ["1", "2"]
+    assert (run / "pretrained" / "model.safetensors").is_file()
+    assert not [p for _, p in launch.writes[1] if under(p, run)]  # rank 0 writes the run
+    # A finished run is left as it is; one more epoch resumes on as many processes.
+    more = torchrun(work, "pretrain-more", "--resume", run, "--epochs", "3", command="pretrain")
+    assert more.returncode == 0, more.stderr + "".join(more.rank_stderr)
+    assert f"resuming {run} after epoch 2 of 3" in more.stdout[0]
+    assert [row["epoch"] for row in history(run)] == ["1", "2", "3"]

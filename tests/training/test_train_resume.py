@@ -608,7 +608,7 @@ def test_ema_and_balance_from_a_pipeline_and_flags(tmp_path: Path) -> None:
 
 
 def test_settings_saved_before_the_random_kernel_branch_resume_without_it(cli_runs) -> None:
-    from biosig.training.runs import _read_settings
+    from biosig.training.runs import read_train_settings
 
     work, _ = cli_runs
     old = work / "old-run"
@@ -618,5 +618,5 @@ def test_settings_saved_before_the_random_kernel_branch_resume_without_it(cli_ru
     assert settings["kernel_features"] in (0, 9996)  # recorded, resolved
     del settings["kernel_features"]  # as an earlier biosig wrote it
     path.write_text(json.dumps(settings), encoding="utf-8")
-    request, _ = _read_settings(old)
+    request, _ = read_train_settings(old)
     assert request.kernel_features == 0
