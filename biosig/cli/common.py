@@ -172,6 +172,22 @@ def as_list(value: Any) -> list[str]:
 device_option = click.option(
     "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
 )
+plugin_option = click.option(
+    "--plugin", help="Plugin that reads the inputs (see `biosig plugins list`)."
+)
+input_option = click.option(
+    "--input", "input", multiple=True, help="File, directory or glob; repeatable."
+)
+sample_rate_option = click.option(
+    "--sample-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Model rate in Hz; recordings are resampled to it [default: the plugin's].",
+)
+
+
+def seed_option(default: int):
+    """``--seed``: every random draw of a run (train, pretrain)."""
+    return click.option("--seed", type=int, default=default, show_default=True)
 
 
 def lr_option(default: float):

@@ -22,10 +22,14 @@ from .common import (
     batch_option,
     device_option,
     epochs_to_resume_with,
+    input_option,
     lr_option,
     more_inputs_argument,
+    plugin_option,
     reject_flags,
     resume_option,
+    sample_rate_option,
+    seed_option,
     strict_option,
     window_option,
 )
@@ -35,8 +39,8 @@ DEFAULTS = PretrainConfig()
 
 # Unknown `--flags` reach `more_inputs`, where the plugin's own options are picked out.
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--plugin", help="Plugin that reads the inputs (see `biosig plugins list`).")
-@click.option("--input", "input", multiple=True, help="File, directory or glob; repeatable.")
+@plugin_option
+@input_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -69,7 +73,7 @@ DEFAULTS = PretrainConfig()
     help="Mean length of a hidden span, in samples at the model rate.",
 )
 @device_option
-@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@seed_option(DEFAULTS.seed)
 @click.option(
     "--pipeline",
     type=click.Path(path_type=Path),
@@ -94,11 +98,7 @@ DEFAULTS = PretrainConfig()
     help="Hold out whole groups (recordings, patients) or the tail of each recording "
     "[default: the plugin's].",
 )
-@click.option(
-    "--sample-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Model rate in Hz; recordings are resampled to it [default: the plugin's].",
-)
+@sample_rate_option
 @strict_option
 @resume_option
 @more_inputs_argument

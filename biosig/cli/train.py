@@ -39,10 +39,14 @@ from .common import (
     as_list,
     device_option,
     epochs_to_resume_with,
+    input_option,
     lr_option,
     more_inputs_argument,
+    plugin_option,
     reject_flags,
     resume_option,
+    sample_rate_option,
+    seed_option,
     strict_option,
 )
 
@@ -54,8 +58,8 @@ DEFAULTS = TrainConfig()
 
 # Unknown `--flags` reach `more_inputs`, where the plugin's own options are picked out.
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--plugin", help="Plugin that reads the inputs (see `biosig plugins list`).")
-@click.option("--input", "input", multiple=True, help="File, directory or glob; repeatable.")
+@plugin_option
+@input_option
 @click.option(
     "--labels", help="Labels file, in a format the plugin reads, or a word the plugin takes."
 )
@@ -96,7 +100,7 @@ DEFAULTS = TrainConfig()
 )
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between training windows.")
 @device_option
-@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@seed_option(DEFAULTS.seed)
 @click.option(
     "--pipeline",
     type=click.Path(path_type=Path),
@@ -178,11 +182,7 @@ DEFAULTS = TrainConfig()
     help="Epochs without a better validation macro-F1 (or, at equal macro-F1, lower loss) "
     f"before stopping [default: {PATIENCE}; none in the small-data recipe, see --epochs].",
 )
-@click.option(
-    "--sample-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Model rate in Hz; recordings are resampled to it [default: the plugin's].",
-)
+@sample_rate_option
 @strict_option
 @click.option(
     "--init",
