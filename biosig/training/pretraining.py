@@ -34,7 +34,6 @@ from ..checkpoint import (
     META,
     WEIGHTS,
     CheckpointMeta,
-    PluginStamp,
     read_meta,
     resolve_checkpoint,
     save_checkpoint,
@@ -436,23 +435,12 @@ def pretrain_meta(config: PretrainConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PretrainedSettings:
-    """What a pretrained (or trained) checkpoint fixes for a model fine-tuned from it."""
+    """What a pretrained (or trained) checkpoint fixes for a model fine-tuned from it: its
+    directory and metadata (``meta.pretrained``: from ``biosig pretrain``, else a trained
+    classifier)."""
 
     path: Path
-    #: whether it came from ``biosig pretrain`` (else a trained classifier)
-    pretrained: bool
-    preset: str | None
-    model: ModelConfig
-    window: int
-    hop: int
-    sample_rate: float
-    normalization: NormalizationSpec
-    plugin: PluginStamp
-    channels: tuple[str, ...]
-
-    @property
-    def normalization_mode(self) -> str:
-        return self.normalization.mode
+    meta: CheckpointMeta
 
     def classifier_config(self, n_classes: int, **overrides: Any) -> ModelConfig:
         """The checkpoint's model config for ``n_classes`` classes; ``overrides`` may set
@@ -464,7 +452,7 @@ class PretrainedSettings:
                 f"{self.path}: cannot change {', '.join(changed)} of a pretrained backbone"
             )
         try:
-            return dataclasses.replace(self.model, **overrides, n_classes=n_classes)
+            return dataclasses.replace(self.meta.model, **overrides, n_classes=n_classes)
         except (TypeError, ValueError) as exc:
             raise BiosigError(f"{self.path}: {exc}") from None
 
@@ -473,19 +461,7 @@ def pretrained_settings(path: Path) -> PretrainedSettings:
     """Settings of the checkpoint at ``path`` (a pretraining run, its ``pretrained``
     directory, or any trained model) that ``biosig train --init`` defaults to."""
     directory = _resolve(path)
-    meta = read_meta(directory)
-    return PretrainedSettings(
-        path=directory,
-        pretrained=meta.pretrained,
-        preset=meta.preset,
-        model=meta.model,
-        window=meta.window,
-        hop=meta.hop,
-        sample_rate=meta.sample_rate,
-        normalization=meta.normalization,
-        plugin=meta.plugin,
-        channels=meta.channels,
-    )
+    return PretrainedSettings(directory, read_meta(directory))
 
 
 def load_pretrained_backbone(model: SignalNet, path: Path) -> list[str]:
@@ -500,7 +476,7 @@ def load_pretrained_backbone(model: SignalNet, path: Path) -> list[str]:
     """
     settings = pretrained_settings(path)
     directory = settings.path
-    theirs = dataclasses.asdict(settings.model)
+    theirs = dataclasses.asdict(settings.meta.model)
     ours = dataclasses.asdict(model.config)
     mismatch = []
     for name in BACKBONE_FIELDS:
@@ -517,7 +493,7 @@ def load_pretrained_backbone(model: SignalNet, path: Path) -> list[str]:
         state = load_file(str(directory / WEIGHTS), device="cpu")
     except (OSError, SafetensorError) as exc:
         raise BiosigError(f"{directory / WEIGHTS}: cannot load weights ({exc})") from None
-    if settings.pretrained or any(k.startswith(_PREFIX) for k in state):
+    if settings.meta.pretrained or any(k.startswith(_PREFIX) for k in state):
         state = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
 
     own = model.state_dict()

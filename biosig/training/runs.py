@@ -270,7 +270,9 @@ def _resolve_choices(request: TrainRequest, plugin: Plugin) -> _Choices:
             f"--window and --hop must be positive (got {request.window} and {request.hop})"
         )
     normalization = (
-        request.normalization or (init and init.normalization_mode) or plugin.defaults.normalization
+        request.normalization
+        or (init and init.meta.normalization.mode)
+        or plugin.defaults.normalization
     )
     if normalization not in NORMALIZATIONS:
         raise BiosigError(
@@ -286,7 +288,7 @@ def _resolve_choices(request: TrainRequest, plugin: Plugin) -> _Choices:
     except ValueError as exc:
         raise BiosigError(f"--augment: {exc}") from None
     sample_rate = float(
-        request.sample_rate or (init and init.sample_rate) or plugin.defaults.sample_rate
+        request.sample_rate or (init and init.meta.sample_rate) or plugin.defaults.sample_rate
     )
     if sample_rate <= 0:
         raise BiosigError(f"--sample-rate must be positive, got {sample_rate:g}")
@@ -434,7 +436,7 @@ def _checkpoint_meta(
     return CheckpointMeta(
         model=model.config,
         ensemble=request.config.ensemble,
-        preset=init.preset if init is not None else request.preset,
+        preset=init.meta.preset if init is not None else request.preset,
         classes=tuple(data.classes),
         plugin=plugin_stamp(plugin),
         window=data.window,
@@ -560,9 +562,9 @@ def _build_model(
     series) and to the number of training windows (no 2.4 M parameters for 50 examples);
     an ensemble of ``request.config.ensemble`` such networks when that is more than one."""
     if init is not None:
-        if len(init.channels) != n_channels:
+        if len(init.meta.channels) != n_channels:
             raise BiosigError(
-                f"--init {init.path}: pretrained on {len(init.channels)} channels, "
+                f"--init {init.path}: pretrained on {len(init.meta.channels)} channels, "
                 f"the data has {n_channels}"
             )
         config = dataclasses.replace(
@@ -596,10 +598,10 @@ def _window_and_hop(
     """The window and hop to train with: as given, else the backbone's, else sized to the
     labels (each short labelled series whole in one window, see
     :func:`~biosig.data.windows.window_for_labels`), else the plugin's."""
+    if init is not None:  # the backbone's, unless told
+        return int(request.window or init.meta.window), int(request.hop or init.meta.hop)
     if request.window is not None:
-        return int(request.window), int(request.hop or (init and init.hop) or plugin.defaults.hop)
-    if init is not None and init.window:
-        return int(init.window), int(request.hop or init.hop or plugin.defaults.hop)
+        return int(request.window), int(request.hop or plugin.defaults.hop)
     sized = window_for_labels(intervals, recordings, sample_rate, plugin.defaults.window)
     if sized is not None:
         # One window per series: a hop shorter than the window would only add shifted

@@ -262,8 +262,9 @@ def test_predicting_with_a_pretrained_backbone_says_to_fine_tune_it(
 
 def test_pretrained_run_fills_a_classifiers_backbone(pretrained_run: Path) -> None:
     settings = pretrained_settings(pretrained_run)  # the run directory finds `pretrained`
-    assert settings.pretrained and settings.preset == "tiny"
-    assert (settings.window, settings.hop, settings.normalization_mode) == (64, 64, "window")
+    assert settings.meta.pretrained and settings.meta.preset == "tiny"
+    meta = settings.meta
+    assert (meta.window, meta.hop, meta.normalization.mode) == (64, 64, "window")
     model = SignalNet(settings.classifier_config(n_classes=3, dropout=0.2))
     assert model.config.n_classes == 3 and model.config.dropout == 0.2
     assert load_pretrained_backbone(model, pretrained_run) == backbone_names(model)
@@ -334,7 +335,7 @@ def test_load_backbone_from_a_trained_classifier(tmp_path: Path) -> None:
     assert loaded == backbone_names(model)
     assert torch.equal(model.proj.weight, trained.proj.weight)
     assert torch.equal(model.head.weight, head)
-    assert not pretrained_settings(tmp_path / "run").pretrained
+    assert not pretrained_settings(tmp_path / "run").meta.pretrained
 
 
 def test_load_pretrained_backbone_refuses_another_architecture(tmp_path: Path) -> None:
