@@ -14,6 +14,7 @@ from .checkpoint import CheckpointMeta, load_checkpoint
 from .device import resolve_device
 from .errors import BiosigError
 from .plugin.contract import Plugin
+from .plugin.inputs import check_regular
 from .plugin.registry import get_plugin
 
 log = logging.getLogger("biosig")
@@ -70,6 +71,7 @@ def require_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.exists():
         raise BiosigError(f"{path}: {what} not found")
+    check_regular(path, what)
     return path
 
 

@@ -213,6 +213,19 @@ def _check_finite(chunk: np.ndarray, recording: Recording, offset: int) -> None:
         )
 
 
+def _read_chunks(recording: Recording, size: int) -> Iterator[np.ndarray]:
+    """``recording.chunks(size)``, with any error of the reader's own turned into damage
+    naming the recording (a plugin's ``OSError`` mid-file skips that recording)."""
+    try:
+        yield from recording.chunks(size)
+    except (RecordingError, BiosigError):
+        raise
+    except Exception as exc:
+        raise RecordingError(
+            f"{describe(recording)}: reading failed ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def stream_windows(
     recording: Recording,
     preprocess: Preprocessor,
@@ -225,7 +238,7 @@ def stream_windows(
     ``skipped`` instead."""
     windower = Windower(starts, window, len(recording.channels))
     seen = 0
-    for chunk in recording.chunks(chunk_size or DEFAULT_CHUNK):
+    for chunk in _read_chunks(recording, chunk_size or DEFAULT_CHUNK):
         model_chunk = preprocess(chunk)
         _check_finite(model_chunk, recording, seen)
         seen += model_chunk.shape[1]

@@ -357,7 +357,7 @@ def iter_recordings(
     first_seen: dict[str, Path] = {}
     for path in files:
         try:
-            for item in plugin.open(path):
+            for item in _opened(plugin, path):
                 if not isinstance(item, RecordingError):
                     if item.id not in first_seen:
                         first_seen[item.id] = Path(path)
@@ -375,6 +375,25 @@ def iter_recordings(
             if on_damage is None:
                 raise
             on_damage(error)
+
+
+def _opened(plugin: Plugin, path: Path) -> Iterator[Recording | RecordingError]:
+    """``plugin.open(path)``, with any error of the plugin's own (not a
+    :class:`RecordingError`, nor a :class:`~biosig.errors.BiosigError` about its settings)
+    turned into damage naming the plugin and the file: a third-party reader's
+    ``ValueError`` on one odd file is a skipped file, not an internal error. A FIFO or
+    device found among the files is damage too: opening it could wait forever."""
+    path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise RecordingError(f"{path}: not a regular file")
+    try:
+        yield from plugin.open(path)
+    except (RecordingError, BiosigError):
+        raise
+    except Exception as exc:
+        raise RecordingError(
+            f"{path}: plugin {plugin.name!r} could not read it ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 class ArrayRecording:

@@ -30,4 +30,13 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
             paths.extend(matches)
         else:
             raise BiosigError(f"{path}: file not found")
+    for path in paths:
+        check_regular(path)
     return paths
+
+
+def check_regular(path: Path, what: str = "input") -> None:
+    """Refuse a FIFO, socket or device named as a file: reading one would wait for a
+    writer that may never come (or never end)."""
+    if not (path.is_file() or path.is_dir()):
+        raise BiosigError(f"{path}: not a regular file or directory ({what} refused)")

@@ -8,6 +8,7 @@ import importlib
 import io
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -813,3 +814,18 @@ def test_a_bad_span_is_one_line(tmp_path: Path, synthetic_npy: Path, run_cli, co
         "error: --span 0.8:0.2: give fractions of each recording as START:END, "
         "0 <= START < END <= 1 (e.g. 0:0.7)"
     ]
+
+
+def test_a_fifo_given_as_input_or_labels_is_refused_not_waited_on(
+    in_tmp: Path, synthetic_npy: Path, run_cli
+) -> None:
+    os.mkfifo(in_tmp / "pipe")
+    signals = synthetic_npy / "signals.npy"
+    refused = "error: pipe: not a regular file or directory"
+    as_labels = run_cli("train", "--plugin", "numpy", "--input", signals, "--labels", "pipe")
+    assert as_labels.code == 2
+    assert as_labels.err_lines == [f"{refused} (labels file refused)"]
+    model = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoint-0.1.0" / "model"
+    as_input = run_cli("predict", "--model", model, "pipe")
+    assert as_input.code == 2
+    assert as_input.err_lines == [f"{refused} (input refused)"]

@@ -244,3 +244,69 @@ def test_training_stops_when_damage_leaves_a_class_without_windows(tmp_path, run
         "add data for it or leave it out of the labels"
     )
     assert not (tmp_path / "m" / "best").exists()
+
+
+class CarelessPlugin(FilesPlugin):
+    """A third party's reader: a ``ValueError`` on the file 'odd', and recordings whose
+    reading raises ``OSError`` mid-way, instead of :class:`RecordingError`."""
+
+    name = "careless"
+
+    def open(self, path: Path) -> Iterator:
+        if path.name == "odd":
+            raise ValueError("cannot reshape array of size 7")
+        yield from self.files[path.name]
+
+
+class FailingRead(ArrayRecording):
+    def chunks(self, n: int) -> Iterator[np.ndarray]:
+        yield from super().chunks(min(n, 10))
+        raise OSError("Input/output error")
+
+
+def test_a_plugins_own_errors_are_damage_naming_plugin_and_file(caplog) -> None:
+    plugin = CarelessPlugin({"a": [recording("a", 100, 0)], "b": [recording("b", 100, 1)]})
+    policy = DamagePolicy()
+    found = list(iter_recordings(plugin, [Path("a"), Path("odd"), Path("b")], policy.handle))
+    assert [r.id for r in found] == ["a", "b"]
+    assert policy.skipped == [
+        "odd: plugin 'careless' could not read it (ValueError: cannot reshape array of size 7)"
+    ]
+    with pytest.raises(RecordingError, match="odd: plugin 'careless'"):
+        list(iter_recordings(plugin, [Path("odd")], DamagePolicy(strict=True).handle))
+
+
+def test_a_readers_own_error_mid_recording_skips_that_recording() -> None:
+    config = model_config("tiny", 1, 2)
+    model = SignalNet(config).eval()
+    data = np.random.default_rng(0).normal(size=(1, 300)).astype(np.float32)
+    recs = [recording("a", 300, 0), FailingRead("b", data, 1.0), recording("c", 200, 2)]
+    policy = DamagePolicy()
+    preds = list(
+        predict_recordings(
+            model,
+            meta_for(config, ["x", "y"], WINDOW, HOP),
+            FilesPlugin({}),
+            recs,
+            torch.device("cpu"),
+            8,
+            on_damage=policy.handle,
+        )  # fmt: skip
+    )
+    assert [p.recording.id for p in preds] == ["a", "c"]
+    assert policy.skipped == ["recording b: reading failed (OSError: Input/output error)"]
+
+
+def test_a_fifo_among_the_inputs_is_refused_or_skipped(tmp_path: Path) -> None:
+    import os
+
+    from biosig import BiosigError, expand_inputs
+
+    fifo = tmp_path / "pipe.npy"
+    os.mkfifo(fifo)
+    with pytest.raises(BiosigError, match="pipe.npy: not a regular file or directory"):
+        expand_inputs([fifo])
+    policy = DamagePolicy()
+    plugin = FilesPlugin({"a": [recording("a", 100, 0)]})
+    assert [r.id for r in iter_recordings(plugin, [Path("a"), fifo], policy.handle)] == ["a"]
+    assert policy.skipped == [f"{fifo}: not a regular file"]
