@@ -209,10 +209,13 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, meta: CheckpointMet
     """Write weights and metadata into ``directory`` atomically (replacing an older one)."""
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_directory(directory) as tmp:
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        text = json.dumps(meta.to_json(), indent=2) + "\n"
-        (tmp / META).write_text(text, encoding="utf-8")
+    try:
+        with atomic_directory(directory) as tmp:
+            save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+            text = json.dumps(meta.to_json(), indent=2) + "\n"
+            (tmp / META).write_text(text, encoding="utf-8")
+    except (OSError, SafetensorError) as exc:  # a full disk: safetensors says only "I/O"
+        raise BiosigError(f"{directory}: cannot write the checkpoint ({exc})") from None
     return Path(directory)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from checkpoint_helpers import meta_for
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from biosig import __version__
@@ -319,14 +320,21 @@ def test_atomic_directory_failure_creates_nothing(tmp_path: Path) -> None:
     assert list((tmp_path / "a").iterdir()) == []
 
 
-def test_save_checkpoint_failure_keeps_old_checkpoint(saved, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [OSError("no space left on device"), SafetensorError("Error while serializing: I/O")],
+    ids=["oserror", "safetensors"],
+)
+def test_save_checkpoint_failure_names_it_and_keeps_old_checkpoint(
+    saved, monkeypatch, error
+) -> None:
     path, model = saved
 
     def broken(*args, **kwargs):
-        raise OSError("no space left on device")
+        raise error
 
     monkeypatch.setattr("biosig.checkpoint.save_file", broken)
-    with pytest.raises(OSError, match="no space"):
+    with pytest.raises(BiosigError, match=f"^{path}: cannot write the checkpoint"):
         save_checkpoint(path, trained_like_model(5), meta_of(model))
     loaded, _ = load_checkpoint(path)
     assert torch.equal(loaded.head.weight, model.head.weight)

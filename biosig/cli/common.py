@@ -108,6 +108,8 @@ def _cast(ctx: click.Context, param: click.Parameter, value: Any, where: str) ->
         raise BiosigError(f"{where}: {exc.message}") from None
     except click.UsageError as exc:
         raise BiosigError(f"{where}: {exc.format_message()}") from None
+    except (OverflowError, ValueError, TypeError) as exc:  # 1e400 as a whole number, say
+        raise BiosigError(f"{where}: {value!r} is not a valid value ({exc})") from None
 
 
 def split_plugin_flags(tokens: Sequence[str]) -> tuple[list[str], dict[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -345,6 +346,15 @@ def _allocate(shape: tuple[int, int, int], store_dir: Path | None) -> np.ndarray
         return np.zeros(shape, dtype=np.float32)
     directory = Path(store_dir) if store_dir else Path(tempfile.gettempdir())
     directory.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(directory).free
+    if nbytes > free:
+        # Found before a byte is written, not as a full disk half-way through reading.
+        n, channels, width = shape
+        raise BiosigError(
+            f"the training windows need {nbytes / 2**30:.1f} GiB ({n:,} windows of "
+            f"{channels} × {width} samples), more than the {free / 2**30:.1f} GiB free in "
+            f"{directory}; use a larger --hop, a shorter --window or fewer recordings"
+        )
     fd, name = tempfile.mkstemp(dir=directory, prefix=".windows-", suffix=".npy")
     os.close(fd)
     log.info("window store of %.1f GiB memory-mapped at %s", nbytes / 2**30, name)

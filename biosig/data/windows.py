@@ -137,8 +137,21 @@ class Windower:
             self._buffer_start += drop
 
 
+#: The most a recording may be upsampled to reach the model rate: beyond it the rate in
+#: the file (or ``--sample-rate``) is almost surely wrong, and honouring it would plan and
+#: allocate that many times the recording's samples.
+MAX_UPSAMPLING = 10_000
+
+
 def model_length(recording: Recording, fs_out: float) -> int:
-    """Length of ``recording`` once resampled to ``fs_out``."""
+    """Length of ``recording`` once resampled to ``fs_out``; a :class:`RecordingError`
+    when that would multiply its samples more than :data:`MAX_UPSAMPLING` times."""
+    if fs_out / recording.fs > MAX_UPSAMPLING:
+        raise RecordingError(
+            f"{describe(recording)}: its rate, {recording.fs:g} Hz, is more than "
+            f"{MAX_UPSAMPLING:,} times below the model's {fs_out:g} Hz; check the file's rate "
+            "(or --sample-rate)"
+        )
     return int(round(recording.n_samples * fs_out / recording.fs))
 
 

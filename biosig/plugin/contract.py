@@ -7,6 +7,7 @@ register the class (or an instance) under the entry-point group ``biosig.plugins
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -387,13 +388,28 @@ def _opened(plugin: Plugin, path: Path) -> Iterator[Recording | RecordingError]:
     if path.exists() and not (path.is_file() or path.is_dir()):
         raise RecordingError(f"{path}: not a regular file")
     try:
-        yield from plugin.open(path)
+        for item in plugin.open(path):
+            problem = None if isinstance(item, RecordingError) else _claims_problem(item)
+            yield item if problem is None else RecordingError(f"{describe(item)}: {problem}")
     except (RecordingError, BiosigError):
         raise
     except Exception as exc:
         raise RecordingError(
             f"{path}: plugin {plugin.name!r} could not read it ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def _claims_problem(recording: Recording) -> str | None:
+    """What is wrong with what a recording says of itself (its rate, length, channels),
+    checked before anything is planned or allocated from it; ``None`` when nothing."""
+    fs, n, channels = recording.fs, recording.n_samples, recording.channels
+    if not isinstance(fs, (int, float, np.number)) or not math.isfinite(fs) or fs <= 0:
+        return f"sampling rate {fs!r} is not a positive number"
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        return f"sample count {n!r} is not a whole number of samples"
+    if not channels:
+        return "no channels"
+    return None
 
 
 class ArrayRecording:

@@ -829,3 +829,23 @@ def test_a_fifo_given_as_input_or_labels_is_refused_not_waited_on(
     as_input = run_cli("predict", "--model", model, "pipe")
     assert as_input.code == 2
     assert as_input.err_lines == [f"{refused} (input refused)"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("batch_size = 1e400", "batch_size: inf is not a valid value"),
+        ("epochs = -1e400", "epochs: -inf is not a valid value"),
+    ],
+)
+def test_a_pipeline_number_no_option_can_hold_is_one_line(
+    in_tmp: Path, synthetic_npy: Path, run_cli, line: str, message: str
+) -> None:
+    pipeline = in_tmp / "task.toml"
+    pipeline.write_text(f'plugin = "numpy"\n[train]\n{line}\n', encoding="utf-8")
+    signals, labels = synthetic_npy / "signals.npy", synthetic_npy / "labels.npy"
+    result = run_cli("train", "--pipeline", pipeline, "--input", signals, "--labels", labels)
+    assert result.code == 2
+    assert result.err_lines == [
+        f"error: {pipeline}: {message} (cannot convert float infinity to integer)"
+    ]

@@ -310,3 +310,37 @@ def test_a_fifo_among_the_inputs_is_refused_or_skipped(tmp_path: Path) -> None:
     plugin = FilesPlugin({"a": [recording("a", 100, 0)]})
     assert [r.id for r in iter_recordings(plugin, [Path("a"), fifo], policy.handle)] == ["a"]
     assert policy.skipped == [f"{fifo}: not a regular file"]
+
+
+class Claims(ArrayRecording):
+    """A recording that says what a damaged header would: its rate and length as given."""
+
+    def __init__(self, rec_id: str, fs, n_samples) -> None:
+        super().__init__(rec_id, np.zeros((1, 10), np.float32), 1.0)
+        self.fs, self.n_samples = fs, n_samples
+
+
+@pytest.mark.parametrize(
+    ("fs", "n_samples", "problem"),
+    [
+        (0.0, 10, "sampling rate 0.0 is not a positive number"),
+        (-250.0, 10, "sampling rate -250.0 is not a positive number"),
+        (float("nan"), 10, "sampling rate nan is not a positive number"),
+        ("250", 10, "sampling rate '250' is not a positive number"),
+        (250.0, -5, "sample count -5 is not a whole number of samples"),
+    ],
+)
+def test_a_recording_claiming_a_bad_rate_or_length_is_damage(fs, n_samples, problem) -> None:
+    plugin = FilesPlugin({"a": [Claims("odd", fs, n_samples), recording("b", 100, 0)]})
+    policy = DamagePolicy()
+    assert [r.id for r in iter_recordings(plugin, [Path("a")], policy.handle)] == ["b"]
+    assert policy.skipped == [f"recording odd: {problem}"]
+
+
+def test_a_rate_far_below_the_models_is_refused_before_any_window_is_planned() -> None:
+    from biosig.data.windows import MAX_UPSAMPLING, model_length
+
+    slow = Claims("slow", 1e-6, 10)
+    with pytest.raises(RecordingError, match=r"recording slow: its rate, 1e-06 Hz, is more than"):
+        model_length(slow, 360.0)
+    assert model_length(Claims("ok", 1.0, 10), float(MAX_UPSAMPLING)) == 10 * MAX_UPSAMPLING

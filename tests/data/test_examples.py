@@ -404,3 +404,18 @@ def test_dataset_statistics_match_numpy_over_valid_samples() -> None:
     np.testing.assert_allclose(stats.std, valid.std(1), rtol=1e-7)
     assert abs(stats.mean[0] - 10) < 0.2 and abs(stats.std[1] - 0.5) < 0.05
     assert NormalizationSpec.from_json(stats.to_json()) == stats
+
+
+def test_a_window_store_larger_than_the_free_disk_is_refused_before_writing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from collections import namedtuple
+
+    import biosig.data.store as store_module
+
+    monkeypatch.setattr(store_module, "IN_MEMORY_LIMIT_BYTES", 0)  # memory-map every store
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(store_module.shutil, "disk_usage", lambda _: usage(10, 10, 2**20))
+    with pytest.raises(BiosigError, match=r"the training windows need 0.0 GiB \(1,000 windows of"):
+        store_module._allocate((1000, 2, 512), tmp_path)
+    assert list(tmp_path.iterdir()) == []
