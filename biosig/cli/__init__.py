@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -100,11 +102,18 @@ def main(argv: list[str] | None = None) -> int:
         # exit code 2.
         click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C (and SIGTERM, raised as one) into Abort.
+        if isinstance(_interrupt_behind(exc), _Terminated):
+            click.echo("terminated", err=True)
+            return 143  # 128 + SIGTERM, as a shell reports a command it killed
         click.echo("aborted", err=True)
         return 130
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except _Terminated:
+        click.echo("terminated", err=True)
+        return 143
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
@@ -128,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             click.echo(f"error: {exc.filename}: {exc.strerror}", err=True)
         return 2
     except Exception as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:
+            # Ctrl-C or SIGTERM landed inside a library's write (torch.save's zip writer),
+            # whose clean-up then failed in turn: the interruption is what happened.
+            terminated = isinstance(interrupt, _Terminated)
+            click.echo("terminated" if terminated else "interrupted", err=True)
+            return 143 if terminated else 130
         if os.environ.get("BIOSIG_DEBUG"):
             raise
         click.echo(
@@ -140,4 +156,55 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    _results_only_on_stdout()
+    _terminate_as_interrupt()
     sys.exit(main())
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM an exception was raised while handling, if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be."""
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler's kill, ``timeout``, torchrun stopping a rank) unwinds as
+    Ctrl-C does: every temporary output is removed on the way out, nothing half-written
+    is renamed into place, and the exit code says so."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    # ValueError: not the main thread (an embedding host), whose own handling stands.
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, terminate)
+
+
+def _results_only_on_stdout() -> None:
+    """Give Python's ``sys.stdout`` a descriptor of its own and point descriptor 1 at
+    stderr: what C libraries print there (pyedflib's ``filesize … != …``) then reaches the
+    terminal as a diagnostic, never the tables a user pipes on."""
+    try:
+        sys.stdout.flush()
+        results = os.dup(sys.stdout.fileno())
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return  # no real descriptors (an embedding host): leave them as they are
+    previous = sys.stdout
+    sys.stdout = open(  # noqa: SIM115 (lives as long as the process)
+        results,
+        "w",
+        encoding=previous.encoding,
+        errors=previous.errors,
+        buffering=1 if previous.isatty() else -1,
+    )

@@ -17,7 +17,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, distributions
 
 from ..errors import BiosigError
 from .contract import SUPPORTED_API_VERSIONS, Plugin
@@ -45,6 +45,36 @@ class PluginEntry:
         return "ok" if self.plugin is not None else "not loaded"
 
 
+#: The distribution whose plugins are first-party: one of the same name installed by
+#: another never replaces them.
+FIRST_PARTY = "biosig"
+
+
+def group_entry_points() -> list[EntryPoint]:
+    """Every ``biosig.plugins`` entry point, distribution by distribution, so that one
+    distribution's unreadable metadata (a non-UTF-8 ``entry_points.txt``) is skipped with
+    a warning instead of breaking every command."""
+    found: list[EntryPoint] = []
+    for dist in distributions():
+        try:
+            found.extend(ep for ep in dist.entry_points if ep.group == GROUP)
+        except Exception as exc:  # decoding or parsing someone else's metadata
+            name = _metadata_name(dist)
+            warnings.warn(
+                f"{name}: its entry-point metadata cannot be read ({type(exc).__name__}: "
+                f"{exc}); its plugins, if any, are left out",
+                stacklevel=2,
+            )
+    return found
+
+
+def _metadata_name(dist) -> str:
+    try:
+        return str(dist.metadata["Name"])
+    except Exception:  # as unreadable as the rest
+        return str(getattr(dist, "_path", "a distribution"))
+
+
 def _distribution_name(ep: EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     return f"{dist.name} {dist.version}" if dist is not None else "?"
@@ -61,7 +91,7 @@ def selected_names() -> tuple[str, ...] | None:
 def installed_names() -> list[str]:
     """The names of every registered plugin, sorted, whatever ``BIOSIG_PLUGINS`` says;
     reads entry-point metadata only."""
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
+    return sorted({ep.name for ep in group_entry_points()})
 
 
 def excluded_names() -> list[str]:
@@ -81,24 +111,34 @@ def missing_names() -> list[str]:
 def discover() -> dict[str, PluginEntry]:
     """All registered plugins by name (those ``BIOSIG_PLUGINS`` allows), none imported.
 
-    Two entry points with one name: the first found is used and the clash is recorded on
-    the entry (``duplicates``), since silently picking one would be a debugging trap;
-    :func:`get_plugin` warns about it, ``plugins list`` and ``plugins show`` list it.
+    Two entry points with one name: biosig's own is used if one of them is (a third-party
+    package cannot replace a first-party plugin by taking its name), else the first found;
+    the clash is recorded on the entry (``duplicates``), since silently picking one would
+    be a debugging trap: :func:`get_plugin` warns about it, ``plugins list`` and ``plugins
+    show`` list it.
     """
     selected = selected_names()
     found: dict[str, PluginEntry] = {}
-    for ep in entry_points(group=GROUP):
+    for ep in group_entry_points():
         if selected is not None and ep.name not in selected:
             continue
-        source = f"{ep.value} ({_distribution_name(ep)})"
-        if ep.name in found:
-            first = found[ep.name]
-            if (ep.value, _dist_key(ep)) == (first.entry_point.value, _dist_key(first.entry_point)):
-                continue  # the same distribution seen twice on sys.path
-            first.duplicates.append(source)
+        if ep.name not in found:
+            found[ep.name] = PluginEntry(ep.name, ep, _distribution_name(ep))
             continue
-        found[ep.name] = PluginEntry(ep.name, ep, _distribution_name(ep))
+        first = found[ep.name]
+        if (ep.value, _dist_key(ep)) == (first.entry_point.value, _dist_key(first.entry_point)):
+            continue  # the same distribution seen twice on sys.path
+        if _dist_key(ep) == FIRST_PARTY and _dist_key(first.entry_point) != FIRST_PARTY:
+            ours = PluginEntry(ep.name, ep, _distribution_name(ep))
+            ours.duplicates = [_source(first.entry_point), *first.duplicates]
+            found[ep.name] = ours
+            continue
+        first.duplicates.append(_source(ep))
     return found
+
+
+def _source(ep: EntryPoint) -> str:
+    return f"{ep.value} ({_distribution_name(ep)})"
 
 
 def _dist_key(ep: EntryPoint) -> str | None:

@@ -31,6 +31,7 @@ from biosig import (
     Plugin,
     PluginDefaults,
     Recording,
+    RecordingError,
     expand_inputs,
     read_label_table,
     whole_recording_intervals,
@@ -49,8 +50,10 @@ def _load(path: Path, mmap: bool = True) -> np.ndarray | np.lib.npyio.NpzFile:
         raise BiosigError(f"{path}: file not found") from None
     except ValueError as exc:
         raise _value_error(path, exc) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise BiosigError(f"{path}: not a readable NumPy file ({exc})") from None
+    except (OSError, EOFError, OverflowError, zipfile.BadZipFile) as exc:
+        # Damage (empty, truncated; OverflowError: a negative shape in the header): one such
+        # file among good ones is skipped with a warning, or stops the run with --strict.
+        raise RecordingError(f"{path}: not a readable NumPy file ({exc})") from None
 
 
 def _value_error(path: Path, exc: ValueError) -> BiosigError:
@@ -63,11 +66,12 @@ def _value_error(path: Path, exc: ValueError) -> BiosigError:
             f"{path}: holds Python objects, which biosig never unpickles; "
             "save numbers or fixed-width strings instead"
         )
+    # The rest is damage, as in _load.
     if "pickle" in text:
-        return BiosigError(
+        return RecordingError(
             f"{path}: not a readable NumPy file (no .npy or .npz header; biosig never unpickles)"
         )
-    return BiosigError(f"{path}: not a readable NumPy file ({exc})")
+    return RecordingError(f"{path}: not a readable NumPy file ({exc})")
 
 
 def _member(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:

@@ -11,8 +11,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -849,3 +851,57 @@ def test_a_pipeline_number_no_option_can_hold_is_one_line(
     assert result.err_lines == [
         f"error: {pipeline}: {message} (cannot convert float infinity to integer)"
     ]
+
+
+def test_what_a_c_library_prints_reaches_stderr_not_the_tables(tmp_path: Path) -> None:
+    # As pyedflib's C code prints "filesize … != …" straight to descriptor 1.
+    code = (
+        "import os\n"
+        "from biosig import cli\n"
+        "def main(argv=None):\n"
+        "    os.write(1, b'filesize 100 != 3*30+256\\n')\n"
+        "    print('recording\\tlabel')\n"
+        "    return 0\n"
+        "cli.main = main\n"
+        "cli.run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0
+    assert done.stdout == "recording\tlabel\n"
+    assert done.stderr == "filesize 100 != 3*30+256\n"
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_it_resumable(
+    tmp_path: Path, synthetic_npy: Path
+) -> None:
+    command = [
+        sys.executable, "-m", "biosig", "train", "--plugin", "numpy",
+        "--input", synthetic_npy / "signals.npy", "--labels", synthetic_npy / "labels.npy",
+        "--preset", "tiny", "--window", str(WINDOW), "--hop", str(HOP),
+        "--epochs", "500", "--patience", "500", "--out", "run",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [str(c) for c in command], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "resume" / "state.pt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert err.strip().splitlines()[-1] == "terminated"
+    # nothing half-written left behind: every write goes through a temporary name
+    assert not [p for p in (tmp_path / "run").rglob("*") if ".tmp" in p.name]
+    # and the run can go on from its last finished epoch
+    from biosig.training.runs import read_train_settings
+    from biosig.training.trainer import load_training_state
+
+    state = load_training_state(tmp_path / "run")
+    assert state is not None and 1 <= state["epoch"] < 500 and not state["stopped"]
+    request, _ = read_train_settings(tmp_path / "run")
+    assert request.config.epochs == 500

@@ -88,12 +88,8 @@ def registered() -> Iterator[None]:
     numpy_entry = next(ep for ep in entry_points(group=registry.GROUP) if ep.name == "numpy")
     ours = EntryPoint(name="withopts", value=f"{__name__}:OptionPlugin", group=registry.GROUP)
 
-    def fake_entry_points(*, group: str) -> list[EntryPoint]:
-        assert group == registry.GROUP
-        return [numpy_entry, ours]
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(registry, "entry_points", fake_entry_points)
+        patch.setattr(registry, "group_entry_points", lambda: [numpy_entry, ours])
         yield
 
 

@@ -86,11 +86,7 @@ def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delitem(sys.modules, module, raising=False)
 
     def install(entries: list[EntryPoint]) -> None:
-        def fake_entry_points(*, group: str) -> list[EntryPoint]:
-            assert group == GROUP
-            return list(entries)
-
-        monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+        monkeypatch.setattr(registry, "group_entry_points", lambda: list(entries))
 
     yield install
     for module in MODULES:
@@ -197,6 +193,35 @@ def test_one_class_registered_by_two_distributions_is_a_clash(fake_plugins) -> N
     assert entries["good"].duplicates == [
         "biosig_fake_good:GoodPlugin (biosig-plugin-good-fork 2.0)"
     ]
+
+
+def test_a_third_party_plugin_taking_a_first_party_name_never_replaces_it(
+    fake_plugins,
+) -> None:
+    fake_plugins(
+        [
+            entry("good", "biosig_fake_good:OtherGood", "biosig-plugin-evil 1.0"),
+            entry("good", "biosig_fake_good:GoodPlugin", "biosig 0.1.0"),
+        ]
+    )
+    entries = discover()
+    assert entries["good"].entry_point.value == "biosig_fake_good:GoodPlugin"
+    assert entries["good"].duplicates == ["biosig_fake_good:OtherGood (biosig-plugin-evil 1.0)"]
+    with pytest.warns(UserWarning, match="ignoring biosig_fake_good:OtherGood"):
+        assert get_plugin("good").summary == "a plugin that works"
+
+
+def test_a_distribution_with_unreadable_entry_point_metadata_breaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = tmp_path / "broken_thing-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-thing\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_bytes(b"[biosig.plugins]\nx = caf\xe9:Plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(UserWarning, match="broken-thing: its entry-point metadata cannot be read"):
+        names = {ep.name for ep in registry.group_entry_points()}
+    assert "numpy" in names
 
 
 def test_an_entry_point_named_other_than_its_plugin_is_broken(fake_plugins, run_cli) -> None:

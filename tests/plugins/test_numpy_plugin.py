@@ -341,3 +341,32 @@ def test_object_npz_is_never_unpickled(tmp_path: Path, key: str) -> None:
 
 def test_declares_its_plugin_api_version() -> None:
     assert vars(NumpyPlugin).get("api_version") == 1  # its own, not inherited
+
+
+def test_damaged_files_among_good_ones_are_skipped_by_every_command(in_tmp: Path, run_cli) -> None:
+    data = in_tmp / "set"
+    data.mkdir()
+    for i in range(6):
+        kind = "fast" if i % 2 else "slow"
+        t = np.arange(256)
+        np.save(data / f"{kind}{i}.npy", np.sin(t * (0.3 if i % 2 else 0.05))[None].astype("f4"))
+    good = (data / "fast1.npy").read_bytes()
+    (data / "empty.npy").write_bytes(b"")
+    (data / "trunc.npy").write_bytes(good[: len(good) // 2])
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (-5, 100), }"
+    (data / "negative.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00" + header.ljust(117) + b"\n")
+    labels = in_tmp / "labels.tsv"
+    rows = [
+        f"{p.stem}\t{'fast' if 'fast' in p.stem else 'slow'}" for p in sorted(data.glob("*.npy"))
+    ]
+    labels.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    common = ("--plugin", "numpy", "--input", data, "--labels", labels)
+    trained = run_cli("train", *common, "--preset", "tiny", "--epochs", "1", "--out", "m")
+    assert trained.code == 0, trained.err
+    for name in ("empty", "trunc", "negative"):
+        assert f"{name}.npy: not a readable NumPy file" in trained.err
+    predicted = run_cli("predict", "--model", "m", data)
+    assert predicted.code == 0, predicted.err
+    assert len(predicted.out.splitlines()) == 1 + 6  # a header and the six good recordings
+    strict = run_cli("predict", "--model", "m", "--strict", data)
+    assert strict.code == 2 and "not a readable NumPy file" in strict.err_lines[-1]
