@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -368,3 +369,41 @@ def test_atomic_file_failure_creates_nothing(tmp_path: Path) -> None:
         handle.write("partial")
         raise ValueError
     assert list(tmp_path.iterdir()) == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_litter_of_a_killed_writer_is_cleared_by_the_next_write(tmp_path: Path) -> None:
+    dead, alive = _dead_pid(), os.getppid()
+    (tmp_path / f".table.tsv.tmp-{dead}").write_text("half a table")
+    (tmp_path / f".table.tsv.tmp-{alive}").write_text("another process, still writing")
+    (tmp_path / f".best.tmp-{dead}").mkdir()
+    (tmp_path / f".best.tmp-{dead}" / "model.safetensors").write_bytes(b"half")
+    (tmp_path / "best").mkdir()
+    with atomic_file(tmp_path / "table.tsv") as handle:
+        handle.write("whole")
+    with atomic_directory(tmp_path / "best") as tmp:
+        (tmp / "x").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".table.tsv.tmp-{alive}",
+        "best",
+        "table.tsv",
+    ]
+
+
+def test_an_output_moved_aside_by_a_killed_writer_is_put_back(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    old = tmp_path / f".best.old-{dead}"  # killed between moving best aside and replacing it
+    old.mkdir()
+    (old / "model.safetensors").write_bytes(b"the previous model")
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "best"):
+        raise RuntimeError("this write fails too")
+    assert (tmp_path / "best" / "model.safetensors").read_bytes() == b"the previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
