@@ -43,6 +43,9 @@ def read_annotations(record_path: Path, annotator: str):
     path = Path(f"{record_path}.{annotator}")
     if not path.is_file():
         raise BiosigError(f"{path}: annotation file not found (--annotator {annotator})")
+    if path.stat().st_size == 0:
+        # wfdb reads 0 bytes as a record without events: an AF record would train as N.
+        raise BiosigError(f"{path}: empty annotation file (0 bytes), not a record without events")
     try:
         return wfdb.rdann(str(record_path), annotator)
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on a corrupt file

@@ -269,6 +269,7 @@ BROKEN = {
     "missing-dat": (("100.hea",), "beats", "100.dat"),
     "malformed-header": (("100.dat", "100.atr"), "beats", "100.hea"),
     "missing-annotations": (("100.hea", "100.dat"), "beats", "100.atr: annotation file not found"),
+    "empty-annotations": (("100.hea", "100.dat"), "beats", "100.atr: empty annotation file"),
 }
 
 
@@ -279,6 +280,8 @@ def test_broken_records_fail_in_one_line(case: str, wfdb_dir: Path, in_tmp: Path
         shutil.copy(wfdb_dir / "mitdb" / name, in_tmp / name)
     if case == "malformed-header":
         (in_tmp / "100.hea").write_text("100 two 360 650000\n100.dat 212 200 11\n")
+    if case == "empty-annotations":
+        (in_tmp / "100.atr").write_bytes(b"")
     result = run_cli("train", "--plugin", "ecg", "--input", "100.hea", "--labels", labels)
     assert result.code != 0
     lines = [line for line in result.err.splitlines() if line.strip()]
