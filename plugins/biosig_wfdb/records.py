@@ -270,6 +270,22 @@ def _check_record_line(source: Path) -> None:
         problem = f"number of samples {fields[3]!r}"
     if problem:
         raise RecordingError(f"{source}: malformed WFDB header ({problem} on the record line)")
+    if "/" not in record_line[0]:  # a multi-segment header lists segments, not signals
+        _check_gains(source, [ln.split() for ln in lines if ln.strip() and ln[0] != "#"][1:])
+
+
+#: A signal line's gain field: ``adcgain[(baseline)][/units]``.
+_GAIN = re.compile(rf"-?{_NUMBER}(?:\(-?\d+\))?(?:/.*)?")
+
+
+def _check_gains(source: Path, signal_lines: list[list[str]]) -> None:
+    """Refuse a gain that does not parse: wfdb silently uses 200 per mV instead (``abc/mV``),
+    which would scale the signal by a made-up factor."""
+    for number, fields in enumerate(signal_lines):
+        if len(fields) > 2 and not _GAIN.fullmatch(fields[2]):
+            raise RecordingError(
+                f"{source}: malformed WFDB header (gain {fields[2]!r} of signal {number})"
+            )
 
 
 def _multi_segment_layout(

@@ -270,6 +270,11 @@ BROKEN = {
     "malformed-header": (("100.dat", "100.atr"), "beats", "100.hea"),
     "missing-annotations": (("100.hea", "100.dat"), "beats", "100.atr: annotation file not found"),
     "empty-annotations": (("100.hea", "100.dat"), "beats", "100.atr: empty annotation file"),
+    "unparseable-gain": (
+        ("100.hea", "100.dat", "100.atr"),
+        "beats",
+        "100.hea: malformed WFDB header (gain 'abc/mV'",
+    ),
 }
 
 
@@ -282,6 +287,9 @@ def test_broken_records_fail_in_one_line(case: str, wfdb_dir: Path, in_tmp: Path
         (in_tmp / "100.hea").write_text("100 two 360 650000\n100.dat 212 200 11\n")
     if case == "empty-annotations":
         (in_tmp / "100.atr").write_bytes(b"")
+    if case == "unparseable-gain":  # wfdb would silently take 200 per mV
+        header = (in_tmp / "100.hea").read_text()
+        (in_tmp / "100.hea").write_text(header.replace(" 200 11 1024", " abc/mV 11 1024", 1))
     result = run_cli("train", "--plugin", "ecg", "--input", "100.hea", "--labels", labels)
     assert result.code != 0
     lines = [line for line in result.err.splitlines() if line.strip()]
