@@ -10,6 +10,7 @@ variables.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -82,16 +83,39 @@ def _read(path: Path, raw_group: h5py.Group, channel: h5py.Group) -> NanoporeRea
     read_id = _text(raw_group.attrs["read_id"])
     if "Signal" not in raw_group:
         raise RecordingError(f"{path}: read {read_id}: no raw signal")
-    attrs = channel.attrs
+    signal = raw_group["Signal"]
+    if not np.issubdtype(signal.dtype, np.integer):
+        # Raw current is ADC counts; a float signal would be cast to int16 and wrap.
+        raise RecordingError(
+            f"{path}: read {read_id}: raw signal stored as {signal.dtype}, not integer ADC counts"
+        )
+    number = _calibration(path, read_id, channel.attrs)
     return NanoporeRead(
         read_id=read_id,
-        fs=float(attrs["sampling_rate"]),
-        n_samples=int(raw_group["Signal"].shape[0]),
-        offset=float(attrs["offset"]),
-        scale=float(attrs["range"]) / float(attrs["digitisation"]),
+        fs=number("sampling_rate", positive=True),
+        n_samples=int(signal.shape[0]),
+        offset=number("offset"),
+        scale=number("range", positive=True) / number("digitisation", positive=True),
         source=path,
         decode=_signal_blocks(path, f"{raw_group.name}/Signal", read_id),
     )
+
+
+def _calibration(path: Path, read_id: str, attrs):
+    """A reader of the channel's numeric attributes that names the one missing, not a
+    number, or (``positive``) not above zero: a zero digitisation would divide by zero and
+    a negative rate would drop the read in silence further on."""
+
+    def number(name: str, positive: bool = False) -> float:
+        try:
+            value = float(attrs[name])
+        except (KeyError, TypeError, ValueError):
+            raise RecordingError(f"{path}: read {read_id}: no numeric {name}") from None
+        if not math.isfinite(value) or (positive and value <= 0):
+            raise RecordingError(f"{path}: read {read_id}: {name} is {value:g}")
+        return value
+
+    return number
 
 
 def _read_locations(handle: h5py.File) -> list[tuple[str, str, str]]:

@@ -250,3 +250,29 @@ def test_a_read_without_signal_is_yielded_as_damage_and_the_rest_still_read(
     assert got[0].raw().tolist() == reads[0].raw.tolist()
     assert policy.skipped[0] == f"{path}: read {reads[1].read_id}: no raw signal"
     assert policy.skipped[1].startswith(f"{path}: read_{reads[2].read_id}: incomplete read")
+
+
+def test_fast5_reads_with_impossible_calibration_are_damage_naming_the_field(
+    plugin, nanopore_dir: Path, tmp_path: Path
+) -> None:
+    import h5py
+
+    path = tmp_path / "tampered.fast5"
+    shutil.copy(nanopore_dir / "fast5_multi_gzip_tiny.fast5", path)
+    with h5py.File(path, "r+") as handle:
+        names = sorted(k for k in handle if k.startswith("read_"))
+        handle[f"{names[0]}/channel_id"].attrs["digitisation"] = 0.0
+        handle[f"{names[1]}/channel_id"].attrs["sampling_rate"] = -4000.0
+        signal = handle[f"{names[2]}/Raw/Signal"]
+        values = signal[()].astype(np.float64) * 1e30
+        del handle[f"{names[2]}/Raw/Signal"]
+        handle[f"{names[2]}/Raw"].create_dataset("Signal", data=values)
+    policy = DamagePolicy()
+    reads = list(iter_recordings(plugin, [path], policy.handle))
+    assert len(reads) == 1
+    problems = sorted(message.split(": ", 2)[2] for message in policy.skipped)
+    assert problems == [
+        "digitisation is 0",
+        "raw signal stored as float64, not integer ADC counts",
+        "sampling_rate is -4000",
+    ]
