@@ -25,6 +25,7 @@ from ..plugin.contract import (
     Recording,
     RecordingError,
     describe,
+    reader_errors_as_damage,
 )
 
 #: Samples read from a recording per step; large enough to amortise I/O, small enough that
@@ -229,14 +230,8 @@ def _check_finite(chunk: np.ndarray, recording: Recording, offset: int) -> None:
 def _read_chunks(recording: Recording, size: int) -> Iterator[np.ndarray]:
     """``recording.chunks(size)``, with any error of the reader's own turned into damage
     naming the recording (a plugin's ``OSError`` mid-file skips that recording)."""
-    try:
+    with reader_errors_as_damage(f"{describe(recording)}: reading failed"):
         yield from recording.chunks(size)
-    except (RecordingError, BiosigError):
-        raise
-    except Exception as exc:
-        raise RecordingError(
-            f"{describe(recording)}: reading failed ({type(exc).__name__}: {exc})"
-        ) from exc
 
 
 def stream_windows(

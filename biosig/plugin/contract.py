@@ -7,6 +7,7 @@ register the class (or an instance) under the entry-point group ``biosig.plugins
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -387,16 +388,24 @@ def _opened(plugin: Plugin, path: Path) -> Iterator[Recording | RecordingError]:
     path = Path(path)
     if path.exists() and not (path.is_file() or path.is_dir()):
         raise RecordingError(f"{path}: not a regular file")
-    try:
+    with reader_errors_as_damage(f"{path}: plugin {plugin.name!r} could not read it"):
         for item in plugin.open(path):
             problem = None if isinstance(item, RecordingError) else _claims_problem(item)
             yield item if problem is None else RecordingError(f"{describe(item)}: {problem}")
+
+
+@contextlib.contextmanager
+def reader_errors_as_damage(what: str) -> Iterator[None]:
+    """Turn an error of a reader's own (not a :class:`RecordingError`, nor a
+    :class:`~biosig.errors.BiosigError` about its settings) into damage: ``what (Type:
+    message)``. Opening files and reading recordings both go through it, so a third party's
+    ``ValueError`` or ``OSError`` skips one file or recording instead of ending the run."""
+    try:
+        yield
     except (RecordingError, BiosigError):
         raise
     except Exception as exc:
-        raise RecordingError(
-            f"{path}: plugin {plugin.name!r} could not read it ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise RecordingError(f"{what} ({type(exc).__name__}: {exc})") from exc
 
 
 def _claims_problem(recording: Recording) -> str | None:

@@ -343,7 +343,6 @@ class Reconstruction:
 
     def __init__(self, normalization: NormalizationSpec, meta: CheckpointMeta) -> None:
         self.normalization, self.meta = normalization, meta
-        self.epoch = 0
 
     def attach(self, trainer: Trainer) -> None:
         self.config: PretrainConfig = trainer.config
@@ -386,8 +385,7 @@ class Reconstruction:
         return EpochScores(row, {"val_zero_loss": val_zero}, val_loss)
 
     def keep(self, epoch: int, scores: EpochScores) -> bool:
-        self.epoch, self.last = epoch, scores
-        return True
+        return True  # the latest epoch is the one kept
 
     def stop(self, epoch: int) -> str | None:
         return None
@@ -409,10 +407,9 @@ class Reconstruction:
         save_checkpoint(trainer.run_dir / PRETRAINED_DIR, trainer.model, meta)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": {"epoch": self.epoch}, "masks": self.masks.get_state()}
+        return {"masks": self.masks.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state["best"]["epoch"])
         self.masks.set_state(state["masks"])
 
     def result(self, trainer: Trainer) -> PretrainResult:

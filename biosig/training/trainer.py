@@ -519,8 +519,8 @@ class Trainer:
         self.generator.manual_seed(config.seed + world.rank)
         self.shuffle_rng = np.random.default_rng(config.seed)
         self.model = model
-        objective.attach(self)
-        self.model = model.to(device)
+        objective.attach(self)  # before the move: the random-kernel fit runs on the CPU
+        model.to(device)
         self.optimizer = adamw(model, config.lr, config.weight_decay)
         # Each rank takes ceil(n / world_size) windows an epoch (see epoch_shard).
         per_rank = math.ceil(len(train_idx) / world.world_size)
@@ -556,7 +556,11 @@ class Trainer:
         rng = ranks_rng[self.world.rank] if ranks_rng else state["rng"]
         _set_rng_state(rng, self.generator, self.shuffle_rng)
         self.history = [dict(row) for row in state["history"]]
-        self.objective.load_state_dict(state)
+        try:
+            self.objective.load_state_dict(state)
+        except (KeyError, TypeError, ValueError) as exc:  # what the objective keeps is gone
+            where = self.run_dir / RESUME_DIR / STATE_FILE
+            raise BiosigError(f"{where}: damaged training state ({exc!r})") from None
         self.first_epoch, self.stopped = int(state["epoch"]) + 1, bool(state["stopped"])
 
     def run(self) -> Any:
@@ -914,7 +918,7 @@ def load_training_state(run_dir: Path) -> dict[str, Any] | None:
     keys = ("epoch", "stopped", "config", "data", "model", "optimizer", "scheduler", "rng")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise BiosigError(f"{path}: not a biosig training state (format {STATE_FORMAT})")
-    missing = [k for k in (*keys, "ema", "history", "best") if k not in state]
+    missing = [k for k in (*keys, "ema", "history") if k not in state]
     if missing:
         raise BiosigError(f"{path}: damaged training state (no {', '.join(missing)})")
     return state

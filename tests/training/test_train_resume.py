@@ -620,3 +620,10 @@ def test_settings_saved_before_the_random_kernel_branch_resume_without_it(cli_ru
     path.write_text(json.dumps(settings), encoding="utf-8")
     request, _ = read_train_settings(old)
     assert request.kernel_features == 0
+
+
+def test_a_state_without_the_kept_epoch_is_a_damaged_state(tmp_path: Path, uninterrupted) -> None:
+    state = load_training_state(uninterrupted[0])
+    del state["best"]  # what the classification objective keeps between epochs
+    with pytest.raises(BiosigError, match=r"state.pt: damaged training state \(KeyError\('best'\)"):
+        fit_run(tmp_path, state=state, **{**RESUMED, "epochs": RESUMED["epochs"] + 1})
