@@ -28,6 +28,7 @@ from .plugin.labels import (
     table_intervals,
     whole_recording_intervals,
 )
+from .plugin.limits import check_claim, memory_budget
 
 __version__ = "0.1.0"
 
@@ -81,9 +82,11 @@ __all__ = [
     "StreamingResampler",
     "__version__",
     "band_pass_sos",
+    "check_claim",
     "describe",
     "expand_inputs",
     "load_model",
+    "memory_budget",
     "notch_sos",
     "pretrain",
     "read_label_table",

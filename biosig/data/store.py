@@ -32,7 +32,7 @@ from ..plugin.contract import (
 )
 from .windows import (
     make_preprocessor,
-    model_length,
+    planned_length,
     stream_windows,
     to_model,
     to_original,
@@ -248,7 +248,7 @@ def _plan_windows(
                 f"has {n_channels}; one model takes one channel layout"
             )
         starts, labels, label_ends = plan_starts(
-            by_recording[rec.id], model_length(rec, fs_out), window, hop, rec, fs_out
+            by_recording[rec.id], planned_length(rec, fs_out, hop), window, hop, rec, fs_out
         )
         if len(starts):
             plans.append(_Plan(rec, starts, labels, label_ends))

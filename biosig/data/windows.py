@@ -27,6 +27,7 @@ from ..plugin.contract import (
     describe,
     reader_errors_as_damage,
 )
+from ..plugin.limits import check_claim
 
 #: Samples read from a recording per step; large enough to amortise I/O, small enough that
 #: memory stays flat whatever the recording's length.
@@ -154,6 +155,33 @@ def model_length(recording: Recording, fs_out: float) -> int:
             "(or --sample-rate)"
         )
     return int(round(recording.n_samples * fs_out / recording.fs))
+
+
+#: Bytes held per planned window while a recording is predicted: its start and end in
+#: model and original samples, its valid length and a row of class scores.
+PLAN_BYTES_PER_WINDOW = 64
+
+
+def planned_length(recording: Recording, fs_out: float, hop: int) -> int:
+    """:func:`model_length`, once the plan of windows every ``hop`` samples that it implies
+    has been checked against the memory budget: a header claiming 10¹⁵ samples is damage
+    naming the recording, not an allocation."""
+    n_model = model_length(recording, fs_out)
+    n_windows = n_model // hop + 1
+    check_claim(
+        describe(recording),
+        f"the plan of its {n_windows:,} windows (sample count {recording.n_samples:,})",
+        n_windows * PLAN_BYTES_PER_WINDOW,
+    )
+    return n_model
+
+
+def plan_windows(
+    recording: Recording, fs_out: float, window: int, hop: int
+) -> tuple[int, np.ndarray]:
+    """The recording's length at the model rate and the starts of its windows there."""
+    n_model = planned_length(recording, fs_out, hop)
+    return n_model, window_starts(n_model, window, hop)
 
 
 def to_original(positions: np.ndarray, recording: Recording, fs_out: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..checkpoint import CheckpointMeta, plugin_stamp
 from ..data.normalize import NormalizationSpec, normalize
-from ..data.windows import model_length, window_starts
+from ..data.windows import plan_windows
 from ..device import autocast, resolve_device
 from ..errors import BiosigError
 from ..nn.model import (
@@ -109,7 +109,7 @@ def end_to_end_throughput(
     have passed, so that a small data set still fills the batches the model-only figure is
     measured on."""
     window, hop, fs = meta.window, meta.hop, meta.sample_rate
-    per_pass = sum(len(window_starts(model_length(r, fs), window, hop)) for r in recordings)
+    per_pass = sum(len(plan_windows(r, fs, window, hop)[1]) for r in recordings)
     passes = max(1, math.ceil(min_windows / max(per_pass, 1)))
     stream = (rec for _ in range(passes) for rec in recordings)
     windows, started = 0, time.perf_counter()

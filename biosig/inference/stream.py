@@ -27,10 +27,9 @@ from ..data.readahead import read_ahead
 from ..data.windows import (
     Windows,
     make_preprocessor,
-    model_length,
+    plan_windows,
     stream_windows,
     to_original,
-    window_starts,
 )
 from ..device import autocast
 from ..errors import BiosigError
@@ -281,7 +280,8 @@ class _Predictor:
         on_damage: Callable[[RecordingError], None] | None,
         workers: int,
     ) -> Iterator[RecordingPrediction]:
-        for state, blocks in read_ahead(map(self._plan, recordings), self._read, workers):
+        plans = self._plans(recordings, on_damage)
+        for state, blocks in read_ahead(plans, self._read, workers):
             if self.store is not None:
                 state.attention = self.store.allocate(
                     state.recording, len(state.starts), self.window
@@ -305,6 +305,21 @@ class _Predictor:
         self._score_batch()
         yield from self._finished()
 
+    def _plans(
+        self,
+        recordings: Iterable[Recording],
+        on_damage: Callable[[RecordingError], None] | None,
+    ) -> Iterator[_Pending]:
+        """Each recording's plan; one whose claims cannot be planned (a sample count whose
+        windows would not fit in memory) is damage, before anything of it is read."""
+        for rec in recordings:
+            try:
+                yield self._plan(rec)
+            except RecordingError as error:
+                if on_damage is None:
+                    raise
+                on_damage(error)
+
     def _plan(self, rec: Recording) -> _Pending:
         """The recording's windows, in model samples and in its own."""
         if len(rec.channels) != self.n_channels:
@@ -312,8 +327,7 @@ class _Predictor:
                 f"{describe(rec)} has {len(rec.channels)} channels; "
                 f"the model was trained on {self.n_channels}"
             )
-        n_model = model_length(rec, self.fs_out)
-        starts = window_starts(n_model, self.window, self.hop)
+        n_model, starts = plan_windows(rec, self.fs_out, self.window, self.hop)
         ends = np.minimum(starts + self.window, n_model)
         # A window that reaches the end of the resampled signal ends at the last original
         # sample, whatever the rounding of the rate conversion says.

@@ -32,6 +32,7 @@ from biosig import (
     PluginDefaults,
     Recording,
     RecordingError,
+    check_claim,
     expand_inputs,
     read_label_table,
     whole_recording_intervals,
@@ -43,9 +44,11 @@ _BATCH_KEYS = ("signals", "x", "X", "data")
 _LABEL_KEYS = ("labels", "y", "target")
 
 
-def _load(path: Path, mmap: bool = True) -> np.ndarray | np.lib.npyio.NpzFile:
+def _load(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
+    # Memory-mapped: a .npy header claiming more than the file holds is refused by NumPy
+    # rather than allocated. (A .npz ignores the mode; its members are checked in _member.)
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise BiosigError(f"{path}: file not found") from None
     except ValueError as exc:
@@ -75,13 +78,42 @@ def _value_error(path: Path, exc: ValueError) -> BiosigError:
 
 
 def _member(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
-    """One array of a ``.npz``, read without unpickling (members load only when asked for)."""
+    """One array of a ``.npz``, read without unpickling (members load only when asked for),
+    once its header's claim has been checked against the bytes stored and the memory budget."""
     try:
+        _check_member_claim(path, archive.zip, key)
         return archive[key]
     except ValueError as exc:
         raise _value_error(path, exc) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise BiosigError(f"{path}: array {key!r} is not readable ({exc})") from None
+
+
+def _check_member_claim(path: Path, archive: zipfile.ZipFile, key: str) -> None:
+    # A member is decompressed whole: a small archive of deflated zeros can claim gigabytes.
+    # Its .npy header says how many bytes the array needs; the zip directory says how many
+    # the member holds once inflated. The first may not exceed the second (else it is
+    # damage), and neither may exceed what the process can spare.
+    name = f"{key}.npy" if f"{key}.npy" in archive.namelist() else key
+    info = archive.getinfo(name)
+    with archive.open(info) as member:
+        if np.lib.format.read_magic(member) == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        header_bytes = member.tell()
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if claimed > info.file_size - header_bytes:
+        raise RecordingError(
+            f"{path}: array {key!r} claims {claimed:,} bytes (shape {shape}) but the archive "
+            f"holds {info.file_size - header_bytes:,}"
+        )
+    check_claim(
+        path,
+        f"array {key!r} (shape {shape}, {dtype})",
+        info.file_size,
+        "save large arrays as .npy files, which are read a chunk at a time",
+    )
 
 
 def _check_numeric(path: Path, array: np.ndarray, what: str = "array") -> None:
@@ -161,7 +193,7 @@ class NumpyPlugin(Plugin):
             )
 
     def _open_npz(self, path: Path) -> Iterator[Recording]:
-        archive = _load(path, mmap=False)
+        archive = _load(path)
         with archive:
             keys = list(archive.files)
             batch_key = next((k for k in _BATCH_KEYS if k in keys), None)
@@ -196,7 +228,7 @@ class NumpyPlugin(Plugin):
         return whole_recording_intervals(table, recordings, source)
 
     def _label_array(self, source: Path) -> np.ndarray:
-        loaded = _load(source, mmap=False)
+        loaded = _load(source)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 key = next((k for k in _LABEL_KEYS if k in loaded.files), None)

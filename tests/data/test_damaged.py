@@ -344,3 +344,27 @@ def test_a_rate_far_below_the_models_is_refused_before_any_window_is_planned() -
     with pytest.raises(RecordingError, match=r"recording slow: its rate, 1e-06 Hz, is more than"):
         model_length(slow, 360.0)
     assert model_length(Claims("ok", 1.0, 10), float(MAX_UPSAMPLING)) == 10 * MAX_UPSAMPLING
+
+
+def test_a_sample_count_whose_window_plan_exceeds_memory_is_damage_not_an_allocation() -> None:
+    # 10¹⁵ samples would plan 3·10¹³ windows: the plan is refused before it is allocated,
+    # and the other recordings are predicted.
+    config = model_config("tiny", 1, 2)
+    model = SignalNet(config).eval()
+    recs = [recording("a", 300, 0), Claims("huge", 1.0, 10**15), recording("c", 200, 2)]
+    policy = DamagePolicy()
+    preds = list(
+        predict_recordings(
+            model,
+            meta_for(config, ["x", "y"], WINDOW, HOP),
+            FilesPlugin({}),
+            recs,
+            torch.device("cpu"),
+            8,
+            on_damage=policy.handle,
+        )  # fmt: skip
+    )
+    assert [p.recording.id for p in preds] == ["a", "c"]
+    [line] = policy.skipped
+    assert line.startswith("recording huge: the plan of its 31,250,000,000,001 windows")
+    assert "sample count 1,000,000,000,000,000" in line and "GiB in memory" in line

@@ -370,3 +370,49 @@ def test_damaged_files_among_good_ones_are_skipped_by_every_command(in_tmp: Path
     assert len(predicted.out.splitlines()) == 1 + 6  # a header and the six good recordings
     strict = run_cli("predict", "--model", "m", "--strict", data)
     assert strict.code == 2 and "not a readable NumPy file" in strict.err_lines[-1]
+
+
+# --- claims checked before allocating -----------------------------------------------------
+
+
+def test_an_npz_of_deflated_zeros_is_refused_before_it_is_inflated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 200 MB of zeros deflate to about 200 kB: the member's size is a claim, checked
+    # against what the process can spare before NumPy inflates it.
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, signals=np.zeros((50, 1_000_000), dtype=np.float32))
+    assert path.stat().st_size < 1_000_000
+    monkeypatch.setattr("biosig.plugin.limits.memory_budget", lambda: 100_000_000)
+    inflated = []
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda *a: inflated.append(a))
+    with pytest.raises(BiosigError) as excinfo:
+        read([path])
+    assert_error(excinfo, path, "array 'signals'", "(50, 1000000)", "0.19 GiB", ".npy")
+    assert not inflated
+
+
+def test_an_npz_member_whose_header_claims_more_than_it_holds_is_damage(tmp_path: Path) -> None:
+    import zipfile
+
+    from biosig import RecordingError
+
+    path = tmp_path / "liar.npz"
+    np.savez(path, signals=signals(2, 100))
+    with zipfile.ZipFile(path) as archive:
+        member = archive.read("signals.npy")
+    member = member.replace(b"(2, 100)", b"(9, 100)")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("signals.npy", member)
+    with pytest.raises(RecordingError) as excinfo:
+        read([path])
+    assert_error(excinfo, path, "claims 3,600 bytes", "holds 800")
+
+
+def test_an_npz_within_the_budget_reads_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "fine.npz"
+    array = signals(3, 2, 50)
+    np.savez_compressed(path, signals=array)
+    recordings = read([path])
+    assert [r.id for r in recordings] == ["0", "1", "2"]
+    np.testing.assert_array_equal(whole(recordings[2]), array[2])
