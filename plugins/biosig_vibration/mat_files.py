@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biosig import RecordingError
+from biosig import RecordingError, check_claim
 
 from .channels import match_channels
 
@@ -89,6 +89,13 @@ class MatRecording:
         variable in one compressed block)."""
         import scipy.io
 
+        # The shapes come from the file's directory: a claim, checked before scipy inflates
+        # the variables (read, then stacked: twice the float64 samples).
+        check_claim(
+            self.source,
+            f"variables {', '.join(self.channels)} ({self.n_samples:,} samples each)",
+            2 * 8 * self.n_samples * len(self.channels),
+        )
         try:
             loaded = scipy.io.loadmat(str(self.source), variable_names=list(self.channels))
         except NotImplementedError:

@@ -150,3 +150,20 @@ def test_damaged_mat_files_are_recording_errors(tmp_path: Path) -> None:
     with pytest.raises(RecordingError) as excinfo:
         whole(rec)
     assert str(excinfo.value) == f"{path}: cannot load X105_DE_time (could not read bytes)"
+
+
+def test_a_compressed_variable_larger_than_memory_allows_is_refused_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 16 MB of zeros compress to a few kB: the shape in the directory is a claim.
+    path = tmp_path / "zeros.mat"
+    scipy.io.savemat(path, {"X1_DE_time": np.zeros(2_000_000)}, do_compression=True)
+    assert path.stat().st_size < 100_000
+    rec = open_one(path, fs=12000)
+    monkeypatch.setattr("biosig.plugin.limits.memory_budget", lambda: 10_000_000)
+    monkeypatch.setattr(scipy.io, "loadmat", lambda *a, **k: pytest.fail("loadmat called"))
+    with pytest.raises(RecordingError) as excinfo:
+        whole(rec)
+    assert str(excinfo.value).startswith(
+        f"{path}: variables X1_DE_time (2,000,000 samples each) would take 0.03 GiB in memory"
+    )
