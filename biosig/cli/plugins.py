@@ -40,17 +40,23 @@ def list_plugins() -> None:
     if not entries and not excluded and not missing:
         click.echo("no plugins installed")
         return
-    header = f"{'name':<12}{'version':<10}{'rate':>10}{'window':>8}{'hop':>7}  {'status':<8}summary"
+    # The name column fits the longest name, so a long third-party name never runs into
+    # its version.
+    names = [entry.name for entry in entries] + excluded + missing
+    w = max(12, *(len(name) + 2 for name in names))
+    header = (
+        f"{'name':<{w}}{'version':<10}{'rate':>10}{'window':>8}{'hop':>7}  {'status':<8}summary"
+    )
     click.echo(header)
     for entry in entries:
         p = entry.plugin
         if p is None:
-            click.echo(f"{entry.name:<12}{'?':<10}{'':>10}{'':>8}{'':>7}  {entry.status}")
+            click.echo(f"{entry.name:<{w}}{'?':<10}{'':>10}{'':>8}{'':>7}  {entry.status}")
             continue
         d = p.defaults
         status = "ok" if not entry.duplicates else "ok (name clash)"
         click.echo(
-            f"{entry.name:<12}{p.version:<10}{d.sample_rate:>10g}{d.window:>8}"
+            f"{entry.name:<{w}}{p.version:<10}{d.sample_rate:>10g}{d.window:>8}"
             f"{d.hop:>7}  {status:<8}{p.summary}"
         )
     for entry in entries:
@@ -58,9 +64,11 @@ def list_plugins() -> None:
         if message:
             click.echo(f"name clash: {message}")
     for name in excluded:
-        click.echo(f"{name:<12}{'?':<10}{'':>10}{'':>8}{'':>7}  excluded by {ENV_VAR}")
+        click.echo(f"{name:<{w}}{'?':<10}{'':>10}{'':>8}{'':>7}  excluded by {ENV_VAR}")
     for name in missing:
-        click.echo(f"{name:<12}{'?':<10}{'':>10}{'':>8}{'':>7}  not installed (named in {ENV_VAR})")
+        click.echo(
+            f"{name:<{w}}{'?':<10}{'':>10}{'':>8}{'':>7}  not installed (named in {ENV_VAR})"
+        )
     if selected_names() is not None:
         click.echo(f"{ENV_VAR}={','.join(selected_names() or ())}: only these plugins are used")
 
@@ -72,7 +80,7 @@ def show_plugin(name: str) -> None:
     entries = discover()
     if name not in entries:
         raise BiosigError(unavailable(name, entries))
-    entry = load_entry(entries[name])
+    entry = load_entry(entries[name], isolate=True)
     rows = [
         ("name", entry.name),
         ("entry point", entry.entry_point.value),

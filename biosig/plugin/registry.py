@@ -13,14 +13,18 @@ plugin is available.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, distributions
 
 from ..errors import BiosigError
-from .contract import SUPPORTED_API_VERSIONS, Plugin
+from .contract import SUPPORTED_API_VERSIONS, Plugin, PluginDefaults
 
 GROUP = "biosig.plugins"
 #: Environment variable restricting discovery to the plugins it names.
@@ -158,14 +162,26 @@ def clash(entry: PluginEntry) -> str | None:
     )
 
 
-def load_entry(entry: PluginEntry) -> PluginEntry:
-    """Import one plugin and check it against the contract; failures land in ``entry.error``."""
+def load_entry(entry: PluginEntry, isolate: bool = False) -> PluginEntry:
+    """Import one plugin and check it against the contract; failures land in ``entry.error``.
+
+    With ``isolate`` (listing and showing plugins, which import plugins nobody chose), a
+    third-party plugin is first imported in a child process: one that exits, crashes or
+    hangs at import is reported broken instead of taking the command with it.
+    """
     if entry.plugin is not None or entry.error is not None:
         return entry
+    if isolate and _dist_key(entry.entry_point) != FIRST_PARTY:
+        entry.error = probe_import(entry.entry_point)
+        if entry.error is not None:
+            return entry
     try:
         obj = entry.entry_point.load()
         plugin = obj() if isinstance(obj, type) else obj
-    except Exception as exc:  # a broken third-party plugin must never take biosig down
+    except (
+        Exception,
+        SystemExit,
+    ) as exc:  # a broken third-party plugin must never take biosig down
         entry.error = f"import failed: {type(exc).__name__}: {exc}"
         return entry
     problem = check_contract(plugin)
@@ -177,6 +193,52 @@ def load_entry(entry: PluginEntry) -> PluginEntry:
     else:
         entry.plugin = plugin
     return entry
+
+
+#: Seconds a third-party plugin's import may take in :func:`probe_import`.
+IMPORT_TIMEOUT = 60.0
+
+_PROBE = """
+import json, sys
+path, name, value, group = json.loads(sys.argv[1])
+sys.path[:] = path
+from importlib.metadata import EntryPoint
+EntryPoint(name=name, value=value, group=group).load()
+"""
+
+
+def probe_import(ep: EntryPoint, timeout: float | None = None) -> str | None:
+    """Why importing ``ep`` in a child process went wrong in a way no ``except`` could
+    catch (the process exited, crashed or did not finish within ``timeout`` seconds, default
+    :data:`IMPORT_TIMEOUT`), or ``None``: an import that merely raised is left to the
+    in-process load, whose message is better."""
+    timeout = IMPORT_TIMEOUT if timeout is None else timeout
+    argv = json.dumps([sys.path, ep.name, ep.value, ep.group])
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, argv],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return f"import did not finish within {timeout:g} s"
+    except OSError as exc:
+        return f"import could not be tried in a child process ({exc})"
+    if done.returncode < 0:
+        return f"import crashed the process ({_signal_name(-done.returncode)})"
+    if done.returncode != 0 and "Traceback" not in done.stderr:
+        return f"import exited the process with code {done.returncode}"
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def check_contract(plugin: object) -> str | None:
@@ -191,8 +253,15 @@ def check_contract(plugin: object) -> str | None:
         return f"declares plugin API version {version!r}; this biosig supports {supported}"
     if not getattr(plugin, "name", ""):
         return "has no name"
-    if getattr(plugin, "defaults", None) is None:
+    for field_name in ("name", "version", "summary"):
+        if not isinstance(getattr(plugin, field_name, ""), str):
+            value = getattr(plugin, field_name)
+            return f"its {field_name} is {value!r}, not text"
+    defaults = getattr(plugin, "defaults", None)
+    if defaults is None:
         return "has no defaults"
+    if not isinstance(defaults, PluginDefaults):
+        return f"its defaults are a {type(defaults).__name__}, not biosig.PluginDefaults"
     return None
 
 
@@ -228,4 +297,4 @@ def unavailable(name: str, entries: dict[str, PluginEntry]) -> str:
 def load_all() -> list[PluginEntry]:
     """Every registered plugin (that ``BIOSIG_PLUGINS`` allows), each loaded in isolation,
     sorted by name."""
-    return [load_entry(entry) for _, entry in sorted(discover().items())]
+    return [load_entry(entry, isolate=True) for _, entry in sorted(discover().items())]

@@ -471,3 +471,74 @@ def test_plugins_list_shows_both_sources_of_a_name_clash(fake_plugins, run_cli) 
     assert "broken: import failed: ImportError: needs libfoo" in broken
     assert result.err == ""  # the clash is reported once, by the line above
     assert sum("two plugins are named 'good'" in line for line in lines) == 1
+
+
+# --- plugins that exit, crash, hang or describe themselves badly ---------------------------
+
+HOSTILE_MODULES = {
+    "biosig_fake_exits": "import sys\nsys.exit(3)\n",
+    "biosig_fake_hard_exit": "import os\nos._exit(4)\n",
+    "biosig_fake_segfault": "import ctypes\nctypes.string_at(0)\n",
+    "biosig_fake_sleeps": "import time\ntime.sleep(600)\n",
+    "biosig_fake_malformed": """
+        from biosig_fake_good import GoodPlugin
+
+        class NoVersion(GoodPlugin):
+            name = "noversion"
+            version = None
+
+        class DictDefaults(GoodPlugin):
+            name = "dictdefaults"
+            defaults = {"sample_rate": 1.0}
+    """,
+}
+
+
+@pytest.fixture
+def hostile_plugins(fake_plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for module, source in HOSTILE_MODULES.items():
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setattr(registry, "IMPORT_TIMEOUT", 5.0)
+    fake_plugins(
+        [
+            entry("exits", "biosig_fake_exits:Plugin"),
+            entry("hardexit", "biosig_fake_hard_exit:Plugin"),
+            entry("segfault", "biosig_fake_segfault:Plugin"),
+            entry("sleeps", "biosig_fake_sleeps:Plugin"),
+            entry("noversion", "biosig_fake_malformed:NoVersion"),
+            entry("dictdefaults", "biosig_fake_malformed:DictDefaults"),
+            entry("good", "biosig_fake_good:GoodPlugin"),
+        ]
+    )
+    yield
+    for module in HOSTILE_MODULES:
+        sys.modules.pop(module, None)
+
+
+def test_plugins_that_exit_crash_hang_or_misdescribe_themselves_are_listed_broken(
+    hostile_plugins, run_cli
+) -> None:
+    result = run_cli("plugins", "list")
+    assert result.code == 0, result.err
+    status = {line.split()[0]: line for line in result.out.splitlines()[1:]}
+    expected = {
+        "exits": "broken: import exited the process with code 3",
+        "hardexit": "broken: import exited the process with code 4",
+        "segfault": "broken: import crashed the process (SIGSEGV)",
+        "sleeps": "broken: import did not finish within 5 s",
+        "noversion": "broken: its version is None, not text",
+        "dictdefaults": "broken: its defaults are a dict, not biosig.PluginDefaults",
+    }
+    for name, reason in expected.items():
+        assert status[name].endswith(reason), status[name]
+    assert "ok" in status["good"].split()
+    shown = run_cli("plugins", "show", "segfault")
+    assert shown.code == 0 and "import crashed the process (SIGSEGV)" in shown.out
+
+
+def test_a_chosen_plugin_that_exits_at_import_is_one_line_not_an_exit(hostile_plugins) -> None:
+    # Chosen by name, a plugin is imported in the process (no probe's cost), and its
+    # sys.exit is caught like any other failed import.
+    with pytest.raises(BiosigError, match=r"plugin 'exits' cannot be used: import failed: Sys"):
+        get_plugin("exits")
