@@ -68,21 +68,36 @@ def clear_litter(path: Path) -> None:
     """Remove the temporary twins of ``path`` that processes no longer alive left behind;
     an output one of them had moved aside (``.old-PID``) and not yet replaced is put back."""
     path = Path(path)
-    try:
-        siblings = list(path.parent.glob(f".{glob.escape(path.name)}.*-*"))
-    except OSError:
-        return
-    for twin in siblings:
-        kind, _, pid = twin.name[len(path.name) + 2 :].rpartition("-")
-        if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
-            continue
+    for kind, twin in litter(path):
         with contextlib.suppress(OSError):
             if kind == "old" and not path.exists() and not path.is_symlink():
                 os.replace(twin, path)
-            elif twin.is_dir() and not twin.is_symlink():
-                shutil.rmtree(twin)
             else:
-                twin.unlink()
+                remove(twin)
+
+
+def litter(path: Path) -> list[tuple[str, Path]]:
+    """``(kind, twin)`` for each temporary twin of ``path`` (kind ``tmp`` or ``old``) whose
+    process is no longer alive."""
+    path = Path(path)
+    try:
+        siblings = list(path.parent.glob(f".{glob.escape(path.name)}.*-*"))
+    except OSError:
+        return []
+    found = []
+    for twin in siblings:
+        kind, _, pid = twin.name[len(path.name) + 2 :].rpartition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            found.append((kind, twin))
+    return found
+
+
+def remove(path: Path) -> None:
+    """Remove a file, link or directory tree."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

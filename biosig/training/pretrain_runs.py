@@ -45,6 +45,7 @@ from .pretraining import (
     pretrain_meta,
 )
 from .pretraining import pretrain as run_pretrain_loop
+from .replacing import replacing_run
 from .runs import read_settings, remove_if_empty, resume_run, run_directory, write_settings
 from .trainer import seed_everything
 
@@ -162,6 +163,7 @@ def run_pretraining(
     *,
     state: dict[str, Any] | None = None,
     latest: Path | None = None,
+    resumed: bool = False,
 ) -> Path:
     """Pretrain a backbone as ``request`` says; returns the run directory (the checkpoint
     is its ``pretrained`` directory).
@@ -176,7 +178,14 @@ def run_pretraining(
     if not world.is_main:
         echo, progress = _silent, False
     data_read = SyncPoint(world, "before pretraining")
-    with process_group(world, backend_for(device), TRAINING_TIMEOUT), quiet_unless_main(world):
+    # A new run into a directory holding an earlier one moves that aside first (rank 0
+    # alone writes the run).
+    fresh = request.out if request.out is not None and not resumed and world.is_main else None
+    with (
+        process_group(world, backend_for(device), TRAINING_TIMEOUT),
+        quiet_unless_main(world),
+        replacing_run(fresh, echo),
+    ):
         try:
             return _run_pretraining(
                 request, echo, progress, state, latest, world, device, data_read

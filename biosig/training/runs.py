@@ -61,6 +61,7 @@ from .kernel_features import (
     normalization_spec,
 )
 from .pretraining import PretrainedSettings, load_pretrained_backbone, pretrained_settings
+from .replacing import replacing_run, settle_earlier_run
 from .trainer import (
     RESUME_DIR,
     TrainConfig,
@@ -126,6 +127,7 @@ def run_training(
     *,
     state: dict[str, Any] | None = None,
     latest: Path | None = None,
+    resumed: bool = False,
 ) -> Path:
     """Train a model as ``request`` says; returns the run directory.
 
@@ -148,7 +150,14 @@ def run_training(
     if not world.is_main:
         echo, progress = _silent, False
     data_read = SyncPoint(world, "before training")
-    with process_group(world, backend_for(device), TRAINING_TIMEOUT), quiet_unless_main(world):
+    # A new run into a directory holding an earlier one moves that aside first (rank 0
+    # alone writes the run).
+    fresh = request.out if request.out is not None and not resumed and world.is_main else None
+    with (
+        process_group(world, backend_for(device), TRAINING_TIMEOUT),
+        quiet_unless_main(world),
+        replacing_run(fresh, echo),
+    ):
         try:
             return _run_training(request, echo, progress, state, latest, world, device, data_read)
         except BaseException:
@@ -546,7 +555,8 @@ def resume_run(
     else:
         echo(f"resuming {run} after epoch {state['epoch']} of {total}")
     latest = run.parent / "latest" if had_latest else None
-    return start(request, echo, progress, state=state, latest=latest)
+    settle_earlier_run(run)
+    return start(request, echo, progress, state=state, latest=latest, resumed=True)
 
 
 def _build_model(
