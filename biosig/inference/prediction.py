@@ -42,7 +42,7 @@ from ..training.distributed import (
     world_from_env,
 )
 from .explain import AttentionFiles, safe_name
-from .output import prediction_tables
+from .output import FORMATS, prediction_tables
 from .stream import AGGREGATIONS, RecordingPrediction, predict_recordings
 
 log = logging.getLogger("biosig")
@@ -78,6 +78,8 @@ def run_prediction(
         raise BiosigError(f"{flag} writes files: give --out DIRECTORY")
     if world.world_size > 1 and out is None:
         raise BiosigError("under torchrun, give --out: each rank writes its part there")
+    if out is not None:
+        check_prediction_dir(Path(out))
     plugin, model, meta, device = load_model_and_plugin(
         plugin_name, model_path, rank_device(device_name, world)
     )
@@ -96,7 +98,6 @@ def run_prediction(
     damage = DamagePolicy(strict)
     # Under torchrun each rank writes into its own part directory, joined by rank 0 below.
     stage = prepare_part_dir(out, world) if world.is_distributed else None
-    outputs = _Outputs(out, stage, fmt, aggregation, explain, plot)
     stream = functools.partial(
         predict_recordings, model, meta, plugin, device=device, batch_size=batch_size,
         hop=hop, on_damage=damage.handle, workers=workers, fixed_shapes=compile_model,
@@ -108,7 +109,9 @@ def run_prediction(
             # A rank may have no files; a lone process with no recordings is an error.
             found = ", ".join(map(str, inputs))
             empty = None if world.is_distributed else f"no recordings found in {found}"
-            count = _write_predictions(outputs, stream, recordings, list(meta.classes), empty)
+            with _written_whole(out, stage) as directory:
+                outputs = _Outputs(directory, fmt, aggregation, explain, plot)
+                count = _write_predictions(outputs, stream, recordings, list(meta.classes), empty)
             ok = True
         finally:
             everyone = all_ok_after(ok, world)
@@ -125,14 +128,49 @@ def run_prediction(
     return count
 
 
+#: What ``predict --out`` writes: the tables in any format, attention files, plots, and
+#: under torchrun the ranks' parts.
+PREDICTION_ENTRIES = frozenset(
+    {f"{table}.{fmt}" for table in TABLES for fmt in FORMATS} | {"attention", "plots", PARTS_DIR}
+)
+
+
+def check_prediction_dir(out: Path) -> None:
+    """``--out`` is replaced whole when a run ends, so it may hold nothing but an earlier
+    prediction's files: a directory of the user's own is refused, never emptied."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BiosigError(f"--out {out}: a file, not a directory")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in PREDICTION_ENTRIES)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise BiosigError(
+            f"--out {out}: holds files that predict did not write ({shown}); predictions "
+            "replace their directory whole, so give a new or empty directory, or one "
+            "holding only earlier predictions"
+        )
+
+
+@contextlib.contextmanager
+def _written_whole(out: Path | None, stage: Path | None) -> Iterator[Path | None]:
+    """Where this process writes: a temporary directory that replaces ``out`` whole when
+    the run succeeds (a run that fails or is killed leaves the earlier predictions as they
+    were, never a mix of two runs); this rank's part directory under torchrun (rank 0
+    replaces ``out`` when it joins the parts); nothing (stdout) without ``out``."""
+    if out is None or stage is not None:
+        yield stage
+        return
+    with atomic_directory(out) as staging:
+        yield staging
+
+
 @dataclasses.dataclass
 class _Outputs:
-    """Where a prediction run writes: the tables (and attention files, plots) in ``out``,
-    or in this rank's part directory ``stage`` under torchrun; without ``out``, the
-    recordings table alone, on stdout."""
+    """Where a prediction run writes its tables (and attention files, plots): a directory,
+    or without one the recordings table alone, on stdout."""
 
-    out: Path | None
-    stage: Path | None
+    directory: Path | None
     fmt: str
     aggregation: str
     explain: bool
@@ -149,16 +187,15 @@ def _write_predictions(
     """Each recording's rows (attention, plot) written as it completes; how many. With
     none, ``if_none`` is the error, raised before any file is put in place."""
     count = 0
-    out, stage = outputs.out, outputs.stage
+    directory = outputs.directory
     with contextlib.ExitStack() as stack:
         tables = stack.enter_context(
-            prediction_tables(stage or out, classes, outputs.fmt, outputs.aggregation)
+            prediction_tables(directory, classes, outputs.fmt, outputs.aggregation)
         )
         attention = None
         if outputs.explain:
-            directory = _output_directory(stack, out, stage, "attention")
-            attention = stack.enter_context(AttentionFiles(directory))
-        plots = _output_directory(stack, out, stage, "plots") if outputs.plot else None
+            attention = stack.enter_context(AttentionFiles(directory / "attention"))
+        plots = directory / "plots" if outputs.plot else None
         for pred in stream(recordings=recordings, explain=attention or False):
             tables.write(pred, classes)
             attention_file = attention.save(pred) if attention else None
@@ -171,17 +208,6 @@ def _write_predictions(
     return count
 
 
-def _output_directory(
-    stack: contextlib.ExitStack, out: Path, stage: Path | None, name: str
-) -> Path:
-    """Where attention files or plots go while the run lasts: the rank's part directory
-    under torchrun, else a temporary directory that replaces ``OUT/name`` whole on success,
-    so files of an earlier run never mix with this one's tables."""
-    if stage is not None:
-        return stage / name
-    return stack.enter_context(atomic_directory(out / name))
-
-
 def _join_parts(out: Path, world_size: int, fmt: str, count: int, inputs: Sequence[str]) -> None:
     """Rank 0, once every rank succeeded: the parts' tables merged, their attention files
     and plots gathered, and the parts removed."""
@@ -190,13 +216,15 @@ def _join_parts(out: Path, world_size: int, fmt: str, count: int, inputs: Sequen
             raise BiosigError(f"no recordings found in {', '.join(map(str, inputs))}")
         parts = [part_dir(out, World(rank, world_size)) for rank in range(world_size)]
         _check_unique_recordings(parts, fmt)
-        for name in ("attention", "plots"):
-            if any((part / name).is_dir() for part in parts):
-                with atomic_directory(out / name) as gathered:
-                    for part in parts:
+        # Joined into a directory that replaces ``out`` whole, the parts with it.
+        with atomic_directory(out) as joined:
+            for name in ("attention", "plots"):
+                for part in parts:
+                    if (part / name).is_dir():
+                        (joined / name).mkdir(exist_ok=True)
                         for path in sorted((part / name).glob("*")):
-                            os.replace(path, gathered / path.name)
-        merge_parts(out, [f"{name}.{fmt}" for name in TABLES], world_size)
+                            os.replace(path, joined / name / path.name)
+            merge_parts(out, [f"{name}.{fmt}" for name in TABLES], world_size, into=joined)
     except BaseException:
         shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
         raise

@@ -406,9 +406,11 @@ def prepare_part_dir(out_dir: Path, world: World) -> Path:
     return path
 
 
-def merge_parts(out_dir: Path, names: Sequence[str], world_size: int) -> None:
-    """Join the parts of ranks 0…W-1 into the tables ``out_dir/NAME`` for each of
-    ``names`` (``"windows.tsv"``…), then remove ``out_dir/.parts``.
+def merge_parts(
+    out_dir: Path, names: Sequence[str], world_size: int, into: Path | None = None
+) -> None:
+    """Join the parts of ranks 0…W-1 into the tables ``out_dir/NAME`` (``into/NAME`` if
+    given) for each of ``names`` (``"windows.tsv"``…), then remove ``out_dir/.parts``.
 
     TSV and CSV tables keep one header line, the first non-empty part's; JSONL lines are
     joined as they are. A part that is an empty file or absent from its rank's directory is
@@ -432,7 +434,7 @@ def merge_parts(out_dir: Path, names: Sequence[str], world_size: int) -> None:
             )
     plans = [(name, _check_parts(name, [d / name for d in rank_dirs])) for name in names]
     for name, parts in plans:
-        with atomic_file(out_dir / name, "wb") as merged:
+        with atomic_file(Path(into or out_dir) / name, "wb") as merged:
             _join(parts, merged, has_header=_has_header(name))
     shutil.rmtree(parts_root)
 

@@ -154,6 +154,62 @@ def test_plot_draws_one_png_per_recording(trained: Path, run_cli) -> None:
         assert (out / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def files_of(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_second_run_replaces_the_first_whole_not_table_by_table(trained: Path, run_cli) -> None:
+    out = trained / "replaced"
+    assert predict(run_cli, trained, out, "--explain", "--plot").code == 0
+    result = predict(run_cli, trained, out, "--format", "csv")
+    assert result.code == 0, result.err
+    # No tsv tables, attention or plots of the first run beside the second's csv tables.
+    assert sorted(p.name for p in out.iterdir()) == [
+        "recordings.csv",
+        "segments.csv",
+        "windows.csv",
+    ]
+    assert not [p for p in trained.iterdir() if p.name.startswith(".replaced.")]
+
+
+def test_a_run_that_fails_part_way_leaves_the_earlier_predictions_untouched(
+    trained: Path, run_cli
+) -> None:
+    out = trained / "kept"
+    assert predict(run_cli, trained, out, "--explain").code == 0
+    before = files_of(out)
+    inputs = trained / "with_damage"
+    inputs.mkdir()
+    for path in sorted((trained / "recordings").glob("*.npy")):
+        (inputs / path.name).write_bytes(path.read_bytes())
+    (inputs / "zz_truncated.npy").write_bytes((inputs / "r0.npy").read_bytes()[:100])
+    failed = run_cli(
+        "predict", "--model", trained / "model", "--out", out, "--explain", "--strict", inputs,
+        cwd=trained,
+    )  # fmt: skip
+    assert failed.code == 2 and "zz_truncated.npy" in failed.err_lines[-1]
+    assert files_of(out) == before
+    assert not [p for p in trained.iterdir() if p.name.startswith(".kept.")]
+
+
+def test_an_out_directory_of_the_users_own_is_refused_not_emptied(trained: Path, run_cli) -> None:
+    out = trained / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = predict(run_cli, trained, out)
+    assert result.code == 2
+    assert result.err_lines == [
+        f"error: --out {out}: holds files that predict did not write (notes.txt); predictions "
+        "replace their directory whole, so give a new or empty directory, or one holding only "
+        "earlier predictions"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
 @pytest.mark.parametrize("flag", ["--explain", "--plot"])
 def test_explain_and_plot_need_an_out_directory(trained: Path, run_cli, flag: str) -> None:
     result = run_cli("predict", "--model", trained / "model", trained / "recordings", flag)
