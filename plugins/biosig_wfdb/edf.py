@@ -117,6 +117,33 @@ def _open(path: Path, annotations: bool) -> pyedflib.EdfReader:
         raise RecordingError(f"{path}: cannot open as EDF ({message})") from exc
 
 
+def _check_size(path: Path) -> None:
+    """A file whose size is not what its header says is damage, whatever EDFlib accepts: a
+    file copied in text mode (every LF byte of the samples become CR LF) otherwise reads as
+    a signal shifted by a byte here and there, and is predicted as if it were fine."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(256)
+            n_signals = int(head[252:256])
+            handle.seek(256 + 216 * n_signals)
+            per_record = sum(int(handle.read(8)) for _ in range(n_signals))
+        header_bytes, n_records = int(head[184:192]), int(head[236:244])
+    except (OSError, ValueError):
+        return  # an unreadable header: EDFlib names what is wrong with it
+    if n_records < 0:
+        return  # -1: a recording still being written; its size says nothing yet
+    sample_bytes = 3 if head[:1] == b"\xff" else 2  # BDF stores 24-bit samples
+    expected = header_bytes + n_records * per_record * sample_bytes
+    actual = path.stat().st_size
+    if actual != expected:
+        cause = "copied in text mode, or appended to" if actual > expected else "truncated"
+        raise RecordingError(
+            f"{path}: holds {actual:,} bytes where its header says {expected:,} "
+            f"({n_records} data records of {per_record * sample_bytes:,} bytes after a "
+            f"{header_bytes:,}-byte header): damaged ({cause})"
+        )
+
+
 def open_edf(path: Path, channels: Sequence[int] | None = None) -> EdfRecording:
     """Open an EDF/EDF+ file, selecting signals by index among its non-annotation signals
     (all by default). Reads the header only.
@@ -126,6 +153,7 @@ def open_edf(path: Path, channels: Sequence[int] | None = None) -> EdfRecording:
     sampling rates (choose signals of one rate with ``channels``).
     """
     path = Path(path)
+    _check_size(path)
     reader = _open(path, annotations=False)
     try:
         # pyedflib already leaves EDF+ annotation signals out of signals_in_file.

@@ -423,13 +423,35 @@ def test_edf_keeps_no_file_open(eeg_edf: Path) -> None:
 def test_truncated_edf(eeg_edf: Path, tmp_path: Path) -> None:
     broken = tmp_path / "S001R04.edf"
     broken.write_bytes(eeg_edf.read_bytes()[:1_000_000])
-    with pytest.raises(RecordingError, match="not EDF.* compliant") as error:
+    with pytest.raises(RecordingError) as error:
         open_edf(broken)
-    assert str(error.value).startswith(f"{broken}: ")
+    assert str(error.value) == (
+        f"{broken}: holds 1,000,000 bytes where its header says 2,596,896 (125 data records "
+        "of 20,640 bytes after a 16,896-byte header): damaged (truncated)"
+    )
     garbage = tmp_path / "garbage.edf"
     garbage.write_bytes(b"0       not an EDF header at all")
     with pytest.raises(RecordingError, match=r"garbage\.edf: cannot open as EDF"):
         open_edf(garbage)
+
+
+def test_an_edf_copied_in_text_mode_is_damage_not_a_shifted_signal(
+    eeg_edf: Path, tmp_path: Path
+) -> None:
+    # Every LF byte among the samples became CR LF: EDFlib opens it and reads samples
+    # shifted by a byte here and there, which were predicted as if the file were fine.
+    crlf = tmp_path / "S001R04.edf"
+    data = eeg_edf.read_bytes()
+    crlf.write_bytes(data.replace(b"\n", b"\r\n"))
+    grown = len(crlf.read_bytes()) - len(data)
+    assert grown > 0
+    with pytest.raises(RecordingError) as error:
+        open_edf(crlf)
+    assert str(error.value) == (
+        f"{crlf}: holds {2_596_896 + grown:,} bytes where its header says 2,596,896 (125 data "
+        "records of 20,640 bytes after a 16,896-byte header): damaged (copied in text mode, "
+        "or appended to)"
+    )
 
 
 def test_edf_mixed_rates_need_a_selection(tmp_path: Path) -> None:
