@@ -56,6 +56,11 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
 
 
+#: What h5py raises on a damaged file: HDF5's own errors surface as OSError, KeyError,
+#: ValueError or RuntimeError ("Unable to synchronously check link existence"), depending
+#: on the call that meets the damage; a damaged attribute can give a TypeError.
+HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+
 #: Samples decoded per HDF5 read: HDF5 decompresses only the chunks a slice touches.
 BLOCK = 1 << 18
 
@@ -65,12 +70,12 @@ def _signal_blocks(path: Path, dataset: str, read_id: str):
         try:
             signal = _open_files.get(path)[dataset]
             n = signal.shape[0]
-        except (OSError, KeyError) as exc:
+        except HDF5_ERRORS as exc:
             raise RecordingError(f"{path}: read {read_id}: unreadable ({exc})") from None
         for start in range(0, n, BLOCK):
             try:
                 block = signal[start : start + BLOCK]
-            except (OSError, ValueError, RuntimeError) as exc:
+            except HDF5_ERRORS as exc:
                 raise RecordingError(
                     f"{path}: read {read_id}: signal cannot be decoded at sample {start} ({exc})"
                 ) from None
@@ -134,7 +139,7 @@ def open_fast5(path: Path) -> Iterator[NanoporeRead | RecordingError]:
     try:
         handle = _open_files.get(path)
         locations = _read_locations(handle)
-    except (OSError, KeyError) as exc:
+    except HDF5_ERRORS as exc:
         raise RecordingError(f"{path}: not a readable FAST5 file ({exc})") from None
     if not locations:
         raise RecordingError(f"{path}: FAST5 file holds no reads")
@@ -143,6 +148,6 @@ def open_fast5(path: Path) -> Iterator[NanoporeRead | RecordingError]:
             read = _read(path, handle[raw_path], handle[channel_path])
         except RecordingError as error:
             read = error
-        except (KeyError, OSError, ValueError) as exc:
+        except HDF5_ERRORS as exc:
             read = RecordingError(f"{path}: {name}: incomplete read metadata ({exc})")
         yield read

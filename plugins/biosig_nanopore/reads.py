@@ -68,8 +68,11 @@ class NanoporeRead:
         for block in self.raw_blocks():
             for start in range(0, len(block), n):
                 pa = block[start : start + n].astype(np.float32)[None, :]
-                pa += self.offset  # in place: one float copy per chunk, not three
-                pa *= self.scale
+                # A damaged calibration can overflow to inf: the core names that sample
+                # as damage, so NumPy's warning would only add noise.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    pa += self.offset  # in place: one float copy per chunk, not three
+                    pa *= self.scale
                 yield pa
 
     def median_mad(self) -> tuple[float, float]:

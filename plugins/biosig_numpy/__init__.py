@@ -18,6 +18,7 @@ with ``allow_pickle``; ``.npy`` files are memory-mapped and read a chunk at a ti
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def _load(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
         raise BiosigError(f"{path}: file not found") from None
     except ValueError as exc:
         raise _value_error(path, exc) from None
-    except (OSError, EOFError, OverflowError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, OverflowError, zipfile.BadZipFile, zlib.error) as exc:
         # Damage (empty, truncated; OverflowError: a negative shape in the header): one such
         # file among good ones is skipped with a warning, or stops the run with --strict.
         raise RecordingError(f"{path}: not a readable NumPy file ({exc})") from None
@@ -85,8 +86,8 @@ def _member(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
         return archive[key]
     except ValueError as exc:
         raise _value_error(path, exc) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise BiosigError(f"{path}: array {key!r} is not readable ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # damage, as in _load
+        raise RecordingError(f"{path}: array {key!r} is not readable ({exc})") from None
 
 
 def _check_member_claim(path: Path, archive: zipfile.ZipFile, key: str) -> None:

@@ -121,7 +121,9 @@ class MatRecording:
         # Loaded per pass and not kept: a run over many files holds one at a time.
         data = self.load()
         for start in range(0, self.n_samples, max(1, int(n))):
-            yield data[:, start : start + n].astype(np.float32)
+            # A value beyond float32 becomes inf, which the core names as damage.
+            with np.errstate(over="ignore", invalid="ignore"):
+                yield data[:, start : start + n].astype(np.float32)
 
     def __repr__(self) -> str:
         return (
