@@ -28,9 +28,10 @@ ADDRESS_SPACE = 3 * 2**30
 SECONDS_PER_CASE = 30
 
 #: (plugin, its options, the files of one input: the first is given to the plugin, the
-#: others are its companions, each mutated in turn).
+#: others are its companions, each mutated in turn). An ``.atr`` companion is read as
+#: rhythm labels too.
 SOURCES = [
-    ("ecg", {}, ["wfdb/cpsc2021/data_101_6.hea", "wfdb/cpsc2021/data_101_6.dat"]),
+    ("ecg", {}, [f"wfdb/cpsc2021/data_101_6.{s}" for s in ("hea", "dat", "atr")]),
     ("ecg", {}, ["wfdb/formats/3000003_0003.hea", "wfdb/formats/3000003_0003.dat"]),
     ("eeg", {}, ["wfdb/eeg/S001R04.edf"]),
     ("nanopore", {}, ["nanopore/fast5_multi_vbz_tiny.fast5"]),
@@ -63,13 +64,15 @@ def on_alarm(signum, frame):
 
 signal.signal(signal.SIGALRM, on_alarm)
 
-def read_all(plugin_name, options, path):
+def read_all(plugin_name, options, path, labels):
     plugin = get_plugin(plugin_name)
     plugin.configure(options)
+    recordings = []
     for file in plugin.find([path]):
         for rec in plugin.open(file):
             if isinstance(rec, RecordingError):
                 continue  # damage the plugin reports instead of raising: as good
+            recordings.append(rec)
             width = len(rec.channels)
             seen = 0
             for chunk in rec.chunks(65536):
@@ -80,13 +83,15 @@ def read_all(plugin_name, options, path):
                 seen += chunk.shape[1]
             if seen != rec.n_samples:
                 return f"read {{seen}} samples of the {{rec.n_samples}} claimed"
+    if labels:
+        plugin.labels(labels, recordings)
     return "ok"
 
 results = []
 for case in json.loads(sys.argv[1]):
     signal.alarm({seconds})
     try:
-        outcome = read_all(case["plugin"], case["options"], case["path"])
+        outcome = read_all(case["plugin"], case["options"], case["path"], case["labels"])
     except Timeout:
         outcome = "timeout"
     except RecordingError:
@@ -150,7 +155,10 @@ def fuzz_cases(shared: Path, work: Path) -> list[dict]:
                     else:
                         shutil.copyfile(path, copy)
                 given = case_dir / paths[0].name
-                cases.append({"plugin": plugin, "options": options, "path": str(given)})
+                labels = "rhythm" if any(p.suffix == ".atr" for p in paths) else ""
+                cases.append(
+                    {"plugin": plugin, "options": options, "path": str(given), "labels": labels}
+                )
     return cases
 
 

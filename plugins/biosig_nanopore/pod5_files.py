@@ -57,6 +57,19 @@ def _signal_rows(path: Path, batch: int, row: int, read_id: str):
     return decode
 
 
+def _check_tables(path: Path, reader: pod5.Reader) -> None:
+    """Validate every record batch of the file's Arrow tables (offsets and lengths within
+    their buffers) before a value is read: pod5 reads them unchecked, and a damaged offset
+    then crashes the process (a segmentation fault in ``as_py``) instead of raising."""
+    try:
+        for name in ("read_table", "run_info_table", "signal_table"):
+            table = getattr(reader, name)
+            for index in range(table.num_record_batches):
+                table.get_batch(index).validate(full=True)
+    except Exception as exc:  # pyarrow.ArrowInvalid, OSError…
+        raise RecordingError(f"{path}: damaged POD5 file ({name}: {exc})") from None
+
+
 def open_pod5(path: Path) -> Iterator[NanoporeRead | RecordingError]:
     """Yield the reads of one POD5 file; a read whose metadata is unreadable is yielded as a
     :class:`RecordingError` in its place."""
@@ -65,6 +78,7 @@ def open_pod5(path: Path) -> Iterator[NanoporeRead | RecordingError]:
         n_batches = reader.batch_count
     except Exception as exc:  # "Invalid signature in file" and friends
         raise RecordingError(f"{path}: not a readable POD5 file ({exc})") from None
+    _check_tables(path, reader)
     for batch_index in range(n_batches):
         try:
             batch = reader.get_batch(batch_index)

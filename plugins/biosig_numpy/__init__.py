@@ -17,6 +17,7 @@ with ``allow_pickle``; ``.npy`` files are memory-mapped and read a chunk at a ti
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,8 @@ from biosig import (
 __version__ = "0.1.0"
 
 _BATCH_KEYS = ("signals", "x", "X", "data")
+#: What NumPy's parser of a damaged .npy header raises besides ValueError.
+_HEADER_ERRORS = (SyntaxError, tokenize.TokenError)
 _LABEL_KEYS = ("labels", "y", "target")
 
 
@@ -54,7 +57,14 @@ def _load(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
         raise BiosigError(f"{path}: file not found") from None
     except ValueError as exc:
         raise _value_error(path, exc) from None
-    except (OSError, EOFError, OverflowError, zipfile.BadZipFile, zlib.error) as exc:
+    except (
+        OSError,
+        EOFError,
+        OverflowError,
+        zipfile.BadZipFile,
+        zlib.error,
+        *_HEADER_ERRORS,
+    ) as exc:
         # Damage (empty, truncated; OverflowError: a negative shape in the header): one such
         # file among good ones is skipped with a warning, or stops the run with --strict.
         raise RecordingError(f"{path}: not a readable NumPy file ({exc})") from None
@@ -86,7 +96,7 @@ def _member(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
         return archive[key]
     except ValueError as exc:
         raise _value_error(path, exc) from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # damage, as in _load
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, *_HEADER_ERRORS) as exc:
         raise RecordingError(f"{path}: array {key!r} is not readable ({exc})") from None
 
 
