@@ -23,7 +23,9 @@ import pytest
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="ulimit -v as Linux applies it")
 
-SEED = 20261207
+#: Fixed seeds; 1 and 11 are kept because they once found a crash in scipy's MAT reader
+#: and mismatched columns in a damaged WFDB annotation file.
+SEEDS = (20261207, 1, 11)
 ADDRESS_SPACE = 3 * 2**30
 SECONDS_PER_CASE = 30
 
@@ -134,8 +136,8 @@ def write_arrays(directory: Path) -> None:
     np.savez_compressed(directory / "arrays.npz", signals=signals, labels=np.arange(6) % 2)
 
 
-def fuzz_cases(shared: Path, work: Path) -> list[dict]:
-    rng = np.random.default_rng(SEED)
+def fuzz_cases(shared: Path, work: Path, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
     kinds = ["truncate", "flip", "header"]
     originals = work / "originals"
     originals.mkdir()
@@ -162,10 +164,11 @@ def fuzz_cases(shared: Path, work: Path) -> list[dict]:
     return cases
 
 
+@pytest.mark.parametrize("seed", SEEDS)
 def test_every_reader_survives_damaged_copies_of_the_real_files(
-    shared_data: Path, tmp_path: Path
+    shared_data: Path, tmp_path: Path, seed: int
 ) -> None:
-    cases = fuzz_cases(shared_data, tmp_path)
+    cases = fuzz_cases(shared_data, tmp_path, seed)
     driver = _DRIVER.format(limit=ADDRESS_SPACE, seconds=SECONDS_PER_CASE)
     done = subprocess.run(
         [sys.executable, "-c", driver, json.dumps(cases)],

@@ -19,6 +19,7 @@ import numpy as np
 from biosig import RecordingError, check_claim
 
 from .channels import match_channels
+from .mat_layout import check_variable_tags
 
 #: The drive-end accelerometer, CWRU's usual channel.
 DEFAULT_CHANNELS = ("_DE_time$",)
@@ -96,6 +97,7 @@ class MatRecording:
             f"variables {', '.join(self.channels)} ({self.n_samples:,} samples each)",
             2 * 8 * self.n_samples * len(self.channels),
         )
+        check_variable_tags(self.source, self.channels)
         try:
             loaded = scipy.io.loadmat(str(self.source), variable_names=list(self.channels))
         except NotImplementedError:

@@ -47,9 +47,20 @@ def read_annotations(record_path: Path, annotator: str):
         # wfdb reads 0 bytes as a record without events: an AF record would train as N.
         raise BiosigError(f"{path}: empty annotation file (0 bytes), not a record without events")
     try:
-        return wfdb.rdann(str(record_path), annotator)
+        annotation = wfdb.rdann(str(record_path), annotator)
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on a corrupt file
         raise BiosigError(f"{path}: cannot read annotations ({type(exc).__name__}: {exc})") from exc
+    # A damaged file can decode into columns of different lengths (wfdb does not check):
+    # the marks would then pair with the wrong symbols and notes.
+    lengths = {
+        name: len(column)
+        for name in ("sample", "symbol", "aux_note")
+        if (column := getattr(annotation, name, None)) is not None
+    }
+    if len(set(lengths.values())) > 1:
+        counts = ", ".join(f"{n} {name}" for name, n in lengths.items())
+        raise BiosigError(f"{path}: damaged annotation file (it decodes to {counts})")
+    return annotation
 
 
 def _positions(samples: np.ndarray, annotation_fs: float | None, recording) -> np.ndarray:

@@ -149,7 +149,10 @@ def test_damaged_mat_files_are_recording_errors(tmp_path: Path) -> None:
     rec = open_one(path, fs=12000)  # its directory entry is intact
     with pytest.raises(RecordingError) as excinfo:
         whole(rec)
-    assert str(excinfo.value) == f"{path}: cannot load X105_DE_time (could not read bytes)"
+    assert str(excinfo.value) == (
+        f"{path}: data element at byte 128 claims 48,064 bytes, past the end of the file "
+        "(24,068 bytes)"
+    )
 
 
 def test_a_compressed_variable_larger_than_memory_allows_is_refused_before_loading(
@@ -167,3 +170,31 @@ def test_a_compressed_variable_larger_than_memory_allows_is_refused_before_loadi
     assert str(excinfo.value).startswith(
         f"{path}: variables X1_DE_time (2,000,000 samples each) would take 0.03 GiB in memory"
     )
+
+
+def test_a_damaged_type_code_is_damage_not_a_crash_in_scipy(tmp_path: Path) -> None:
+    # scipy's compiled reader trusts the data tag: an unknown type code there made
+    # loadmat die with a segmentation fault (found by tests/test_fuzz.py).
+    import struct
+
+    path = tmp_path / "typo.mat"
+    scipy.io.savemat(path, {"X1_DE_time": np.arange(1000.0)}, do_compression=False)
+    data = bytearray(path.read_bytes())
+    tag = data.index(struct.pack("<II", 9, 8000))  # miDOUBLE, 1000 values
+    data[tag + 1] = 0xB0  # type 9 -> 45065
+    path.write_bytes(bytes(data))
+    rec = open_one(path, fs=12000)
+    with pytest.raises(RecordingError) as excinfo:
+        whole(rec)
+    assert str(excinfo.value) == f"{path}: variable X1_DE_time: unknown data type 45065 in its tag"
+
+
+def test_a_data_tag_disagreeing_with_the_dimensions_is_damage(tmp_path: Path) -> None:
+    import struct
+
+    path = tmp_path / "short.mat"
+    scipy.io.savemat(path, {"X1_DE_time": np.arange(1000.0)}, do_compression=False)
+    data = path.read_bytes().replace(struct.pack("<II", 9, 8000), struct.pack("<II", 9, 4000))
+    path.write_bytes(data)
+    with pytest.raises(RecordingError, match=r"its data tag says 4,000 bytes where its dim"):
+        whole(open_one(path, fs=12000))
