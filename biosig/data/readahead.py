@@ -27,6 +27,8 @@ Item = TypeVar("Item")
 
 #: Seconds between checks of the stop flag while a thread waits on a full queue.
 _POLL = 0.05
+#: Seconds to wait for each reader thread to leave once the stream ends.
+_JOIN_TIMEOUT = 30.0
 
 
 class _End:
@@ -121,6 +123,13 @@ class _ReadAhead(Generic[Job, Item]):
                 drained.close()  # a job left part-way: stop its producer
         finally:
             self._stop.set()
+            # Wait for the readers to leave (each notices the stop within a poll, or when
+            # its current block is read), so that what they hold (open HDF5 files in a
+            # thread-local cache) is released on their own threads now, not at interpreter
+            # exit, where freeing an h5py object while a daemon thread is frozen holding
+            # h5py's lock can hang the process after its last output.
+            for thread in self._threads:
+                thread.join(timeout=_JOIN_TIMEOUT)
 
     def _drain(self, items: _Items) -> Iterator[Item]:
         try:

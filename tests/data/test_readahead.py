@@ -143,3 +143,36 @@ def test_no_job_is_taken_after_the_stream_is_closed() -> None:
     count = len(taken)
     time.sleep(0.3)
     assert len(taken) == count <= 6
+
+
+@pytest.mark.parametrize("finish", ["exhausted", "closed", "raised"])
+def test_the_readers_have_left_when_the_stream_ends(finish: str) -> None:
+    # Joined, not left to die with the interpreter: what a reader holds (an open HDF5
+    # file in a thread-local cache) is released on its own thread before the command ends.
+    main = threading.get_ident()
+    released = []
+    local = threading.local()
+
+    class Handle:
+        def __del__(self) -> None:
+            released.append(threading.get_ident())
+
+    def produce(job: int) -> Iterator[int]:
+        local.handle = getattr(local, "handle", None) or Handle()
+        time.sleep(0.01)
+        if finish == "raised" and job == 2:
+            raise OSError("damaged block")
+        yield job
+
+    stream = read_ahead(iter(range(6)), produce, workers=3, depth=1)
+    try:
+        for _, items in stream:
+            list(items)
+            if finish == "closed":
+                stream.close()
+                break
+    except OSError:
+        stream.close()
+    # No waiting: joined at the end, each reader's handle freed on its own thread.
+    assert not [t for t in threading.enumerate() if t.name.startswith("biosig-reader-")]
+    assert len(released) == 3 and main not in released
