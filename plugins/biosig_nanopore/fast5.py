@@ -58,8 +58,10 @@ def _text(value: object) -> str:
 
 #: What h5py raises on a damaged file: HDF5's own errors surface as OSError, KeyError,
 #: ValueError or RuntimeError ("Unable to synchronously check link existence"), depending
-#: on the call that meets the damage; a damaged attribute can give a TypeError.
-HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+#: on the call that meets the damage; a damaged attribute can give a TypeError, and an
+#: object whose header was damaged into another kind (a group read as a named type) an
+#: AttributeError.
+HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError)
 
 #: Samples decoded per HDF5 read: HDF5 decompresses only the chunks a slice touches.
 BLOCK = 1 << 18
@@ -85,10 +87,15 @@ def _signal_blocks(path: Path, dataset: str, read_id: str):
 
 
 def _read(path: Path, raw_group: h5py.Group, channel: h5py.Group) -> NanoporeRead:
+    if not isinstance(raw_group, h5py.Group) or not isinstance(channel, h5py.Group):
+        # A damaged object header can turn a group into a dataset or a named type.
+        raise RecordingError(f"{path}: {raw_group.name}: not an HDF5 group as FAST5 has it")
     read_id = _text(raw_group.attrs["read_id"])
     if "Signal" not in raw_group:
         raise RecordingError(f"{path}: read {read_id}: no raw signal")
     signal = raw_group["Signal"]
+    if not isinstance(signal, h5py.Dataset) or signal.ndim != 1:
+        raise RecordingError(f"{path}: read {read_id}: raw signal is not a 1-D dataset")
     if not np.issubdtype(signal.dtype, np.integer):
         # Raw current is ADC counts; a float signal would be cast to int16 and wrap.
         raise RecordingError(
