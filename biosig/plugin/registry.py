@@ -256,7 +256,7 @@ def check_contract(plugin: object) -> str | None:
     for field_name in ("name", "version", "summary"):
         if not isinstance(getattr(plugin, field_name, ""), str):
             value = getattr(plugin, field_name)
-            return f"its {field_name} is {value!r}, not text"
+            return f"{field_name} is {value!r}, expected a str"
     defaults = getattr(plugin, "defaults", None)
     if defaults is None:
         return "has no defaults"

@@ -17,10 +17,15 @@ from pathlib import Path
 from ..atomic import litter, remove
 from ..report import CONFUSION, HISTORY, LEARNING_CURVES
 from .pretraining import PRETRAINED_DIR
-from .trainer import RESUME_DIR, STATE_FILE
+from .trainer import RESUME_DIR, SETTINGS_FILE, STATE_FILE
 
 #: What a training or pretraining run writes in its directory; nothing else is touched.
 RUN_ENTRIES = ("best", "last", PRETRAINED_DIR, RESUME_DIR, HISTORY, LEARNING_CURVES, CONFUSION)
+#: Files that only a run writes: one of them means the directory holds a run.
+_RUN_MARKS = (
+    f"{RESUME_DIR}/{SETTINGS_FILE}",
+    *(f"{name}/biosig.json" for name in ("best", "last", PRETRAINED_DIR)),
+)
 #: Entries that mean a run finished an epoch: it is worth keeping over an earlier run.
 _EPOCH_ENTRIES = ("best", "last", PRETRAINED_DIR, f"{RESUME_DIR}/{STATE_FILE}")
 
@@ -40,10 +45,10 @@ def replacing_run(run_dir: Path | None, echo: Callable[..., object]) -> Iterator
         return
     run_dir = Path(run_dir)
     settle_earlier_run(run_dir)
-    earlier = [name for name in RUN_ENTRIES if (run_dir / name).exists()]
-    if not earlier:
-        yield
+    if not any((run_dir / name).is_file() for name in _RUN_MARKS):
+        yield  # no earlier run: whatever is there is not ours to move
         return
+    earlier = [name for name in RUN_ENTRIES if (run_dir / name).exists()]
     aside = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
     shutil.rmtree(aside, ignore_errors=True)
     aside.mkdir()

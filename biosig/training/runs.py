@@ -64,6 +64,7 @@ from .pretraining import PretrainedSettings, load_pretrained_backbone, pretraine
 from .replacing import replacing_run, settle_earlier_run
 from .trainer import (
     RESUME_DIR,
+    SETTINGS_FILE,
     TrainConfig,
     fit,
     load_training_state,
@@ -71,11 +72,6 @@ from .trainer import (
 )
 
 log = logging.getLogger("biosig")
-
-
-#: ``run_dir/resume/settings.json``: the run's request with every default resolved, so that
-#: ``--resume`` repeats it exactly (inputs and labels as absolute paths).
-SETTINGS_FILE = "settings.json"
 
 
 SETTINGS_FORMAT = 1

@@ -63,6 +63,9 @@ log = logging.getLogger("biosig")
 #: the CLI).
 RESUME_DIR = "resume"
 STATE_FILE = "state.pt"
+#: ``run_dir/resume/settings.json``: the run's request with every default resolved, so that
+#: ``--resume`` repeats it exactly (inputs and labels as absolute paths).
+SETTINGS_FILE = "settings.json"
 STATE_FORMAT = 1
 
 

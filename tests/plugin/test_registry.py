@@ -527,7 +527,7 @@ def test_plugins_that_exit_crash_hang_or_misdescribe_themselves_are_listed_broke
         "hardexit": "broken: import exited the process with code 4",
         "segfault": "broken: import crashed the process (SIGSEGV)",
         "sleeps": "broken: import did not finish within 5 s",
-        "noversion": "broken: its version is None, not text",
+        "noversion": "broken: version is None, expected a str",
         "dictdefaults": "broken: its defaults are a dict, not biosig.PluginDefaults",
     }
     for name, reason in expected.items():
