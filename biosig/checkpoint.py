@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .atomic import atomic_directory
 from .data.normalize import NormalizationSpec
+from .data.windows import MAX_WINDOW
 from .errors import BiosigError
 from .nn.model import ModelConfig, build_classifier
 
@@ -29,9 +30,8 @@ if TYPE_CHECKING:
 WEIGHTS = "model.safetensors"
 META = "biosig.json"
 FORMAT_VERSION = 1
-#: The largest window and ensemble a checkpoint may claim; beyond them a tampered
-#: ``biosig.json`` could ask for memory before its weights are checked.
-MAX_WINDOW = 1 << 20
+#: The largest ensemble a checkpoint may claim (and :data:`MAX_WINDOW` the largest window);
+#: beyond them a tampered ``biosig.json`` could ask for memory before its weights are checked.
 MAX_ENSEMBLE = 64
 
 

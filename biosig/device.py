@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -27,3 +28,26 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failing for want of memory: CUDA's
+    ``OutOfMemoryError``, Python's ``MemoryError``, or the CPU allocator's ``RuntimeError``
+    ("can't allocate memory")."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+@contextlib.contextmanager
+def memory_for(what: str, advice: str) -> Iterator[None]:
+    """Turn running out of memory inside the block into one line saying what needed the
+    memory and what to change (``--batch-size``, ``--window``), instead of an internal
+    error quoting the allocator."""
+    try:
+        yield
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BiosigError(f"{what}: out of memory ({detail[:160]}); {advice}") from None

@@ -203,7 +203,29 @@ CASES = [
     (
         train_args("numpy", "short.npy", "labels2.npy", "--sample-rate", "1000000"),
         ["10,000 times below"],
-    ),  # fmt: skip
+    ),
+    # Flags: what no model can take is refused by the option, what memory cannot hold is
+    # one line naming the flag.
+    (
+        train_args("numpy", "short.npy", "labels2.npy", "--window", "1000000000"),
+        ["--window", "1000000000 is not in the range 1<=x<=1048576"],
+    ),
+    (
+        [
+            "bench",
+            "--plugin",
+            "numpy",
+            "--input",
+            "short.npy",
+            "--preset",
+            "tiny",
+            "--batch-size",
+            "1000000000",
+            "--seconds",
+            "0.1",
+        ],  # fmt: skip
+        ["--batch-size 1000000000 windows of 1024 samples on cpu: out of memory"],
+    ),
 ]
 
 

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..data.windows import MAX_WINDOW
 from ..inference.bench import run_bench
 from ..nn.model import KERNEL_FEATURES, PRESETS
 from .common import device_option, workers_option
@@ -23,7 +24,7 @@ from .common import device_option, workers_option
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="small", show_default=True)
 @click.option(
     "--window",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_WINDOW),
     help="Window in samples at the model rate [default: the plugin's].",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..checkpoint import CheckpointMeta
+from ..data.windows import MAX_WINDOW
 from ..errors import BiosigError
 from ..loading import UnknownPluginOption, set_plugin_options
 from ..pipeline import PATH_OPTIONS, load_pipeline, relative_to_pipeline, unknown_key
@@ -204,7 +205,9 @@ def lr_option(default: float):
 
 
 window_option = click.option(
-    "--window", type=click.IntRange(min=1), help="Window length in samples at the model rate."
+    "--window",
+    type=click.IntRange(1, MAX_WINDOW),
+    help="Window length in samples at the model rate.",
 )
 workers_option = click.option(
     "--workers",

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..data.windows import MAX_WINDOW
 from ..errors import BiosigError
 from ..nn.model import PRESETS
 from ..pipeline import SECTIONS, TOP_LEVEL
@@ -57,7 +58,7 @@ DEFAULTS = PretrainConfig()
 @batch_option
 @lr_option(DEFAULTS.lr)
 @window_option
-@click.option("--hop", type=click.IntRange(min=1), help="Hop between windows.")
+@click.option("--hop", type=click.IntRange(1, MAX_WINDOW), help="Hop between windows.")
 @click.option(
     "--mask-ratio",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),

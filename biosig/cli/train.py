@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..data.windows import MAX_WINDOW
 from ..errors import BiosigError
 from ..nn.augment import AUGMENTATIONS
 from ..nn.model import (
@@ -93,12 +94,12 @@ DEFAULTS = TrainConfig()
 @lr_option(DEFAULTS.lr)
 @click.option(
     "--window",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_WINDOW),
     help="Window length in samples at the model rate [default: where every label is a whole "
     "recording none longer than twice the plugin's window, the longest (each series seen "
     "whole); else the plugin's].",
 )
-@click.option("--hop", type=click.IntRange(min=1), help="Hop between training windows.")
+@click.option("--hop", type=click.IntRange(1, MAX_WINDOW), help="Hop between training windows.")
 @device_option
 @seed_option(DEFAULTS.seed)
 @click.option(

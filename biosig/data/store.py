@@ -31,6 +31,7 @@ from ..plugin.contract import (
     recording_times,
 )
 from .windows import (
+    MAX_WINDOW,
     make_preprocessor,
     planned_length,
     stream_windows,
@@ -177,6 +178,8 @@ def build_examples(
     A recording whose reading raises :class:`RecordingError` is passed to ``on_damage``
     (which may re-raise) and its windows are left out; without ``on_damage`` it propagates.
     """
+    if not 1 <= window <= MAX_WINDOW:  # a checkpoint of a longer one would not load
+        raise BiosigError(f"window {window}: a model takes 1 to {MAX_WINDOW:,} samples")
     plans, n_channels = _plan_windows(recordings, intervals, window, hop, fs_out)
     total = sum(len(p.starts) for p in plans)
     columns = _Columns.empty(total, (total, n_channels, window), store_dir)

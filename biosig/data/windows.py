@@ -29,6 +29,10 @@ from ..plugin.contract import (
 )
 from ..plugin.limits import check_claim
 
+#: The longest window a model takes (2²⁰ samples, 17 minutes at 1 kHz): a checkpoint
+#: claiming more is refused, and so is training one.
+MAX_WINDOW = 1 << 20
+
 #: Samples read from a recording per step; large enough to amortise I/O, small enough that
 #: memory stays flat whatever the recording's length.
 DEFAULT_CHUNK = 1 << 18

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..checkpoint import CheckpointMeta, plugin_stamp
 from ..data.normalize import NormalizationSpec, normalize
 from ..data.windows import plan_windows
-from ..device import autocast, resolve_device
+from ..device import autocast, memory_for, resolve_device
 from ..errors import BiosigError
 from ..nn.model import (
     KERNEL_FEATURES,
@@ -71,11 +71,17 @@ def model_throughput(
     """The model alone on random ``[batch_size, n_channels, window]`` batches on the device,
     normalised as in prediction; three warm-up batches are not counted."""
     model.eval()
-    x = torch.randn(batch_size, n_channels, window, device=device)
-    lengths = torch.full((batch_size,), window, device=device)
+    what = f"--batch-size {batch_size} windows of {window} samples on {device}"
+    with memory_for(what, "use a smaller --batch-size or --window"):
+        x = torch.randn(batch_size, n_channels, window, device=device)
+        lengths = torch.full((batch_size,), window, device=device)
 
     def step() -> None:
-        with torch.inference_mode(), autocast(device):
+        with (
+            memory_for(what, "use a smaller --batch-size or --window"),
+            torch.inference_mode(),
+            autocast(device),
+        ):
             model(normalize(x, lengths, normalization), lengths)
 
     for _ in range(3):

@@ -31,7 +31,7 @@ from ..data.windows import (
     stream_windows,
     to_original,
 )
-from ..device import autocast
+from ..device import autocast, memory_for
 from ..errors import BiosigError
 from ..plugin.contract import AGGREGATIONS, Plugin, Recording, RecordingError, describe
 
@@ -393,7 +393,9 @@ class _Predictor:
             batch.blocks.append(np.zeros((blank, self.n_channels, self.window), dtype=np.float32))
             batch.lengths.append(np.full(blank, self.window, dtype=np.int64))
         host_lengths = np.concatenate(batch.lengths)
-        probs, attention = self._forward(np.concatenate(batch.blocks), host_lengths)
+        what = f"a batch of {len(host_lengths)} windows of {self.window} samples on {self.device}"
+        with memory_for(what, "use a smaller --batch-size"):
+            probs, attention = self._forward(np.concatenate(batch.blocks), host_lengths)
         offset = 0
         for owner, index in batch.owners:
             part = slice(offset, offset + len(index))

@@ -36,7 +36,7 @@ from ..checkpoint import CheckpointMeta, save_checkpoint
 from ..data.normalize import NormalizationSpec, normalize
 from ..data.split import VAL_FRACTION
 from ..data.store import ExampleStore
-from ..device import autocast
+from ..device import autocast, memory_for
 from ..errors import BiosigError
 from ..metrics import classification_report
 from ..nn.augment import build_augmentation
@@ -633,7 +633,10 @@ class Trainer:
     def _step(self, epoch: int, idx: np.ndarray) -> tuple[float, float]:
         """One optimiser step on the windows ``idx``; their loss summed over the ranks, and
         how many windows that was."""
-        loss, logged = self.objective.loss(self, epoch, idx)
+        what = f"a training batch of {len(idx)} windows on {self.device}"
+        advice = "use a smaller --batch-size (or --window)"
+        with memory_for(what, advice):
+            loss, logged = self.objective.loss(self, epoch, idx)
         # Summed over the ranks (one value each, before the backward pass) so that every
         # rank logs the loss of the global batch and, should one rank's loss diverge, all
         # stop here together instead of one leaving the others in the gradient exchange.
@@ -644,7 +647,8 @@ class Trainer:
                 "try a lower --lr"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with memory_for(what, advice):
+            loss.backward()
         for group in self.objective.clipped(self):
             torch.nn.utils.clip_grad_norm_(group, self.config.grad_clip)
         self.optimizer.step()

@@ -1,0 +1,40 @@
+"""Running out of memory: one line saying what needed it and what to change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biosig import BiosigError
+from biosig.device import memory_for, out_of_memory
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 4096000000000 bytes."
+        ),
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+        MemoryError(),
+    ],
+)
+def test_running_out_of_memory_is_one_line_with_advice(error: Exception) -> None:
+    assert out_of_memory(error)
+    with pytest.raises(BiosigError) as excinfo, memory_for("a batch of 9 windows", "use less"):
+        raise error
+    message = str(excinfo.value)
+    assert message.startswith("a batch of 9 windows: out of memory (")
+    assert message.endswith("; use less") and "\n" not in message
+
+
+def test_other_errors_pass_through() -> None:
+    with pytest.raises(RuntimeError, match="shape mismatch"), memory_for("x", "y"):
+        raise RuntimeError("shape mismatch")
+
+
+def test_a_real_allocation_beyond_the_machine_is_caught() -> None:
+    expected = pytest.raises(BiosigError, match=r"huge: out of memory \(.*\); smaller")
+    with expected, memory_for("huge", "smaller"):
+        torch.empty(2**62, dtype=torch.uint8)
