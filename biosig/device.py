@@ -11,15 +11,20 @@ from .errors import BiosigError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is an error."""
+    """``auto`` picks CUDA when present, else Apple's MPS when present, else the CPU;
+    asking for a device the machine lacks is an error."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BiosigError(f"--device {name}: CUDA is not available on this machine")
+    if name.startswith("mps") and not torch.backends.mps.is_available():
+        raise BiosigError(f"--device {name}: Apple's MPS is not available on this machine")
     try:
         return torch.device(name)
     except RuntimeError:
-        raise BiosigError(f"--device {name}: not a device (use auto, cpu or cuda)") from None
+        raise BiosigError(f"--device {name}: not a device (use auto, cpu, cuda or mps)") from None
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:

@@ -38,3 +38,17 @@ def test_a_real_allocation_beyond_the_machine_is_caught() -> None:
     expected = pytest.raises(BiosigError, match=r"huge: out of memory \(.*\); smaller")
     with expected, memory_for("huge", "smaller"):
         torch.empty(2**62, dtype=torch.uint8)
+
+
+def test_auto_picks_cuda_then_mps_then_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from biosig.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(BiosigError, match="--device mps: Apple's MPS is not available"):
+        resolve_device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")

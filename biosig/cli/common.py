@@ -173,7 +173,10 @@ def as_list(value: Any) -> list[str]:
 
 
 device_option = click.option(
-    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps.",
 )
 plugin_option = click.option(
     "--plugin", help="Plugin that reads the inputs (see `biosig plugins list`)."
@@ -235,6 +238,13 @@ strict_option = click.option(
     help="Stop at the first damaged file or recording instead of skipping it.",
 )
 
+
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    default=False,
+    help="Replace the run that --out already holds (kept until this run finishes an epoch).",
+)
 
 resume_option = click.option(
     "--resume",

@@ -56,6 +56,7 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
                 inputs=[str(p) for p in train_data.inputs],
                 labels=str(train_data.labels),
                 out=base / "model",
+                force=True,  # the demo's own directory: a second demo replaces the first
                 preset="tiny",
                 window=settings.get("window"),
                 hop=settings.get("hop"),

@@ -23,6 +23,7 @@ from .common import (
     batch_option,
     device_option,
     epochs_to_resume_with,
+    force_option,
     input_option,
     lr_option,
     more_inputs_argument,
@@ -101,6 +102,7 @@ DEFAULTS = PretrainConfig()
 )
 @sample_rate_option
 @strict_option
+@force_option
 @resume_option
 @more_inputs_argument
 @click.pass_context
@@ -154,6 +156,7 @@ def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_
             normalization=opts.get("normalization"),
             sample_rate=opts.get("sample_rate"),
             strict=opts.get("strict"),
+            force=opts.get("force"),
             val_fraction=opts.get("val_fraction"),
             split=opts.get("split"),
             device=opts.get("device"),

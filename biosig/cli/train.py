@@ -40,6 +40,7 @@ from .common import (
     as_list,
     device_option,
     epochs_to_resume_with,
+    force_option,
     input_option,
     lr_option,
     more_inputs_argument,
@@ -185,6 +186,7 @@ DEFAULTS = TrainConfig()
 )
 @sample_rate_option
 @strict_option
+@force_option
 @click.option(
     "--init",
     metavar="PRETRAINED",
@@ -299,6 +301,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
             normalization=opts.get("normalization"),
             sample_rate=opts.get("sample_rate"),
             strict=opts.get("strict"),
+            force=opts.get("force"),
             val_fraction=opts.get("val_fraction"),
             split=opts.get("split"),
             span=opts.get("span"),

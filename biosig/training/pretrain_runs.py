@@ -65,6 +65,8 @@ class PretrainRequest:
     normalization: str | None = None
     sample_rate: float | None = None
     strict: bool = False
+    #: replace an earlier run that ``out`` holds (else that is an error)
+    force: bool = False
     #: fraction of the recordings (groups) held out to score reconstruction
     val_fraction: float = 0.1
     split: str | None = None
@@ -184,7 +186,7 @@ def run_pretraining(
     with (
         process_group(world, backend_for(device), TRAINING_TIMEOUT),
         quiet_unless_main(world),
-        replacing_run(fresh, echo),
+        replacing_run(fresh, echo, request.force),
     ):
         try:
             return _run_pretraining(

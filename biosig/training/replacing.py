@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..atomic import litter, remove
+from ..errors import BiosigError
 from ..report import CONFUSION, HISTORY, LEARNING_CURVES
 from .pretraining import PRETRAINED_DIR
 from .trainer import RESUME_DIR, SETTINGS_FILE, STATE_FILE
@@ -31,14 +32,19 @@ _EPOCH_ENTRIES = ("best", "last", PRETRAINED_DIR, f"{RESUME_DIR}/{STATE_FILE}")
 
 
 @contextlib.contextmanager
-def replacing_run(run_dir: Path | None, echo: Callable[..., object]) -> Iterator[None]:
+def replacing_run(
+    run_dir: Path | None, echo: Callable[..., object], force: bool = False
+) -> Iterator[None]:
     """Write a new run into ``run_dir`` (``None``: nothing to do, as for a resumed run).
 
-    An earlier run's entries there are first moved aside whole (into ``.NAME.old-PID``),
-    so the directory never holds both. They are removed once this run ends having
-    finished an epoch, and put back if it ends before (a bad label file, Ctrl-C during the
-    first epoch). A process killed outright leaves them aside: :func:`settle_earlier_run`
-    settles them the same way on the next run into the directory.
+    A directory holding an earlier run is an error unless ``force`` (``--force``): a
+    finished run is hours of work, and a repeated command should not discard it in
+    silence. With ``force``, the earlier run's entries are first moved aside whole (into
+    ``.NAME.old-PID``), so the directory never holds both. They are removed once this run
+    ends having finished an epoch, and put back if it ends before (a bad label file,
+    Ctrl-C during the first epoch). A process killed outright leaves them aside:
+    :func:`settle_earlier_run` settles them the same way on the next run into the
+    directory.
     """
     if run_dir is None:
         yield
@@ -48,6 +54,11 @@ def replacing_run(run_dir: Path | None, echo: Callable[..., object]) -> Iterator
     if not any((run_dir / name).is_file() for name in _RUN_MARKS):
         yield  # no earlier run: whatever is there is not ours to move
         return
+    if not force:
+        raise BiosigError(
+            f"--out {run_dir} holds an earlier run: continue it with --resume {run_dir}, "
+            "replace it with --force, or choose another --out"
+        )
     earlier = [name for name in RUN_ENTRIES if (run_dir / name).exists()]
     aside = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
     shutil.rmtree(aside, ignore_errors=True)

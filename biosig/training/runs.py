@@ -91,6 +91,8 @@ class TrainRequest:
     normalization: str | None = None
     sample_rate: float | None = None
     strict: bool = False
+    #: replace an earlier run that ``out`` holds (else that is an error)
+    force: bool = False
     #: share of the groups (or of each recording's time) held out to validate; ``None``:
     #: :data:`VAL_FRACTION`, or none in the small-data recipe
     val_fraction: float | None = None
@@ -152,7 +154,7 @@ def run_training(
     with (
         process_group(world, backend_for(device), TRAINING_TIMEOUT),
         quiet_unless_main(world),
-        replacing_run(fresh, echo),
+        replacing_run(fresh, echo, request.force),
     ):
         try:
             return _run_training(request, echo, progress, state, latest, world, device, data_read)

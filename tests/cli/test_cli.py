@@ -405,7 +405,10 @@ epochs = 1
     result = run_cli("train", "--pipeline", pipeline, "--out", "here", cwd=elsewhere)
     assert result.code == 0, result.err
     assert (elsewhere / "here" / "best").is_dir()
-    missing = run_cli("train", "--pipeline", pipeline, "--labels", "labels.npy", cwd=elsewhere)
+    missing = run_cli(
+        "train", "--pipeline", pipeline, "--labels", "labels.npy", "--out", "there",
+        cwd=elsewhere,
+    )  # fmt: skip
     assert missing.code != 0 and "labels.npy: labels file not found" in missing.err
 
 

@@ -47,7 +47,13 @@ def test_a_new_run_replaces_an_earlier_one_whole_and_keeps_other_files(
     assert first.code == 0, first.err
     (in_tmp / "run" / "notes.txt").write_text("mine")
     (in_tmp / "run" / "best" / "stale.txt").write_text("from an older biosig")
-    second = train(run_cli, synthetic_npy, "run", "--seed", "2")
+    refused = train(run_cli, synthetic_npy, "run", "--seed", "2")
+    assert refused.code == 2
+    assert refused.err_lines == [
+        "error: --out run holds an earlier run: continue it with --resume run, replace it "
+        "with --force, or choose another --out"
+    ]
+    second = train(run_cli, synthetic_npy, "run", "--seed", "2", "--force")
     assert second.code == 0, second.err
     assert "run held an earlier run: this one replaces it" in second.err
     run = in_tmp / "run"
@@ -65,7 +71,7 @@ def test_a_new_run_that_fails_before_its_first_epoch_puts_the_earlier_one_back(
     np.save(in_tmp / "one_class.npy", np.array(["a"] * 30))
     failed = run_cli(
         "train", "--plugin", "numpy", "--input", synthetic_npy / "signals.npy",
-        "--labels", in_tmp / "one_class.npy", "--preset", "tiny", "--out", "run",
+        "--labels", in_tmp / "one_class.npy", "--preset", "tiny", "--out", "run", "--force",
     )  # fmt: skip
     assert failed.code == 2 and "class" in failed.err_lines[-1]
     assert snapshot(in_tmp / "run") == before
@@ -106,7 +112,7 @@ def test_a_run_killed_outright_never_leaves_two_runs_mixed(
         sys.executable, "-m", "biosig", "train", "--plugin", "numpy",
         "--input", str(synthetic_npy / "signals.npy"),
         "--labels", str(synthetic_npy / "labels.npy"),
-        "--preset", "tiny", "--epochs", "50", "--seed", "7", "--out", "run",
+        "--preset", "tiny", "--epochs", "50", "--seed", "7", "--out", "run", "--force",
     ]  # fmt: skip
     child = subprocess.Popen(
         command, cwd=in_tmp, env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -130,7 +136,7 @@ def test_a_run_killed_outright_never_leaves_two_runs_mixed(
         assert not checkpoint.exists() or checkpoint.read_text() != old_best
     assert '"seed": 7' in settings.read_text()
     assert len([p for p in in_tmp.iterdir() if p.name.startswith(".run.old-")]) == 1
-    again = train(run_cli, synthetic_npy, "run", "--seed", "3")  # settles what was left
+    again = train(run_cli, synthetic_npy, "run", "--seed", "3", "--force")  # settles the rest
     assert again.code == 0, again.err
     assert '"seed": 3' in settings.read_text()
     assert [p.name for p in in_tmp.iterdir() if p.name.startswith(".")] == []
@@ -142,7 +148,7 @@ def test_pretraining_into_an_earlier_pretraining_run_replaces_it(
     args = ("pretrain", "--plugin", "numpy", "--input", synthetic_npy / "signals.npy",
             "--preset", "tiny", "--epochs", "1", "--out", "pre")  # fmt: skip
     assert run_cli(*args, "--seed", "1").code == 0
-    again = run_cli(*args, "--seed", "2")
+    again = run_cli(*args, "--seed", "2", "--force")
     assert again.code == 0, again.err
     assert "pre held an earlier run: this one replaces it" in again.err
     assert '"seed": 2' in (in_tmp / "pre" / "resume" / "settings.json").read_text()
