@@ -53,6 +53,11 @@ __all__ = ["CheckReport", "PluginCheckError", "check_demo_data", "check_plugin"]
 CHUNK_SIZES: tuple[int | None, ...] = (1, 7, 4096, None)
 #: Sizes the raw samples are cut into, in turn, to feed the preprocessor in many chunks.
 PIECES = (1, 7, 4096, 1, 13, 997, 2, 65536)
+#: Random cuttings of each recording fed to the preprocessor besides :data:`PIECES`.
+CHUNKINGS = 6
+#: Cuts per random cutting: half among the first :data:`EARLY` samples (many chunks of a
+#: few samples, where a state carried wrongly shows first), half anywhere in the recording.
+CUTS, EARLY = 48, 64
 
 
 class PluginCheckError(AssertionError):
@@ -94,6 +99,7 @@ def check_plugin(
     chunk_sizes: Sequence[int | None] = CHUNK_SIZES,
     max_recordings: int = 8,
     max_chunks: int = 32,
+    chunkings: int = CHUNKINGS,
     rtol: float = 1e-5,
     atol: float = 1e-5,
     check_errors: bool = True,
@@ -120,8 +126,11 @@ def check_plugin(
       ``[C, m]`` chunks, about ``n_samples * fs_out / fs`` samples in all, never infinite
       nor NaN (a missing sample to biosig) unless the raw samples hold NaN, and the same
       output (within ``rtol`` and ``atol`` times its largest magnitude, or ``atol`` when it
-      is all zero) for the recording in one chunk as in many chunks of uneven sizes,
-      ``flush()`` included;
+      is all zero) for the recording in one chunk as in many chunks: the sizes of
+      :data:`PIECES` in turn, and ``chunkings`` random cuttings (fixed seed) of up to
+      :data:`CUTS` chunks each, half of the cuts among the first :data:`EARLY` samples and
+      half anywhere, so that a state carried wrongly between chunks shows whatever the
+      recording's length; ``flush()`` included;
     * ``group`` gives a string per recording;
     * with ``labels`` (a file or one of ``label_keywords``): every interval names a checked
       recording and lies inside it (``0 <= start < stop <= n_samples``, ``label_end`` from
@@ -133,15 +142,27 @@ def check_plugin(
       by ``open``), never another exception. A truncated file may also read as a shorter
       recording, and with ``accepts_any_bytes`` (headerless raw formats) random bytes may.
 
-    ``sample_files`` may also be one path. A plugin class is instantiated with no
-    arguments. Configure options before the call.
+    Arguments:
+
+    * ``plugin``: the plugin, or its class (instantiated with no arguments); configure its
+      options before the call;
+    * ``sample_files``: real files (or directories) in the plugin's format, or one path;
+    * ``labels``: a label file or keyword to check ``labels()`` with (``None``: skipped);
+    * ``fs_out``: the model rate the preprocessor is checked at (default: the plugin's);
+    * ``chunk_sizes``: the sizes ``chunks(n)`` is read with (default :data:`CHUNK_SIZES`);
+    * ``max_recordings``: how many recordings, spread over the files, are read;
+    * ``max_chunks``: the most blocks of one ``chunks(n)`` read;
+    * ``chunkings``: random cuttings fed to the preprocessor (default :data:`CHUNKINGS`);
+    * ``rtol``, ``atol``: how close chunked and whole preprocessing must be;
+    * ``check_errors``, ``accepts_any_bytes``: as above.
+
     Raises :class:`PluginCheckError` on the first problem; returns a :class:`CheckReport`.
     """
     if isinstance(plugin, type):
         plugin = plugin()
     if isinstance(sample_files, (str, Path)):
         sample_files = [sample_files]  # one path, not a sequence of characters
-    checker = _Checker(plugin, rtol=rtol, atol=atol, max_chunks=max_chunks)
+    checker = _Checker(plugin, rtol=rtol, atol=atol, max_chunks=max_chunks, chunkings=chunkings)
     report = checker.report
     checker.contract()
     files = checker.find(sample_files)
@@ -196,10 +217,13 @@ def _directory(directory: str | Path | None) -> Iterator[Path]:
 
 
 class _Checker:
-    def __init__(self, plugin: Plugin, *, rtol: float, atol: float, max_chunks: int) -> None:
+    def __init__(
+        self, plugin: Plugin, *, rtol: float, atol: float, max_chunks: int, chunkings: int
+    ) -> None:
         self.plugin = plugin
         self.name = getattr(plugin, "name", "") or type(plugin).__name__
         self.rtol, self.atol, self.max_chunks = rtol, atol, max_chunks
+        self.chunkings = chunkings
         self.report = CheckReport(self.name)
 
     def fail(self, where: object, what: str) -> PluginCheckError:
@@ -452,17 +476,10 @@ class _Checker:
     def preprocessing(self, rec: Recording, raw: np.ndarray, fs_out: float) -> None:
         where = describe(rec)
         n_channels = len(rec.channels)
-        pieces, start, i = [], 0, 0
-        while start < raw.shape[1]:
-            size = PIECES[i % len(PIECES)] if i < 47 else raw.shape[1]
-            pieces.append(raw[:, start : start + size])
-            start += size
-            i += 1
         # NaN is a missing sample to the core (its windows are skipped): a preprocessor may
         # carry NaN through from the raw samples, never make it of finite ones.
         nan_ok = bool(np.isnan(raw).any())
         one = self._preprocess(rec, fs_out, [raw], where, nan_ok)
-        many = self._preprocess(rec, fs_out, pieces, where, nan_ok)
         expected = model_length(rec, fs_out)
         self.expect(
             abs(one.shape[1] - expected) <= 1,
@@ -470,11 +487,22 @@ class _Checker:
             f"the preprocessor gave {one.shape[1]} samples at {fs_out:g} Hz, expected "
             f"{expected} ({rec.n_samples} samples at {rec.fs:g} Hz)",
         )
+        for bounds in _cuttings(raw.shape[1], self.chunkings):
+            pieces = [raw[:, a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            many = self._preprocess(rec, fs_out, pieces, where, nan_ok)
+            self._same_output(where, one, many, pieces)
+        self.expect(n_channels == one.shape[0], where, "the preprocessor changed the channels")
+
+    def _same_output(
+        self, where: str, one: np.ndarray, many: np.ndarray, pieces: list[np.ndarray]
+    ) -> None:
+        sizes = [p.shape[1] for p in pieces]
+        shown = ", ".join(map(str, sizes[:12])) + (", …" if len(sizes) > 12 else "")
         self.expect(
             one.shape == many.shape,
             where,
             f"the preprocessor gave {one.shape[1]} samples from one chunk but {many.shape[1]} "
-            f"from {len(pieces)} chunks",
+            f"from {len(pieces)} chunks of {shown} samples",
         )
         scale = float(np.nanmax(np.abs(one))) if one.size and not np.isnan(one).all() else 0.0
         # Relative to the signal's scale, whatever its unit (EEG in volts is ~1e-5); an
@@ -485,11 +513,11 @@ class _Checker:
             c, t = (int(v) for v in np.argwhere(~close)[0])
             raise self.fail(
                 where,
-                f"the preprocessor gives other output in {len(pieces)} chunks than in one: "
-                f"channel {c}, sample {t}: {many[c, t]!r} instead of {one[c, t]!r} "
-                f"({int((~close).sum())} samples differ); carry its state across chunks",
+                f"the preprocessor gives other output in {len(pieces)} chunks of {shown} "
+                f"samples than in one: channel {c}, sample {t}: {many[c, t]!r} instead of "
+                f"{one[c, t]!r} ({int((~close).sum())} samples differ); carry its state "
+                "across chunks",
             )
-        self.expect(n_channels == one.shape[0], where, "the preprocessor changed the channels")
 
     def _preprocess(
         self, rec: Recording, fs_out: float, pieces: list[np.ndarray], where: str, nan_ok: bool
@@ -666,6 +694,28 @@ class _Checker:
             path,
             f"{how} {type(error).__name__} for a damaged file without naming it: {error}",
         )
+
+
+def _cuttings(n: int, count: int) -> list[np.ndarray]:
+    """Chunk boundaries (``0 … n``) for feeding ``n`` samples to a preprocessor: the sizes
+    of :data:`PIECES` in turn (47 of them, then the rest), then ``count`` random cuttings
+    with a fixed seed, each cut at up to :data:`CUTS` points, half among the first
+    :data:`EARLY` samples and half anywhere, whatever the recording's length (so a
+    100-sample recording is fed in dozens of chunks of 1 to a few samples, a long one in
+    chunks of every size)."""
+    bounds, start, i = [0], 0, 0
+    while start < n:
+        start = min(n, start + (PIECES[i % len(PIECES)] if i < 47 else n))
+        bounds.append(start)
+        i += 1
+    cuttings = [np.array(bounds)]
+    rng = np.random.default_rng(0)
+    for _ in range(count if n > 1 else 0):
+        early = rng.integers(1, min(n, EARLY + 1), size=CUTS // 2)
+        anywhere = rng.integers(1, n, size=CUTS // 2)
+        cuts = np.unique(np.concatenate([early, anywhere]))
+        cuttings.append(np.concatenate([[0], cuts, [n]]))
+    return cuttings
 
 
 def _spread(recordings: list[Recording], k: int) -> list[Recording]:

@@ -352,7 +352,9 @@ def test_a_preprocessor_that_resets_per_chunk_fails(toy_files) -> None:
         def preprocessor(self, recording, fs_out):
             return ForgetfulIntegrator(len(recording.channels), fs_out)
 
-    message = fails(Resetting(), toy_files, r"other output in \d+ chunks than in one")
+    message = fails(
+        Resetting(), toy_files, r"other output in \d+ chunks of [\d, …]+ samples than in one"
+    )
     assert "a.toy: recording a" in message
     assert "carry its state across chunks" in message
 
@@ -418,7 +420,9 @@ def test_a_chunk_reset_in_a_signal_of_small_amplitude_fails(tmp_path: Path) -> N
             return Differencer(len(recording.channels), fs_out, forget=True)
 
     check_plugin(Remembering(), files, check_errors=False)
-    with pytest.raises(PluginCheckError, match=r"other output in \d+ chunks than in one"):
+    with pytest.raises(
+        PluginCheckError, match=r"other output in \d+ chunks of [\d, …]+ samples than in one"
+    ):
         check_plugin(Forgetting(), files, check_errors=False)
     zeros = [write_toy(tmp_path / "zeros.toy", np.zeros((1, 500)))]
     check_plugin(Remembering(), zeros, check_errors=False)  # all-zero output passes
@@ -582,3 +586,33 @@ def test_errors_can_be_left_unchecked(toy_files) -> None:
             yield from super().open(path)
 
     assert "errors" not in check(Raw(), toy_files, check_errors=False).checks
+
+
+class LateForgetter(Integrator):
+    """Carries its sum across chunks, but drops it when a chunk starts after sample 8: the
+    kind of bug a preprocessor that handles "the first chunk" specially can hide."""
+
+    def __init__(self, n_channels: int, fs_out: float) -> None:
+        super().__init__(n_channels, fs_out)
+        self.seen = 0
+
+    def __call__(self, chunk):
+        if self.seen > 8:
+            self.total[:] = 0
+        self.seen += chunk.shape[1]
+        return super().__call__(chunk)
+
+
+def test_a_state_bug_after_sample_8_of_a_100_sample_recording_is_caught(tmp_path: Path) -> None:
+    # PIECES alone cut 100 samples as 1, 7, 92: no chunk starts after sample 8, so only the
+    # random cuttings (many small chunks, wherever the length) find it.
+    files = [write_toy(tmp_path / "short.toy", np.random.default_rng(5).normal(size=(1, 100)))]
+
+    class Late(ToyPlugin):
+        def preprocessor(self, recording, fs_out):
+            return LateForgetter(len(recording.channels), fs_out)
+
+    check_plugin(Late(), files, check_errors=False, chunkings=0)  # missed by PIECES alone
+    with pytest.raises(PluginCheckError, match=r"other output in \d+ chunks of 1, .* samples"):
+        check_plugin(Late(), files, check_errors=False)
+    check_plugin(ToyPlugin(), files, check_errors=False)  # a correct one passes every cutting
