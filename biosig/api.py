@@ -79,7 +79,7 @@ class Run:
 def train(
     plugin: str,
     inputs: str | Path | Sequence[str | Path],
-    labels: str | Path,
+    labels: str | Path | None = None,
     *,
     progress: bool = False,
     **options: Any,
@@ -88,7 +88,8 @@ def train(
 
     ``options`` are the command's options by name (``epochs=5``, ``preset="tiny"``,
     ``out="runs/x"``, ``kernel_features=0``…) and the plugin's own (``annotator="atr"``);
-    left out, each takes the command's default. Without ``out`` the run goes to
+    left out, each takes the command's default. Without ``labels``, the plugin's default
+    label word (``folder`` for ``vibration``), if it has one. Without ``out`` the run goes to
     ``runs/<plugin>/<time>`` and ``runs/<plugin>/latest`` points at it. Progress lines go
     to stdout as the command prints them; warnings to the ``biosig`` logger.
     """
@@ -99,11 +100,12 @@ def train(
 def train_request(
     plugin: str,
     inputs: str | Path | Sequence[str | Path],
-    labels: str | Path,
+    labels: str | Path | None,
     options: Mapping[str, Any],
 ) -> TrainRequest:
     """The request ``biosig train`` would build from these options (by name)."""
-    return _request(TrainRequest, TrainConfig, plugin, inputs, options, labels=str(labels))
+    text = None if labels is None else str(labels)
+    return _request(TrainRequest, TrainConfig, plugin, inputs, options, labels=text)
 
 
 @dataclasses.dataclass
@@ -253,7 +255,7 @@ class Model:
     def evaluate(
         self,
         inputs: str | Path | Sequence[str | Path],
-        labels: str | Path,
+        labels: str | Path | None = None,
         *,
         hop: int | None = None,
         batch_size: int = 256,

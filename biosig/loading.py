@@ -59,12 +59,29 @@ def set_plugin_options(
             )
 
 
-def label_source(plugin: Plugin, labels: str | Path) -> Path | str:
+def label_source(plugin: Plugin, labels: str | Path | None) -> Path | str:
     """``--labels`` as the plugin takes it: one of its label keywords (labels the
-    recordings carry, such as ``beats``), else a file that must exist."""
+    recordings carry, such as ``beats``), else a file that must exist; without one, the
+    plugin's default keyword (``defaults.labels``). ``train``, ``evaluate`` and the library
+    resolve labels here, so every label error is worded alike."""
+    if labels is None or str(labels) == "":
+        if plugin.defaults.labels is not None:
+            return plugin.defaults.labels
+        raise BiosigError(f"--labels is required: {_label_choices(plugin)}")
     if str(labels) in plugin.label_keywords:
         return str(labels)
-    return require_file(labels, "labels file")
+    path = Path(labels)
+    if not path.exists():
+        raise BiosigError(f"{path}: labels file not found; {_label_choices(plugin)}")
+    return require_file(path, "labels file")
+
+
+def _label_choices(plugin: Plugin) -> str:
+    """What ``--labels`` may be for ``plugin``: its formats and its keywords."""
+    choices = f"plugin {plugin.name!r} reads {plugin.label_formats or 'label files'}"
+    if plugin.label_keywords:
+        choices += f", or takes one of the words {', '.join(plugin.label_keywords)}"
+    return choices
 
 
 def require_file(path: str | Path, what: str) -> Path:

@@ -284,6 +284,12 @@ class _Checker:
             value = getattr(d, attr)
             if value not in allowed:
                 raise bad(f"{attr} {value!r} is not one of {', '.join(allowed)}")
+        keywords = tuple(getattr(self.plugin, "label_keywords", ()) or ())
+        if d.labels is not None and d.labels not in keywords:
+            raise bad(
+                f"labels {d.labels!r} is not one of the plugin's label_keywords "
+                f"({', '.join(map(str, keywords)) or 'none'})"
+            )
 
     def _options(self, options: object) -> None:
         if not isinstance(options, tuple):

@@ -39,7 +39,9 @@ log = logging.getLogger("biosig")
 @click.option("--plugin", help="Plugin that reads the inputs [default: the model's].")
 @click.option("--input", "inputs", multiple=True, help="File, directory or glob; repeatable.")
 @click.option(
-    "--labels", required=True, help="Labels file, or a word the plugin takes (its labels)."
+    "--labels",
+    help="Labels file, or a word the plugin takes (its labels) [default: the plugin's "
+    "label word, if it has one].",
 )
 @click.option("--hop", type=click.IntRange(min=1), help="Hop between windows [default: window].")
 @click.option(

@@ -269,9 +269,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
         raise BiosigError("--plugin is required (see `biosig plugins list`)")
     reader = get_plugin(plugin)
     more_inputs = opts.configure_plugin(reader, ctx.params["more_inputs"])
-    labels = opts.get("labels")
-    if not labels:
-        raise BiosigError("--labels is required")
+    labels = opts.get("labels") or None  # None: the plugin's default keyword, if any
     augment = None if opts.get("augment") is None else as_list(opts.get("augment"))
     config = TrainConfig(
         epochs=opts.get("epochs"),

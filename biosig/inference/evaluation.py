@@ -30,7 +30,7 @@ def run_evaluation(
     model_path: Path | None,
     plugin_name: str | None,
     inputs: Sequence[str],
-    labels: str | Path,
+    labels: str | Path | None,
     hop: int | None = None,
     batch_size: int = 256,
     device_name: str = "auto",

@@ -48,7 +48,9 @@ class PluginDefaults:
     gap, for series where the future must not inform the past) or ``auto`` (by group,
     unless some class has a single group, then by time). ``aggregation`` says how
     ``predict`` turns window probabilities into a recording's (see
-    :data:`AGGREGATIONS`: ``mean``, ``geometric`` or ``vote``).
+    :data:`AGGREGATIONS`: ``mean``, ``geometric`` or ``vote``). ``labels`` is the label
+    keyword (one of the plugin's ``label_keywords``) used when ``--labels`` is not given:
+    ``folder`` for a plugin whose users sort files into one folder per class.
     """
 
     sample_rate: float
@@ -58,6 +60,7 @@ class PluginDefaults:
     normalization: Normalization = "window"
     split: Split = "auto"
     aggregation: str = "mean"
+    labels: str | None = None
 
 
 @dataclass(frozen=True)

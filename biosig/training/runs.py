@@ -83,7 +83,8 @@ class TrainRequest:
 
     plugin: str
     inputs: list[str]
-    labels: str
+    #: a label file or keyword; ``None``: the plugin's default keyword
+    labels: str | None
     out: Path | None = None
     preset: str = "small"
     window: int | None = None

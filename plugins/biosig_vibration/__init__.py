@@ -75,7 +75,12 @@ class VibrationPlugin(Plugin):
     version = __version__
     summary = "Vibration from CSV/TSV (time column, accX/accY/accZ…) or MATLAB v5 .mat (CWRU)"
     defaults = PluginDefaults(
-        sample_rate=12000.0, window=2048, hop=1024, normalization="window", split="auto"
+        sample_rate=12000.0,
+        window=2048,
+        hop=1024,
+        normalization="window",
+        split="auto",
+        labels="folder",  # one folder per class unless --labels says otherwise
     )
     label_keywords = LABEL_KEYWORDS
     label_formats = (

@@ -4,6 +4,7 @@ or a missing manifest is one ``error:`` line and a non-zero exit, never a traceb
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,21 @@ def test_a_v73_mat_file_is_one_line(in_tmp: Path, run_cli) -> None:
         "--fs", "12000", "--strict",
     )  # fmt: skip
     one_error_line(result, "new.mat: MATLAB v7.3 (HDF5) files are not read: save with -v7")
+
+
+def test_without_labels_the_folders_name_the_classes(in_tmp: Path, run_cli) -> None:
+    # `folder` is the plugin's default label word: files sorted into one folder per class
+    # train without --labels, and evaluate scores them the same way.
+    for cls, seed in (("normal", 0), ("faulty", 10)):
+        (in_tmp / "data" / cls).mkdir(parents=True)
+        for i in range(2):
+            signal_csv(in_tmp / "data" / cls / f"{cls}{i}.csv", seed=seed + i)
+    trained = run_cli(
+        "train", "--plugin", "vibration", "--input", "data", "--sample-rate", "1000",
+        "--split", "time", "--out", "model", *FAST,
+    )  # fmt: skip
+    assert trained.code == 0, trained.err
+    evaluated = run_cli("evaluate", "--model", "model", "--input", "data", "--json")
+    assert evaluated.code == 0, evaluated.err
+    report = json.loads(evaluated.out)
+    assert sorted(report["classes"]) == ["faulty", "normal"]

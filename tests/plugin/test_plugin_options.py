@@ -33,6 +33,13 @@ from biosig.loading import label_source, load_model_and_plugin
 from biosig.nn.model import model_config
 from biosig.plugin import registry
 
+#: How ``--labels`` errors say what the numpy plugin takes.
+NUMPY_CHOICES = (
+    "plugin 'numpy' reads labels.npy / .npz 'labels' (one per recording, in order) or labels.tsv"
+)
+WITHOPTS_CHOICES = (
+    NUMPY_CHOICES.replace("'numpy'", "'withopts'") + ", or takes one of the words beats"
+)
 #: What the plugin saw: ("labels", source, settings) and ("preprocessor", id, settings).
 SEEN: list[tuple[str, Any, dict[str, Any]]] = []
 
@@ -390,9 +397,20 @@ def test_label_source_keyword_file_or_error(tmp_path: Path) -> None:
     missing = tmp_path / "beats.tsv"
     with pytest.raises(BiosigError) as error:
         label_source(plugin, str(missing))
-    assert str(error.value) == f"{missing}: labels file not found"
-    with pytest.raises(BiosigError, match="^beats: labels file not found$"):
+    assert str(error.value) == f"{missing}: labels file not found; {WITHOPTS_CHOICES}"
+    with pytest.raises(BiosigError) as error:
         label_source(NumpyPlugin(), "beats")  # another plugin's keyword is just a name
+    assert str(error.value) == f"beats: labels file not found; {NUMPY_CHOICES}"
+    with pytest.raises(BiosigError) as error:
+        label_source(NumpyPlugin(), None)  # no default keyword: say what it takes
+    assert str(error.value) == f"--labels is required: {NUMPY_CHOICES}"
+
+
+def test_a_plugins_default_label_word_is_used_without_labels() -> None:
+    from biosig_vibration import VibrationPlugin
+
+    assert label_source(VibrationPlugin(), None) == "folder"
+    assert label_source(VibrationPlugin(), "manifest") == "manifest"
 
 
 # ---------------------------------------------------------------------------- Options
@@ -587,12 +605,14 @@ def test_train_label_keyword_and_missing_labels_file(in_tmp: Path, data: Path, r
     line = one_error_line(
         run_cli("train", "--plugin", "withopts", "--input", signals, "--labels", "nothere.tsv")
     )
-    assert line == "error: nothere.tsv: labels file not found"
+    assert line == f"error: nothere.tsv: labels file not found; {WITHOPTS_CHOICES}"
     # the numpy plugin takes no keywords: `beats` is a file name to it
     line = one_error_line(
         run_cli("train", "--plugin", "numpy", "--input", signals, "--labels", "beats")
     )
-    assert line == "error: beats: labels file not found"
+    assert line == f"error: beats: labels file not found; {NUMPY_CHOICES}"
+    line = one_error_line(run_cli("train", "--plugin", "numpy", "--input", signals))
+    assert line == f"error: --labels is required: {NUMPY_CHOICES}"
     assert list(in_tmp.iterdir()) == []
 
 
@@ -601,7 +621,14 @@ def test_evaluate_missing_labels_file(trained: dict[str, Any], data: Path, run_c
         "evaluate", "--model", trained["run"] / "best", "--input", data / "signals.npy",
         "--labels", "nothere.tsv",
     )  # fmt: skip
-    assert one_error_line(result) == "error: nothere.tsv: labels file not found"
+    # worded as train words it
+    assert (
+        one_error_line(result) == f"error: nothere.tsv: labels file not found; {WITHOPTS_CHOICES}"
+    )
+    result = run_cli(
+        "evaluate", "--model", trained["run"] / "best", "--input", data / "signals.npy"
+    )
+    assert one_error_line(result) == f"error: --labels is required: {WITHOPTS_CHOICES}"
 
 
 TRAIN = ("train", "--plugin", "withopts", "--input", "{signals}", "--labels", "beats", *SMALL)

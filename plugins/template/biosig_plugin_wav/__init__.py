@@ -60,7 +60,12 @@ class WavPlugin(Plugin):
     version = __version__
     summary = "WAV audio (heart sounds, machine sounds): any channels, 8/16/32-bit or float"
     defaults = PluginDefaults(
-        sample_rate=4000.0, window=8000, hop=4000, normalization="window", split="auto"
+        sample_rate=4000.0,
+        window=8000,
+        hop=4000,
+        normalization="window",
+        split="auto",
+        labels="folder",  # one folder per class unless --labels says otherwise
     )
     label_keywords = ("folder",)
     label_formats = (
