@@ -20,8 +20,9 @@ from ..errors import BiosigError
 from ..loading import label_source, load_model_and_plugin, set_plugin_options
 from ..metrics import classification_report
 from ..plugin.contract import iter_recordings
-from ..plugin.labels import parse_span, restrict_to_span
+from ..plugin.labels import parse_span, restrict_to_span, warn_unlabelled
 from ..training.trainer import predict_store
+from .mismatch import warn_if_trained_on
 
 log = logging.getLogger("biosig")
 
@@ -55,8 +56,11 @@ def run_evaluation(
     if not inputs:
         raise BiosigError("no --input given")
     damage = DamagePolicy(strict)
-    recordings = list(iter_recordings(plugin, plugin.find(inputs), damage.handle))
+    files = plugin.find(inputs)
+    warn_if_trained_on(files, meta)
+    recordings = list(iter_recordings(plugin, files, damage.handle))
     intervals = plugin.labels(labels_path, recordings)
+    warn_unlabelled(labels_path, recordings, intervals, plugin.unlabelled_hint)
     if span_fractions is not None:
         intervals = restrict_to_span(intervals, recordings, span_fractions)
     classes = list(meta.classes)

@@ -34,6 +34,7 @@ from ..data.windows import (
 from ..device import autocast, memory_for
 from ..errors import BiosigError
 from ..plugin.contract import AGGREGATIONS, Plugin, Recording, RecordingError, describe
+from .mismatch import InputMismatch
 
 
 @dataclass
@@ -266,6 +267,7 @@ class _Predictor:
         self.n_channels = meta.model.in_channels
         self.normalization = meta.normalization
         self.n_classes = len(meta.classes)
+        self.mismatch = InputMismatch(meta)
         self.store: AttentionStore | None = None
         if explain:
             self.store = InMemoryAttention() if explain is True else explain
@@ -327,6 +329,7 @@ class _Predictor:
                 f"{describe(rec)} has {len(rec.channels)} channels; "
                 f"the model was trained on {self.n_channels}"
             )
+        self.mismatch.check(rec)
         n_model, starts = plan_windows(rec, self.fs_out, self.window, self.hop)
         ends = np.minimum(starts + self.window, n_model)
         # A window that reaches the end of the resampled signal ends at the last original

@@ -253,6 +253,9 @@ class Plugin(ABC):
     #: themselves (``beats``: a WFDB record's beat annotations). ``labels`` then receives
     #: the word as a ``str``.
     label_keywords: tuple[str, ...] = ()
+    #: What a user can do about recordings a label keyword leaves without labels (printed
+    #: with the warning naming them), e.g. ``"give --unannotated N to label them N"``.
+    unlabelled_hint: str = ""
     #: Settings particular to this plugin; see :class:`PluginOption`.
     options: tuple[PluginOption, ...] = ()
 

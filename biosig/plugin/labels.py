@@ -264,3 +264,31 @@ def restrict_to_span(
             f"--span {span[0]:g}:{span[1]:g}: no labelled part of the recordings lies inside it"
         )
     return kept
+
+
+def warn_unlabelled(
+    source: Path | str,
+    recordings: Sequence[Recording],
+    intervals: Sequence[LabelledInterval],
+    hint: str = "",
+) -> None:
+    """Warn, naming them, about the recordings that labels from a keyword (labels the
+    recordings carry, such as ``rhythm``) leave without a single labelled interval: they are
+    left out of training and scoring, which a user should not learn by counting. ``hint``
+    is the plugin's advice (``Plugin.unlabelled_hint``). Label files warn on their own."""
+    if isinstance(source, Path):
+        return
+    labelled = {iv.recording_id for iv in intervals}
+    left = [r.id for r in recordings if r.id not in labelled]
+    if not left:
+        return
+    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    advice = f"; {hint}" if hint else ""
+    log.warning(
+        "--labels %s: %d of %d recordings have no labels and are left out (%s)%s",
+        source,
+        len(left),
+        len(recordings),
+        shown,
+        advice,
+    )

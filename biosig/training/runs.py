@@ -43,7 +43,7 @@ from ..nn.model import (
     model_config,
 )
 from ..plugin.contract import NORMALIZATIONS, SPLITS, Plugin, Recording, iter_recordings
-from ..plugin.labels import parse_span, restrict_to_span
+from ..plugin.labels import parse_span, restrict_to_span, warn_unlabelled
 from ..plugin.registry import get_plugin
 from .distributed import (
     TRAINING_TIMEOUT,
@@ -341,6 +341,7 @@ def _read_labelled(
     if not recordings:
         raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
     intervals = plugin.labels(choices.labels, recordings)
+    warn_unlabelled(choices.labels, recordings, intervals, plugin.unlabelled_hint)
     if choices.span is not None:
         intervals = restrict_to_span(intervals, recordings, choices.span)
     # a keyword is named as the flag that gave it, so "rhythm: …" is not read as a file
@@ -463,6 +464,8 @@ def _checkpoint_meta(
             "n_train_windows": int(len(data.train_idx)),
             "n_val_windows": int(len(data.val_idx)),
             "n_recordings": len(labelled),
+            # the recordings' own rates, which predict and evaluate compare theirs with
+            "input_rates": sorted({float(r.fs) for r in data.recordings if r.id in labelled}),
             "device": str(device),
             # --batch-size is per process: the global batch is world_size times it
             "world_size": world.world_size,

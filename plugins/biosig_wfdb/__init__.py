@@ -89,6 +89,11 @@ def _common_options(annotator: str, band: str) -> tuple[PluginOption, ...]:
 class WfdbPlugin(Plugin):
     """What ``ecg`` and ``eeg`` share; they differ in defaults and preferred format."""
 
+    unlabelled_hint = (
+        "a record without rhythm marks (or the span before its first) is labelled only "
+        "when --unannotated names its class, e.g. --unannotated N"
+    )
+
     api_version = 1
     version = __version__
     label_keywords = LABEL_KEYWORDS

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -22,17 +21,6 @@ def recordings() -> list[ArrayRecording]:
     return [
         ArrayRecording(rid, np.zeros((1, n), dtype=np.float32), 360.0) for rid, n in LENGTHS.items()
     ]
-
-
-@pytest.fixture
-def biosig_log(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
-    """Capture the ``biosig`` logger's warnings. The CLI (run earlier in the session) gives
-    it its own handler and stops propagation; undo that for the test."""
-    logger = logging.getLogger("biosig")
-    monkeypatch.setattr(logger, "handlers", [])
-    monkeypatch.setattr(logger, "propagate", True)
-    caplog.set_level(logging.WARNING, logger="biosig")
-    return caplog
 
 
 def write(directory: Path, text: str, name: str = "labels.tsv") -> Path:

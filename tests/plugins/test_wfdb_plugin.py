@@ -295,3 +295,27 @@ def test_broken_records_fail_in_one_line(case: str, wfdb_dir: Path, in_tmp: Path
     lines = [line for line in result.err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
     assert "Traceback" not in result.err and not (in_tmp / "runs").exists()
+
+
+def test_records_rhythm_labels_leave_out_are_named_with_the_hint(
+    wfdb_dir: Path, biosig_log: pytest.LogCaptureFixture
+) -> None:
+    from biosig.plugin.labels import warn_unlabelled
+
+    p = plugin()
+    recs = records(p, wfdb_dir / "cpsc2021")
+    intervals = p.labels("rhythm", recs)
+    left = sorted({r.id for r in recs} - {iv.recording_id for iv in intervals})
+    assert "data_21_7" in left
+    with biosig_log.at_level("WARNING", logger="biosig"):
+        warn_unlabelled("rhythm", recs, intervals, p.unlabelled_hint)
+    (message,) = [r.getMessage() for r in biosig_log.records]
+    assert message.startswith(f"--labels rhythm: {len(left)} of {len(recs)} recordings have")
+    assert all(name in message for name in left[:5])
+    assert message.endswith(
+        "labelled only when --unannotated names its class, e.g. --unannotated N"
+    )
+    biosig_log.clear()
+    with biosig_log.at_level("WARNING", logger="biosig"):
+        warn_unlabelled("rhythm", recs, plugin(unannotated="N").labels("rhythm", recs))
+    assert biosig_log.records == []  # every record labelled: nothing to say
