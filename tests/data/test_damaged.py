@@ -277,24 +277,23 @@ def test_a_plugins_own_errors_are_damage_naming_plugin_and_file(caplog) -> None:
 
 
 def test_a_readers_own_error_mid_recording_skips_that_recording() -> None:
-    config = model_config("tiny", 1, 2)
-    model = SignalNet(config).eval()
     data = np.random.default_rng(0).normal(size=(1, 300)).astype(np.float32)
     recs = [recording("a", 300, 0), FailingRead("b", data, 1.0), recording("c", 200, 2)]
+    ids, skipped = predict_skipping_damage(recs)
+    assert ids == ["a", "c"]
+    assert skipped == ["recording b: reading failed (OSError: Input/output error)"]
+
+
+def predict_skipping_damage(recs: list) -> tuple[list[str], list[str]]:
+    """The ids a tiny model predicts of ``recs``, and the damage lines skipped on the way."""
+    config = model_config("tiny", 1, 2)
+    model = SignalNet(config).eval()
     policy = DamagePolicy()
-    preds = list(
-        predict_recordings(
-            model,
-            meta_for(config, ["x", "y"], WINDOW, HOP),
-            FilesPlugin({}),
-            recs,
-            torch.device("cpu"),
-            8,
-            on_damage=policy.handle,
-        )  # fmt: skip
+    meta = meta_for(config, ["x", "y"], WINDOW, HOP)
+    preds = predict_recordings(
+        model, meta, FilesPlugin({}), recs, torch.device("cpu"), 8, on_damage=policy.handle
     )
-    assert [p.recording.id for p in preds] == ["a", "c"]
-    assert policy.skipped == ["recording b: reading failed (OSError: Input/output error)"]
+    return [p.recording.id for p in preds], policy.skipped
 
 
 def test_a_fifo_among_the_inputs_is_refused_or_skipped(tmp_path: Path) -> None:
@@ -349,22 +348,8 @@ def test_a_rate_far_below_the_models_is_refused_before_any_window_is_planned() -
 def test_a_sample_count_whose_window_plan_exceeds_memory_is_damage_not_an_allocation() -> None:
     # 10¹⁵ samples would plan 3·10¹³ windows: the plan is refused before it is allocated,
     # and the other recordings are predicted.
-    config = model_config("tiny", 1, 2)
-    model = SignalNet(config).eval()
     recs = [recording("a", 300, 0), Claims("huge", 1.0, 10**15), recording("c", 200, 2)]
-    policy = DamagePolicy()
-    preds = list(
-        predict_recordings(
-            model,
-            meta_for(config, ["x", "y"], WINDOW, HOP),
-            FilesPlugin({}),
-            recs,
-            torch.device("cpu"),
-            8,
-            on_damage=policy.handle,
-        )  # fmt: skip
-    )
-    assert [p.recording.id for p in preds] == ["a", "c"]
-    [line] = policy.skipped
+    ids, [line] = predict_skipping_damage(recs)
+    assert ids == ["a", "c"]
     assert line.startswith("recording huge: the plan of its 31,250,000,000,001 windows")
     assert "sample count 1,000,000,000,000,000" in line and "GiB in memory" in line
