@@ -32,7 +32,7 @@ SECTIONS: dict[str, frozenset[str]] = {
 #: Other spellings of an option (``--normalize`` is ``--normalization``).
 ALIASES = {"normalize": "normalization"}
 #: Keys a pipeline may give at the top level only: what to read, and where to write.
-TOP_LEVEL = frozenset({"plugin", "input", "labels", "out", "resume"})
+TOP_LEVEL = frozenset({"plugin", "input", "labels", "out", "force", "resume"})
 #: Options that name files or folders. A pipeline's relative value is read from the
 #: pipeline file's folder, so that a pipeline means the same from any working directory
 #: (``labels`` too, unless it is one of the plugin's keywords, and a plugin's own options

@@ -679,7 +679,7 @@ USAGE_ERRORS = {
     "unknown-flag": (["train", "--bogus"], ["--bogus"]),
     "out-of-range": (["train", "--window", "0"], ["--window", "0"]),
     "negative-lr": (["train", "--lr", "-5"], ["--lr", "-5"]),
-    "missing-required": (["evaluate", "--input", "x.npy"], ["--labels"]),
+    "missing-required": (["plugins", "show"], ["NAME"]),
     "unknown-command": (["bogus"], ["bogus"]),
 }
 
