@@ -37,9 +37,9 @@ def test_an_old_checkpoint_serves_the_commands(fixture: Path, in_tmp: Path, run_
     result = run_cli("predict", "--model", fixture / "model", "x.npy")
     assert result.code == 0, result.err
     rows = result.out.splitlines()
-    assert rows[0].startswith("recording\tlabel") and len(rows) == 1 + 24
+    assert rows[0].startswith("recording\tfile\tlabel") and len(rows) == 1 + 24
     meta = json.loads((fixture / "model" / "biosig.json").read_text(encoding="utf-8"))
-    assert {row.split("\t")[1] for row in rows[1:]} <= set(meta["classes"])
+    assert {row.split("\t")[2] for row in rows[1:]} <= set(meta["classes"])
 
 
 @pytest.mark.parametrize(

@@ -46,38 +46,69 @@ class Table:
             self._writer.writerow([_text(v) for v in values])
 
 
+class Seconds(float):
+    """A time in seconds: written to the microsecond (``%.6g`` would round a day's
+    86 400.125 s to 86 400.1)."""
+
+
 def _text(value: object) -> str:
+    if isinstance(value, Seconds):
+        return f"{value:.6f}".rstrip("0").rstrip(".")
     if isinstance(value, (float, np.floating)):
         return f"{value:.6g}"
     return str(value)
 
 
+#: Where a row sits in its recording: original samples, the same in seconds from the
+#: recording's start, and the file it was read from.
+SPAN_COLUMNS = ["start", "end", "start_s", "end_s"]
+
+
 def window_columns(classes: Sequence[str]) -> list[str]:
-    return ["recording", "start", "end", "label", "confidence", *(f"p_{c}" for c in classes)]
+    return ["recording", "file", *SPAN_COLUMNS, "label", "confidence", *_p(classes)]
 
 
 def recording_columns(classes: Sequence[str]) -> list[str]:
-    return ["recording", "label", "confidence", "n_windows", *(f"p_{c}" for c in classes)]
+    return ["recording", "file", "label", "confidence", "n_windows", *_p(classes)]
 
 
 def segment_columns() -> list[str]:
-    return ["recording", "start", "end", "label", "confidence", "n_windows"]
+    return ["recording", "file", *SPAN_COLUMNS, "label", "confidence", "n_windows"]
+
+
+def _p(classes: Sequence[str]) -> list[str]:
+    return [f"p_{c}" for c in classes]
+
+
+def _where(pred: RecordingPrediction, start: int, end: int) -> list[object]:
+    """The span columns of a row from ``start`` to ``end`` (original samples)."""
+    fs = float(pred.recording.fs)
+    return [int(start), int(end), Seconds(start / fs), Seconds(end / fs)]
+
+
+def _file(pred: RecordingPrediction) -> str:
+    source = getattr(pred.recording, "source", None)
+    return str(source) if source else ""
 
 
 def segment_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[list[object]]:
+    rec_id, file = pred.recording.id, _file(pred)
     for seg in pred.segments():
-        rec_id = pred.recording.id
-        yield [rec_id, seg.start, seg.end, classes[seg.label], seg.confidence, len(seg.confidences)]
+        yield [
+            rec_id, file, *_where(pred, seg.start, seg.end), classes[seg.label],
+            seg.confidence, len(seg.confidences),
+        ]  # fmt: skip
 
 
 def window_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[list[object]]:
     best = pred.probabilities.argmax(1)
+    rec_id, file = pred.recording.id, _file(pred)
     for i in range(len(pred.starts)):
         probs = pred.probabilities[i]
         yield [
-            pred.recording.id,
-            int(pred.starts[i]),
-            int(pred.ends[i]),
+            rec_id,
+            file,
+            *_where(pred, pred.starts[i], pred.ends[i]),
             classes[best[i]],
             float(probs[best[i]]),
             *map(float, probs),
@@ -91,6 +122,7 @@ def recording_row(
     best = int(probs.argmax())
     return [
         pred.recording.id,
+        _file(pred),
         classes[best],
         float(probs[best]),
         len(pred.starts),

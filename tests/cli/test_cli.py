@@ -27,8 +27,10 @@ from biosig.cli import main
 
 CLASSES = ["background", "rhythm", "spikes"]
 P_COLUMNS = [f"p_{c}" for c in CLASSES]
-WINDOW_COLUMNS = ["recording", "start", "end", "label", "confidence", *P_COLUMNS]
-RECORDING_COLUMNS = ["recording", "label", "confidence", "n_windows", *P_COLUMNS]
+WINDOW_COLUMNS = [
+    "recording", "file", "start", "end", "start_s", "end_s", "label", "confidence", *P_COLUMNS,
+]  # fmt: skip
+RECORDING_COLUMNS = ["recording", "file", "label", "confidence", "n_windows", *P_COLUMNS]
 N_RECORDINGS, LENGTH, WINDOW, HOP = 30, 256, 128, 64
 #: Window starts of one 256-sample recording cut into 128-sample windows every 64 samples.
 STARTS = [0, 64, 128]

@@ -204,40 +204,44 @@ def hand_prediction() -> RecordingPrediction:
 
 def test_columns() -> None:
     assert window_columns(CLASSES) == [
-        "recording",
-        "start",
-        "end",
-        "label",
-        "confidence",
-        "p_n",
-        "p_s",
-        "p_v",
-    ]
+        "recording", "file", "start", "end", "start_s", "end_s", "label", "confidence",
+        "p_n", "p_s", "p_v",
+    ]  # fmt: skip
     assert recording_columns(CLASSES) == [
-        "recording",
-        "label",
-        "confidence",
-        "n_windows",
-        "p_n",
-        "p_s",
-        "p_v",
-    ]
+        "recording", "file", "label", "confidence", "n_windows", "p_n", "p_s", "p_v",
+    ]  # fmt: skip
 
 
 def test_window_and_recording_rows() -> None:
     pred = hand_prediction()
-    rows = list(window_rows(pred, CLASSES))
-    assert [r[:4] for r in rows] == [
-        ["r,1", 0, 128, "n"],
-        ["r,1", 64, 192, "v"],
-        ["r,1", 128, 250, "s"],
+    rows = [dict(zip(window_columns(CLASSES), r, strict=True)) for r in window_rows(pred, CLASSES)]
+    assert [(r["recording"], r["file"], r["start"], r["end"], r["label"]) for r in rows] == [
+        ("r,1", "", 0, 128, "n"),
+        ("r,1", "", 64, 192, "v"),
+        ("r,1", "", 128, 250, "s"),
     ]
-    np.testing.assert_allclose([r[4] for r in rows], [0.7, 0.6, 0.5], rtol=1e-6)
-    np.testing.assert_allclose(rows[1][5:], [0.1, 0.3, 0.6], rtol=1e-6)
-    summary = recording_row(pred, CLASSES)
-    assert summary[:2] == ["r,1", "v"] and summary[3] == 3
-    np.testing.assert_allclose(summary[4:], [0.3, 1 / 3, 1.1 / 3], rtol=1e-6)
-    assert summary[2] == pytest.approx(1.1 / 3, rel=1e-6)
+    # at 1 Hz, seconds are samples
+    assert [(r["start_s"], r["end_s"]) for r in rows] == [(0, 128), (64, 192), (128, 250)]
+    np.testing.assert_allclose([r["confidence"] for r in rows], [0.7, 0.6, 0.5], rtol=1e-6)
+    np.testing.assert_allclose([rows[1][f"p_{c}"] for c in CLASSES], [0.1, 0.3, 0.6], rtol=1e-6)
+    summary = dict(zip(recording_columns(CLASSES), recording_row(pred, CLASSES), strict=True))
+    assert (summary["recording"], summary["label"], summary["n_windows"]) == ("r,1", "v", 3)
+    np.testing.assert_allclose(
+        [summary[f"p_{c}"] for c in CLASSES], [0.3, 1 / 3, 1.1 / 3], rtol=1e-6
+    )
+    assert summary["confidence"] == pytest.approx(1.1 / 3, rel=1e-6)
+
+
+def test_rows_give_seconds_to_the_microsecond_and_the_file() -> None:
+    # a day-long record at 250 Hz: %.6g would round 86 400.124 s to 86 400.1
+    rec = ArrayRecording("holter", np.zeros((1, 10), np.float32), 250.0, source=Path("h.hea"))
+    probs = np.array([[0.9, 0.05, 0.05]], dtype=np.float32)
+    pred = RecordingPrediction(rec, np.array([21_600_031]), np.array([21_602_531]), probs)
+    buffer = io.StringIO()
+    table = Table(buffer, window_columns(CLASSES), "tsv")
+    table.write(next(window_rows(pred, CLASSES)))
+    _, (row,) = parse(buffer.getvalue(), "tsv")
+    assert (row["file"], row["start_s"], row["end_s"]) == ("h.hea", "86400.124", "86410.124")
 
 
 def parse(text: str, fmt: str) -> tuple[list[str], list[dict]]:
@@ -259,11 +263,12 @@ def test_table_round_trip(fmt: str) -> None:
     assert columns == window_columns(CLASSES)
     assert len(parsed) == 3
     for written, back in zip(rows, parsed, strict=True):
-        assert back["recording"] == "r,1"
-        assert int(back["start"]) == written[1] and int(back["end"]) == written[2]
-        assert back["label"] == written[3]
-        for name, value in zip(columns[4:], written[4:], strict=True):
-            assert float(back[name]) == pytest.approx(value, rel=1e-6)
+        written = dict(zip(columns, written, strict=True))
+        assert back["recording"] == "r,1" and back["file"] == ""
+        assert int(back["start"]) == written["start"] and int(back["end"]) == written["end"]
+        assert back["label"] == written["label"]
+        for name in ("start_s", "end_s", "confidence", *(f"p_{c}" for c in CLASSES)):
+            assert float(back[name]) == pytest.approx(written[name], rel=1e-6)
 
 
 def test_prediction_tables_written_in_place(tmp_path: Path) -> None:

@@ -91,8 +91,8 @@ def test_demo_data_trains_and_generalises_to_another_seed(tmp_path: Path, run_cl
     rows = [
         line.split("\t") for line in (tmp_path / "out" / "recordings.tsv").read_text().splitlines()
     ]
-    assert rows[0][:4] == ["recording", "label", "confidence", "n_windows"]
-    by_id = {row[0]: row[1] for row in rows[1:]}
+    assert rows[0][:5] == ["recording", "file", "label", "confidence", "n_windows"]
+    by_id = {row[0]: row[2] for row in rows[1:]}
     assert by_id == {"Normal_0": "normal", "IR007_0": "inner_race", "B007_0": "ball",
                      "OR007@6_0": "outer_race"}  # fmt: skip
 

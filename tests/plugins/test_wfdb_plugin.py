@@ -252,17 +252,20 @@ def test_train_on_cpsc_by_patient_then_predict_verbatim(wfdb_dir: Path, in_tmp: 
     result = run_cli("predict", "--plugin", "ecg", "data_101_6.hea")
     assert result.code == 0, result.err
     header, row = result.out.splitlines()
-    assert header.split("\t") == ["recording", "label", "confidence", "n_windows", "p_AFIB", "p_N"]
-    fields = row.split("\t")
+    columns = ["recording", "file", "label", "confidence", "n_windows", "p_AFIB", "p_N"]
+    assert header.split("\t") == columns
+    fields = dict(zip(columns, row.split("\t"), strict=True))
     # 22355 samples at 200 Hz are 40239 at 360 Hz: 12 windows of 3600 at the model's hop
-    assert fields[0] == "data_101_6" and fields[1] in ("AFIB", "N") and fields[3] == "12"
-    assert float(fields[4]) + float(fields[5]) == pytest.approx(1, abs=1e-5)
+    assert fields["recording"] == "data_101_6" and fields["file"] == "data_101_6.hea"
+    assert fields["label"] in ("AFIB", "N") and fields["n_windows"] == "12"
+    assert float(fields["p_AFIB"]) + float(fields["p_N"]) == pytest.approx(1, abs=1e-5)
 
     out = run_cli("predict", "--plugin", "ecg", "data_101_6.hea", "--out", "pred")
     assert out.code == 0, out.err
     segments = (in_tmp / "pred" / "segments.tsv").read_text().splitlines()[1:]
-    bounds = [line.split("\t")[1:3] for line in segments]
+    bounds = [line.split("\t")[2:6] for line in segments]  # start end start_s end_s
     assert bounds[0][0] == "0" and bounds[-1][1] == "22355"
+    assert bounds[0][2] == "0" and bounds[-1][3] == "111.775"  # 22355 samples at 200 Hz
 
 
 BROKEN = {
