@@ -54,5 +54,6 @@ def memory_for(what: str, advice: str) -> Iterator[None]:
     except Exception as exc:
         if not out_of_memory(exc):
             raise
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BiosigError(f"{what}: out of memory ({detail[:160]}); {advice}") from None
+        text = str(exc).strip()
+        detail = text.splitlines()[0][:160] if text else type(exc).__name__
+        raise BiosigError(f"{what}: out of memory ({detail}); {advice}") from None

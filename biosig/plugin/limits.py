@@ -21,6 +21,9 @@ except ImportError:  # pragma: no cover
 #: One array may take at most this share of the memory left to the process: the rest is
 #: for the model, the batches and the arrays already held.
 BUDGET_SHARE = 0.5
+#: Claims up to this size are honoured without asking: any process can spare them, and
+#: asking reads ``/proc`` (about 10 µs), once per recording where windows are planned.
+SMALL_CLAIM = 1 << 20
 
 
 def memory_budget() -> int:
@@ -39,6 +42,8 @@ def check_claim(path: Path | str, field: str, n_bytes: int, hint: str = "") -> N
     :func:`memory_budget`: a :class:`RecordingError` (damage: skipped among other inputs,
     fatal with ``--strict``) naming the file, the field and both sizes (``hint`` says what
     the user can do instead)."""
+    if n_bytes <= SMALL_CLAIM:
+        return
     budget = memory_budget()
     if n_bytes > budget:
         advice = f"; {hint}" if hint else ""

@@ -33,9 +33,10 @@ _EPOCH_ENTRIES = ("best", "last", PRETRAINED_DIR, f"{RESUME_DIR}/{STATE_FILE}")
 
 @contextlib.contextmanager
 def replacing_run(
-    run_dir: Path | None, echo: Callable[..., object], force: bool = False
+    run_dir: Path | None, echo: Callable[..., object], force: bool = False, fresh: bool = True
 ) -> Iterator[None]:
-    """Write a new run into ``run_dir`` (``None``: nothing to do, as for a resumed run).
+    """Write a new run into ``run_dir`` (nothing to do without one, or unless ``fresh``: a
+    resumed run is the one already there).
 
     A directory holding an earlier run is an error unless ``force`` (``--force``): a
     finished run is hours of work, and a repeated command should not discard it in
@@ -46,7 +47,7 @@ def replacing_run(
     :func:`settle_earlier_run` settles them the same way on the next run into the
     directory.
     """
-    if run_dir is None:
+    if run_dir is None or not fresh:
         yield
         return
     run_dir = Path(run_dir)

@@ -149,13 +149,11 @@ def run_training(
     if not world.is_main:
         echo, progress = _silent, False
     data_read = SyncPoint(world, "before training")
-    # A new run into a directory holding an earlier one moves that aside first (rank 0
-    # alone writes the run).
-    fresh = request.out if request.out is not None and not resumed and world.is_main else None
     with (
         process_group(world, backend_for(device), TRAINING_TIMEOUT),
         quiet_unless_main(world),
-        replacing_run(fresh, echo, request.force),
+        # rank 0 alone writes the run; a resumed run is the one already there
+        replacing_run(request.out, echo, request.force, fresh=world.is_main and not resumed),
     ):
         try:
             return _run_training(request, echo, progress, state, latest, world, device, data_read)

@@ -41,3 +41,17 @@ def test_a_claim_beyond_the_budget_names_file_field_and_sizes(
         "a.dat: samples would take 3.00 GiB in memory, more than the 1.00 GiB this "
         "process can spare for one array; read it in parts"
     )
+
+
+def test_a_small_claim_is_honoured_without_reading_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from biosig.plugin.limits import SMALL_CLAIM
+
+    def unreadable() -> int:
+        raise AssertionError("memory_budget read for a small claim")
+
+    monkeypatch.setattr("biosig.plugin.limits.memory_budget", unreadable)
+    check_claim("a.dat", "samples", SMALL_CLAIM)
+    with pytest.raises(AssertionError, match="memory_budget read"):
+        check_claim("a.dat", "samples", SMALL_CLAIM + 1)
