@@ -36,12 +36,13 @@ from .inference.output import (
     window_rows,
 )
 from .inference.stream import RecordingPrediction, predict_recordings
-from .loading import load_model_and_plugin, set_plugin_options
+from .loading import load_model_and_plugin
 from .plugin.contract import ArrayRecording, Plugin, Recording, iter_recordings
+from .plugin.options import set_plugin_options
+from .training.config import PretrainConfig, TrainConfig
 from .training.pretrain_runs import PretrainRequest, run_pretraining
-from .training.pretraining import PRETRAINED_DIR, PretrainConfig
+from .training.pretraining import PRETRAINED_DIR
 from .training.runs import TrainRequest, run_training
-from .training.trainer import TrainConfig
 
 log = logging.getLogger("biosig")
 

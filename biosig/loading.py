@@ -4,17 +4,17 @@ the model was trained: what ``predict``, ``evaluate`` and the Python API share."
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointMeta, load_checkpoint
+from .checkpoint import load_checkpoint
 from .device import resolve_device
 from .errors import BiosigError
 from .plugin.contract import Plugin
 from .plugin.inputs import check_regular
+from .plugin.options import set_plugin_options  # noqa: F401  TODO remove once prediction.py imports it from biosig.plugin.options
 from .plugin.registry import get_plugin
 
 log = logging.getLogger("biosig")
@@ -22,41 +22,6 @@ log = logging.getLogger("biosig")
 #: Where ``biosig train`` puts runs without ``--out``: ``runs/<plugin>/<time>``, and the
 #: link ``runs/<plugin>/latest``.
 RUNS = Path("runs")
-
-
-class UnknownPluginOption(BiosigError):
-    """A plugin option the plugin does not take."""
-
-
-def set_plugin_options(
-    plugin: Plugin, values: Mapping[str, Any], meta: CheckpointMeta | None = None
-) -> None:
-    """Give ``plugin`` the options in ``values``, keyed by option name (``group_pattern``)
-    or flag (``--group-pattern``).
-
-    One that changes a preprocessing option the model (checkpoint ``meta``) was trained
-    with is warned about, since the model then sees data prepared differently from its
-    training data.
-    """
-    by_key = {key: o.name for o in plugin.options for key in (o.name, o.flag)}
-    for key in values:
-        if key not in by_key:
-            flags = ", ".join(o.flag for o in plugin.options)
-            takes = f"; plugin {plugin.name!r} takes {flags}" if flags else ""
-            shown = key if key.startswith("--") else "--" + key.replace("_", "-")
-            raise UnknownPluginOption(f"no such option: {shown}{takes}")
-    values = {by_key[key]: value for key, value in values.items()}
-    plugin.configure(dict(values))
-    trained = meta.plugin.options if meta else {}
-    for option in plugin.options:
-        now = plugin.settings[option.name]
-        if option.preprocessing and option.name in trained and now != trained[option.name]:
-            log.warning(
-                "%s %s differs from the model's %s: its input is prepared differently",
-                option.flag,
-                now,
-                trained[option.name],
-            )
 
 
 def label_source(plugin: Plugin, labels: str | Path | None) -> Path | str:

@@ -21,8 +21,8 @@ from sklearn.preprocessing import FunctionTransformer
 import biosig
 from biosig import BiosigError
 from biosig.api import train_request
-from biosig.loading import UnknownPluginOption
-from biosig.training.trainer import TrainConfig
+from biosig.plugin.options import UnknownPluginOption
+from biosig.training.config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

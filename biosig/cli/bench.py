@@ -7,9 +7,8 @@ import json
 import click
 
 from ..data.windows import MAX_WINDOW
-from ..inference.bench import run_bench
-from ..nn.model import KERNEL_FEATURES, PRESETS
-from .common import device_option, workers_option
+from ..nn.presets import KERNEL_FEATURES, PRESETS
+from .common import device_option, verbosity_options, workers_option
 
 
 @click.command()
@@ -54,6 +53,7 @@ from .common import device_option, workers_option
     "up to 4096 windows (0: the network alone).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@verbosity_options
 def bench(
     plugin_name: str,
     inputs: tuple[str, ...],
@@ -72,6 +72,9 @@ def bench(
     peak host and device memory, and on CUDA the model FLOPs utilisation against the
     device's measured bf16 matrix rate. The model is untrained: speed does not depend on
     the weights."""
+    # Imported here, not above: torch takes seconds to import, which --help need not pay.
+    from ..inference.bench import run_bench
+
     result = run_bench(
         plugin_name, inputs, preset, window, batch_size, device, seconds, workers, compile_model,
         kernel_features,

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..checkpoint import CheckpointMeta
 from ..data.windows import MAX_WINDOW
 from ..errors import BiosigError
-from ..loading import UnknownPluginOption, set_plugin_options
 from ..pipeline import PATH_OPTIONS, load_pipeline, relative_to_pipeline, unknown_key
 from ..plugin.contract import Plugin
+from ..plugin.options import UnknownPluginOption, set_plugin_options
+
+if TYPE_CHECKING:  # torch, which the checkpoint module imports, is not loaded for --help
+    from ..checkpoint import CheckpointMeta
 
 log = logging.getLogger("biosig")
 
@@ -27,7 +29,9 @@ class Options:
     def __init__(self, ctx: click.Context, pipeline: Path | None) -> None:
         self._ctx = ctx
         params = {
-            p.name: p for p in ctx.command.params if p.name not in ("pipeline", "more_inputs")
+            p.name: p
+            for p in ctx.command.params
+            if p.expose_value and p.name not in ("pipeline", "more_inputs")
         }
         self._pipeline_path = pipeline
         self._params = set(params)
@@ -116,7 +120,7 @@ def _cast(ctx: click.Context, param: click.Parameter, value: Any, where: str) ->
 def split_plugin_flags(tokens: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     """The tokens click leaves after its own options, as input paths and plugin options
     (``--<option> VALUE`` or ``--<option>=VALUE``, by flag); which options the plugin
-    takes is checked where it is known (:func:`biosig.loading.set_plugin_options`)."""
+    takes is checked where it is known (:func:`biosig.plugin.options.set_plugin_options`)."""
     inputs: list[str] = []
     values: dict[str, str] = {}
     i = 0
@@ -246,6 +250,67 @@ force_option = click.option(
     help="Replace the run that --out already holds (kept until this run finishes an epoch).",
 )
 
+#: ``ctx.meta`` keys the verbosity flags leave for the command to read.
+_QUIET, _VERBOSE = "biosig.quiet", "biosig.verbose"
+
+
+def _verbosity(ctx: click.Context, param: click.Parameter, value: int | bool) -> None:
+    if not value:
+        return
+    ctx.meta[_QUIET if param.name == "quiet" else _VERBOSE] = value
+    if ctx.meta.get(_QUIET) and ctx.meta.get(_VERBOSE):
+        raise click.UsageError("-q/--quiet and -v/--verbose contradict each other; give one")
+    if param.name == "verbose":
+        log.setLevel(logging.DEBUG if value > 1 else logging.INFO)
+
+
+def verbosity_options(command: Callable) -> Callable:
+    """``-v/--verbose`` (``-vv`` for debugging detail) and ``-q/--quiet``, for every command.
+
+    Neither is a pipeline key nor reaches the command's arguments: read them back with
+    :func:`quiet`. Warnings and errors are shown either way.
+    """
+    quiet = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_verbosity,
+        help="No progress bars or progress lines: warnings, errors and results only.",
+    )
+    verbose = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_verbosity,
+        help="Also say what is being done, step by step (-vv: with debugging detail).",
+    )
+    return verbose(quiet(command))
+
+
+def quiet() -> bool:
+    """Whether the running command was given ``-q``: no progress bars or lines."""
+    return bool(click.get_current_context().meta.get(_QUIET))
+
+
+def run_output() -> tuple[Callable[[str], None], bool]:
+    """``(echo, progress)`` for a training command: its lines and progress bars, or under
+    ``-q`` neither (see :func:`finished_run`)."""
+    return (_no_echo, False) if quiet() else (click.echo, True)
+
+
+def finished_run(run_dir: Path) -> None:
+    """Under ``-q`` a training command's one line of output is its run directory, so that
+    a script can say ``run=$(biosig train -q …)``; otherwise it was said already."""
+    if quiet():
+        click.echo(run_dir)
+
+
+def _no_echo(message: str) -> None:
+    pass
+
+
 resume_option = click.option(
     "--resume",
     type=click.Path(path_type=Path),
@@ -268,7 +333,7 @@ def _reject_flags_with_resume(ctx: click.Context, run: Path) -> None:
     """With ``--resume`` the run's own settings hold; a flag that would change them (or a
     pipeline file, input or plugin option) is an error rather than silently ignored."""
     for param in ctx.command.params:
-        if param.name in ("resume", "epochs", "more_inputs"):
+        if param.name in ("resume", "epochs", "more_inputs") or not param.expose_value:
             continue
         if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
             continue

@@ -9,12 +9,9 @@ from pathlib import Path
 import click
 
 from ..errors import BiosigError
-from ..inference.evaluation import run_evaluation
-from ..inference.prediction import run_prediction
-from ..metrics import format_report
 from ..plugin.registry import load_all
-from ..training.runs import TrainRequest, run_training
-from ..training.trainer import TrainConfig
+from ..training.config import TrainConfig
+from .common import verbosity_options
 
 
 @click.command()
@@ -33,8 +30,16 @@ from ..training.trainer import TrainConfig
     help="Training epochs [default: each plugin's demo setting].",
 )
 @click.option("--device", default="auto", show_default=True)
+@verbosity_options
 def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) -> None:
     """Train, predict and evaluate on synthetic data for every plugin that ships some."""
+    # Imported here, not above: torch and scikit-learn take seconds to import, which
+    # `biosig demo --help` need not pay.
+    from ..inference.evaluation import run_evaluation
+    from ..inference.prediction import run_prediction
+    from ..metrics import format_report
+    from ..training.runs import TrainRequest, run_training
+
     entries = [e for e in load_all() if e.plugin is not None and (not only or e.name in only)]
     if only and not entries:
         raise BiosigError(f"no loadable plugin named {', '.join(only)}")

@@ -8,21 +8,15 @@ from pathlib import Path
 
 import click
 
-from ..inference.evaluation import (
-    check_report_dir,
-    run_evaluation,
-    run_history,
-    write_evaluation_report,
-)
-from ..loading import latest_model
-from ..metrics import format_report
 from .common import (
     batch_option,
     device_option,
     more_inputs_argument,
     plugin_flags_checked,
+    quiet,
     split_plugin_flags,
     strict_option,
+    verbosity_options,
 )
 
 log = logging.getLogger("biosig")
@@ -62,6 +56,7 @@ log = logging.getLogger("biosig")
     "the model's run has a history.csv, DIR/learning_curves.png.",
 )
 @strict_option
+@verbosity_options
 @more_inputs_argument
 def evaluate(
     model_path: Path | None,
@@ -78,6 +73,17 @@ def evaluate(
     more_inputs: tuple[str, ...],
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class scores and the confusion matrix."""
+    # Imported here, not above: torch and scikit-learn take seconds to import, which
+    # `biosig evaluate --help` need not pay.
+    from ..inference.evaluation import (
+        check_report_dir,
+        run_evaluation,
+        run_history,
+        write_evaluation_report,
+    )
+    from ..loading import latest_model
+    from ..metrics import format_report
+
     if report_dir is not None:
         check_report_dir(report_dir)
     paths, plugin_options = split_plugin_flags([*inputs, *more_inputs])
@@ -90,6 +96,7 @@ def evaluate(
             hop,
             batch_size or 256,
             device,
+            progress=not quiet(),
             strict=strict,
             span=span,
             plugin_options=plugin_options,

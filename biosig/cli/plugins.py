@@ -20,6 +20,7 @@ from ..plugin.registry import (
     selected_names,
     unavailable,
 )
+from .common import verbosity_options
 
 
 @click.group()
@@ -28,6 +29,7 @@ def plugins() -> None:
 
 
 @plugins.command("list")
+@verbosity_options
 def list_plugins() -> None:
     """Every installed plugin with its version, defaults and load status.
 
@@ -75,6 +77,7 @@ def list_plugins() -> None:
 
 @plugins.command("show")
 @click.argument("name")
+@verbosity_options
 def show_plugin(name: str) -> None:
     """Everything about one plugin."""
     entries = discover()
@@ -122,6 +125,7 @@ def show_plugin(name: str) -> None:
     type=click.Path(path_type=Path),
     help="New or empty directory to write [default: ./biosig-plugin-NAME, underscores as dashes].",
 )
+@verbosity_options
 def new_plugin(name: str, directory: Path | None) -> None:
     """Start a plugin package NAME: a copy of the WAV plugin template, renamed.
 

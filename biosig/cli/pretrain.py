@@ -9,20 +9,18 @@ import click
 
 from ..data.windows import MAX_WINDOW
 from ..errors import BiosigError
-from ..nn.model import PRESETS
+from ..nn.presets import PRESETS
 from ..pipeline import SECTIONS, TOP_LEVEL
 from ..plugin.contract import NORMALIZATIONS, SPLITS
 from ..plugin.registry import get_plugin
-from ..training.pretrain_runs import PretrainRequest, resume_pretraining, run_pretraining
-from ..training.pretraining import (
-    PretrainConfig,
-)
+from ..training.config import PretrainConfig
 from .common import (
     Options,
     as_list,
     batch_option,
     device_option,
     epochs_to_resume_with,
+    finished_run,
     force_option,
     input_option,
     lr_option,
@@ -30,9 +28,11 @@ from .common import (
     plugin_option,
     reject_flags,
     resume_option,
+    run_output,
     sample_rate_option,
     seed_option,
     strict_option,
+    verbosity_options,
     window_option,
 )
 
@@ -104,6 +104,7 @@ DEFAULTS = PretrainConfig()
 @strict_option
 @force_option
 @resume_option
+@verbosity_options
 @more_inputs_argument
 @click.pass_context
 def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: Any) -> None:
@@ -117,8 +118,11 @@ def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_
     `torchrun --nproc-per-node N -m biosig pretrain …` pretrains on N processes, as
     `biosig train` trains (--batch-size per process; a run resumes on as many).
     """
+    # Imported here, not above: torch takes seconds to import, which --help need not pay.
+    from ..training.pretrain_runs import PretrainRequest, resume_pretraining, run_pretraining
+
     if resume is not None:
-        resume_pretraining(resume, epochs_to_resume_with(ctx, resume))
+        finished_run(resume_pretraining(resume, epochs_to_resume_with(ctx, resume), *run_output()))
         return
     for name in _TRAIN_ONLY:
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
@@ -145,7 +149,7 @@ def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_
         seed=opts.get("seed"),
     )
     out = opts.get("out")
-    run_pretraining(
+    run_dir = run_pretraining(
         PretrainRequest(
             plugin=plugin,
             inputs=as_list(opts.get("input")) + more_inputs,
@@ -162,8 +166,10 @@ def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_
             device=opts.get("device"),
             config=config,
             plugin_options=reader.settings,
-        )
+        ),
+        *run_output(),
     )
+    finished_run(run_dir)
 
 
 # `biosig train`'s own options (labels, loss, augmentation, ...) are accepted from a

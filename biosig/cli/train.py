@@ -13,24 +13,18 @@ import click
 
 from ..data.windows import MAX_WINDOW
 from ..errors import BiosigError
-from ..nn.augment import AUGMENTATIONS
-from ..nn.model import (
-    KERNEL_FEATURES,
-    PRESETS,
-)
+from ..nn.presets import KERNEL_FEATURES, PRESETS
 from ..plugin.contract import NORMALIZATIONS, SPLITS
 from ..plugin.registry import get_plugin
-from ..training.kernel_features import (
-    RIDGE_WINDOWS,
-)
-from ..training.runs import TrainRequest, resume_training, run_training
-from ..training.trainer import (
+from ..training.config import (
     AUGMENT,
+    AUGMENTATION_NAMES,
     BATCH_SIZE,
     EPOCHS,
     MIN_BATCH_SIZE,
     MIN_STEPS,
     PATIENCE,
+    RIDGE_WINDOWS,
     SMALL_DATA_MIXING,
     SMALL_DATA_WINDOWS,
     TrainConfig,
@@ -40,6 +34,7 @@ from .common import (
     as_list,
     device_option,
     epochs_to_resume_with,
+    finished_run,
     force_option,
     input_option,
     lr_option,
@@ -47,9 +42,11 @@ from .common import (
     plugin_option,
     reject_flags,
     resume_option,
+    run_output,
     sample_rate_option,
     seed_option,
     strict_option,
+    verbosity_options,
 )
 
 log = logging.getLogger("biosig")
@@ -143,7 +140,7 @@ DEFAULTS = TrainConfig()
 )
 @click.option(
     "--augment",
-    help=f"Comma-separated augmentations ({', '.join(AUGMENTATIONS)}; 'name:strength' or "
+    help=f"Comma-separated augmentations ({', '.join(AUGMENTATION_NAMES)}; 'name:strength' or "
     "'name:strength:p'), or 'none'. mixup and cutmix blend pairs of training windows and "
     f"train on their blended (soft) targets [default: {','.join(AUGMENT)}, and "
     f"{SMALL_DATA_MIXING} in the small-data recipe (see --epochs)].",
@@ -236,6 +233,7 @@ DEFAULTS = TrainConfig()
     "when there are few training windows.",
 )
 @resume_option
+@verbosity_options
 @more_inputs_argument
 @click.pass_context
 def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: Any) -> None:
@@ -254,8 +252,12 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
     N times it; --lr is not scaled), rank 0 prints and writes the run, and a run started on
     N processes resumes on N.
     """
+    # Imported here, not above: torch and scikit-learn take seconds to import, which
+    # `biosig train --help` need not pay.
+    from ..training.runs import TrainRequest, resume_training, run_training
+
     if resume is not None:
-        resume_training(resume, epochs_to_resume_with(ctx, resume))
+        finished_run(resume_training(resume, epochs_to_resume_with(ctx, resume), *run_output()))
         return
     opts = Options(ctx, pipeline)
     if opts.get("resume") is not None:
@@ -287,7 +289,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
         select=opts.get("select"),
     )
     out = opts.get("out")
-    run_training(
+    run_dir = run_training(
         TrainRequest(
             plugin=plugin,
             inputs=as_list(opts.get("input")) + more_inputs,
@@ -310,5 +312,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
             fit_model=opts.get("fit_model"),
             drop_path=opts.get("drop_path"),
             kernel_features=opts.get("kernel_features"),
-        )
+        ),
+        *run_output(),
     )
+    finished_run(run_dir)

@@ -24,10 +24,6 @@ def choose_split(mode: str, groups: np.ndarray, y: np.ndarray) -> str:
     return "group" if min(groups_per_class) >= 2 else "time"
 
 
-#: Share of the data held out to validate, unless told otherwise.
-VAL_FRACTION = 0.2
-
-
 def split_examples(
     store: ExampleStore, mode: str, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, str]:

@@ -27,13 +27,8 @@ from ..data.normalize import NormalizationSpec, normalize
 from ..data.windows import plan_windows
 from ..device import autocast, memory_for, resolve_device
 from ..errors import BiosigError
-from ..nn.model import (
-    KERNEL_FEATURES,
-    MIN_KERNEL_FEATURES,
-    SignalNet,
-    count_parameters,
-    model_config,
-)
+from ..nn.model import SignalNet, count_parameters, model_config
+from ..nn.presets import KERNEL_FEATURES, MIN_KERNEL_FEATURES
 from ..plugin.contract import Plugin, Recording, iter_recordings
 from ..plugin.registry import get_plugin
 from .stream import predict_recordings
@@ -209,7 +204,7 @@ def run_bench(
     ``inputs`` (the plugin's demo data when none), as ``biosig bench`` reports them.
 
     The model has the random-kernel branch that training gives a model of up to
-    :data:`~biosig.training.kernel_features.RIDGE_WINDOWS` windows (``kernel_features`` features;
+    :data:`~biosig.training.config.RIDGE_WINDOWS` windows (``kernel_features`` features;
     0: none), since its feature pass is part of every prediction's cost."""
     if 0 < kernel_features < MIN_KERNEL_FEATURES:
         raise BiosigError(

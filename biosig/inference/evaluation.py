@@ -17,10 +17,11 @@ from ..checkpoint import resolve_checkpoint
 from ..data.damaged import DamagePolicy
 from ..data.store import build_examples
 from ..errors import BiosigError
-from ..loading import label_source, load_model_and_plugin, set_plugin_options
+from ..loading import label_source, load_model_and_plugin
 from ..metrics import classification_report
 from ..plugin.contract import iter_recordings
 from ..plugin.labels import parse_span, restrict_to_span, warn_unlabelled
+from ..plugin.options import set_plugin_options
 from ..training.trainer import predict_store
 from .mismatch import warn_if_trained_on
 

@@ -38,6 +38,7 @@ from biosig.nn.layers import (
     lengths_to_mask,
 )
 from biosig.nn.layers.random_kernels import RandomKernelFeatures
+from biosig.nn.presets import MIN_KERNEL_FEATURES, PRESETS
 
 # Every stage after the first enters through a kernel-3, padding-1 conv; with the default
 # stride 2 it halves the time axis. The strides a config may use: stride 1 keeps the rate.
@@ -152,45 +153,6 @@ class ModelConfig:
             )
         if not self.rope_base > 1.0:
             fail(f"rope_base must be > 1, got {self.rope_base!r}")
-
-
-#: Random-kernel features a trained model gets beside its learned ones, unless told
-#: otherwise (MiniRocket's default number).
-KERNEL_FEATURES = 9996
-#: The fewest random-kernel features a branch can have: one per kernel.
-MIN_KERNEL_FEATURES = 84
-
-
-#: Named sizes. ``small`` matches the ~2.4 M parameters of the published reference.
-PRESETS: dict[str, dict] = {
-    "tiny": {
-        "stage_channels": (16, 32, 64, 64),
-        "blocks_per_stage": 1,
-        "kernel_size": 5,
-        "model_dim": 64,
-        "n_layers": 2,
-        "n_heads": 4,
-        "pool_heads": 4,
-    },
-    "small": {
-        "stage_channels": (32, 64, 128, 256),
-        "blocks_per_stage": 1,
-        "kernel_size": 7,
-        "model_dim": 128,
-        "n_layers": 2,
-        "n_heads": 4,
-        "pool_heads": 4,
-    },
-    "base": {
-        "stage_channels": (48, 96, 192, 384),
-        "blocks_per_stage": 2,
-        "kernel_size": 7,
-        "model_dim": 256,
-        "n_layers": 4,
-        "n_heads": 8,
-        "pool_heads": 8,
-    },
-}
 
 
 def model_config(preset: str, in_channels: int, n_classes: int, **overrides) -> ModelConfig:

@@ -20,14 +20,11 @@ from ..data.normalize import NormalizationSpec, dataset_statistics, normalize
 from ..data.split import choose_split
 from ..data.store import ExampleStore
 from ..nn.layers.random_kernels import RandomKernelFeatures
+from .config import RIDGE_WINDOWS
 from .ridge import fit_ridge
 
 #: Training windows that the biases and feature statistics are drawn from, at most.
 FIT_WINDOWS = 512
-#: Training windows the ridge classifier is fitted on, at most (a random sample beyond:
-#: its cost grows with the square of their number). Left to biosig, the branch is used
-#: only up to this many training windows (see :func:`default_kernel_features`).
-RIDGE_WINDOWS = 4096
 #: Training windows the normalisation is chosen on, at most (a random sample beyond).
 CHOICE_WINDOWS = 1024
 #: Windows featurised at once.

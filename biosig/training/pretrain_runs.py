@@ -23,7 +23,8 @@ from ..data.store import ExampleStore
 from ..device import resolve_device
 from ..errors import BiosigError
 from ..loading import RUNS
-from ..nn.model import PRESETS, SignalNet, count_parameters, model_config
+from ..nn.model import SignalNet, count_parameters, model_config
+from ..nn.presets import PRESETS
 from ..plugin.contract import NORMALIZATIONS, SPLITS, Plugin, Recording, iter_recordings
 from ..plugin.registry import get_plugin
 from .distributed import (

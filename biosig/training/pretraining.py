@@ -45,6 +45,7 @@ from ..errors import BiosigError
 from ..nn.layers import lengths_to_mask
 from ..nn.model import ModelConfig, SignalNet
 from ..plugin.contract import LabelledInterval, Plugin, Recording, RecordingError
+from .config import PretrainConfig
 from .distributed import World
 from .trainer import EpochScores, Trainer, batch_to_device
 
@@ -242,23 +243,6 @@ def build_unlabelled_store(
 
 
 # ------------------------------------------------------------------------------ training
-
-
-@dataclass
-class PretrainConfig:
-    """Optimisation and masking settings; every field is a ``biosig pretrain`` option."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_fraction: float = 0.05
-    grad_clip: float = 1.0
-    #: fraction of each window's valid samples hidden
-    mask_ratio: float = 0.3
-    #: mean length of a hidden span, in samples at the model rate
-    mask_span: int = 32
-    seed: int = 0
 
 
 @dataclass

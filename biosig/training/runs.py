@@ -33,15 +33,13 @@ from ..metrics import not_learned
 from ..nn.augment import build_augmentation
 from ..nn.losses import LOSSES
 from ..nn.model import (
-    KERNEL_FEATURES,
-    MIN_KERNEL_FEATURES,
-    PRESETS,
     build_classifier,
     count_parameters,
     fit_to_data,
     fit_to_window,
     model_config,
 )
+from ..nn.presets import KERNEL_FEATURES, MIN_KERNEL_FEATURES, PRESETS
 from ..plugin.contract import NORMALIZATIONS, SPLITS, Plugin, Recording, iter_recordings
 from ..plugin.labels import parse_span, restrict_to_span, warn_unlabelled
 from ..plugin.registry import get_plugin
@@ -335,9 +333,11 @@ def _read_labelled(
     """The recordings, their labels and the labelled windows, read once into a store."""
     damage = DamagePolicy(request.strict)
     files = plugin.find(request.inputs)
+    log.info("%d files found in %s", len(files), ", ".join(map(str, request.inputs)))
     recordings = list(iter_recordings(plugin, files, damage.handle))
     if not recordings:
         raise BiosigError(f"no recordings found in {', '.join(request.inputs)}")
+    log.info("%d recordings opened; reading labels from %s", len(recordings), choices.labels)
     intervals = plugin.labels(choices.labels, recordings)
     warn_unlabelled(choices.labels, recordings, intervals, plugin.unlabelled_hint)
     if choices.span is not None:
@@ -353,6 +353,10 @@ def _read_labelled(
         store_dir=request.out, progress=progress, on_damage=damage.handle,
     )  # fmt: skip
     _check_every_class_has_windows(store.y, classes)
+    log.info(
+        "%d windows of %d samples (hop %d) at %g Hz, classes %s",
+        len(store), window, hop, choices.sample_rate, ", ".join(classes),
+    )  # fmt: skip
     return _Data(recordings, classes, window, hop, store, damage)
 
 
@@ -362,6 +366,10 @@ def _split(request: TrainRequest, data: _Data, split_mode: str) -> None:
     data.train_idx, data.val_idx, data.split = split_examples(
         data.store, split_mode, data.val_fraction, request.config.seed
     )
+    log.info(
+        "%d training and %d validation windows (split: %s)",
+        len(data.train_idx), len(data.val_idx), data.split,
+    )  # fmt: skip
 
 
 def _sized(request: TrainRequest, data: _Data) -> TrainRequest:
@@ -373,11 +381,14 @@ def _sized(request: TrainRequest, data: _Data) -> TrainRequest:
         kernel_features = default_kernel_features(len(data.train_idx), KERNEL_FEATURES)
     # the recipe as decided on every labelled window, as the hold-out was
     small = request.config.small_data(len(data.store))
-    return dataclasses.replace(
-        request,
-        config=request.config.sized_for(len(data.train_idx), small=small),
-        kernel_features=kernel_features,
-    )
+    config = request.config.sized_for(len(data.train_idx), small=small)
+    log.info(
+        "%s: %d epochs of batches of %d, patience %d, augmentation %s, %d random-kernel "
+        "features",
+        "small-data recipe" if small else "recipe", config.epochs, config.batch_size,
+        config.patience, ",".join(config.augment) or "none", kernel_features,
+    )  # fmt: skip
+    return dataclasses.replace(request, config=config, kernel_features=kernel_features)
 
 
 def _normalization(

@@ -12,10 +12,9 @@ import pytest
 from biosig.cli.pretrain import pretrain
 from biosig.cli.train import train
 from biosig.pipeline import SECTIONS, TOP_LEVEL
+from biosig.training.config import PretrainConfig, TrainConfig
 from biosig.training.pretrain_runs import PretrainRequest
-from biosig.training.pretraining import PretrainConfig
 from biosig.training.runs import TrainRequest
-from biosig.training.trainer import TrainConfig
 
 #: Options that steer the command rather than set a field.
 COMMAND_ONLY = {"pipeline", "resume", "more_inputs"}
@@ -37,7 +36,8 @@ def _options(command: click.Command) -> set[str]:
     return {
         FIELD_OF.get(p.name, p.name)
         for p in command.params
-        if p.name not in COMMAND_ONLY and not getattr(p, "hidden", False)
+        # -v/-q (expose_value false) say how much to print, not what to train
+        if p.name not in COMMAND_ONLY and p.expose_value and not getattr(p, "hidden", False)
     }
 
 

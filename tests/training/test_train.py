@@ -12,13 +12,15 @@ import pytest
 import torch
 from checkpoint_helpers import meta_for
 
+import biosig.training.config as config_module
 import biosig.training.trainer as train_module
 from biosig.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from biosig.data.normalize import NormalizationSpec
 from biosig.data.store import ExampleStore
 from biosig.metrics import classification_report, macro_f1
 from biosig.nn.model import EnsembleClassifier, SignalNet, model_config
-from biosig.training.trainer import TrainConfig, cosine_with_warmup, fit, predict_store
+from biosig.training.config import TrainConfig
+from biosig.training.trainer import cosine_with_warmup, fit, predict_store
 
 W = 128
 CPU = torch.device("cpu")
@@ -220,7 +222,7 @@ def test_schedule_is_sized_to_the_training_set(n, batch, epochs, small) -> None:
     sized = TrainConfig().sized_for(n)
     assert (sized.batch_size, sized.epochs) == (batch, epochs)
     steps = math.ceil(n / sized.batch_size) * sized.epochs
-    assert steps >= train_module.MIN_STEPS
+    assert steps >= config_module.MIN_STEPS
     if small:  # the small-data recipe: every epoch, the last kept, mixup
         assert (sized.patience, sized.select) == (epochs, False)
         assert sized.augment == ["time_warp", "noise", "mixup"]

@@ -164,7 +164,7 @@ def test_short_series_are_one_window_each_and_the_recipe_holds_none_out(
 
 
 def test_the_small_data_recipe_holds_out_no_validation_unless_told() -> None:
-    from biosig.training.trainer import TrainConfig
+    from biosig.training.config import TrainConfig
 
     assert TrainConfig().validation_fraction(40) == 0.0  # recipe: epochs left to biosig
     assert TrainConfig(select=True).validation_fraction(40) == 0.2  # selection asked for
