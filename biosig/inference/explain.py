@@ -1,13 +1,13 @@
-"""Attention explanations written to disk as recordings finish.
+"""Explanations written to disk as recordings finish.
 
-``biosig predict --explain`` keeps, for every window, the attention-pooling weights spread
-over the window's input samples (see
-:func:`biosig.inference.stream.attention_per_sample`). A 24-hour record has tens of
-thousands of windows, so the weights go straight into a memory-mapped
-``.npy`` file under a temporary name while the recording streams, and are renamed into
-place when it is complete: ``<out>/attention/<recording>.npy``, shape
-``[n_windows, window]`` float32, row ``i`` belonging to the recording's ``i``-th row of the
-windows table.
+``biosig predict --explain [attention|gradient]`` keeps, for every window, a value per
+input sample of the window: the attention-pooling weights spread over the samples (see
+:func:`biosig.inference.stream.attention_per_sample`), or integrated gradients of the
+predicted class (see :mod:`biosig.inference.gradients`). A 24-hour record has tens of
+thousands of windows, so the values go straight into a memory-mapped ``.npy`` file under a
+temporary name while the recording streams, and are renamed into place when it is
+complete: ``<out>/<method>/<recording>.npy``, shape ``[n_windows, window]`` float32, row
+``i`` belonging to the recording's ``i``-th row of the windows table.
 """
 
 from __future__ import annotations
@@ -35,13 +35,20 @@ def safe_name(recording_id: str) -> str:
     return f"{cleaned}-{hashlib.sha1(recording_id.encode()).hexdigest()[:8]}"
 
 
+def explanation_path(out_dir: Path, recording_id: str, method: str = "attention") -> Path:
+    """Where ``biosig predict --explain METHOD --out OUT_DIR`` puts a recording's
+    explanation: ``OUT_DIR/METHOD/<recording>.npy``."""
+    return Path(out_dir) / method / f"{safe_name(recording_id)}.npy"
+
+
 def attention_path(out_dir: Path, recording_id: str) -> Path:
     """Where ``biosig predict --explain --out OUT_DIR`` puts a recording's attention."""
-    return Path(out_dir) / "attention" / f"{safe_name(recording_id)}.npy"
+    return explanation_path(out_dir, recording_id, "attention")
 
 
-class AttentionFiles:
-    """A :class:`biosig.inference.stream.AttentionStore` writing ``<directory>/<recording>.npy``.
+class ExplanationFiles:
+    """A :class:`biosig.inference.stream.ExplanationStore` writing
+    ``<directory>/<recording>.npy``, whichever the explanation.
 
     Each array is a memory-mapped ``.npy`` under a temporary name until its recording is
     saved. Use as a context manager: the files of recordings that never finished (damaged
@@ -52,7 +59,7 @@ class AttentionFiles:
         self.directory = Path(directory)
         self._open: dict[str, Path] = {}
 
-    def __enter__(self) -> AttentionFiles:
+    def __enter__(self) -> ExplanationFiles:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,11 +85,11 @@ class AttentionFiles:
             temp.unlink(missing_ok=True)
 
     def save(self, prediction: RecordingPrediction) -> Path:
-        """Move the finished recording's attention into place, keeping only the rows of the
-        windows it predicted (gap windows dropped), in the windows table's order."""
+        """Move the finished recording's explanation into place, keeping only the rows of
+        the windows it predicted (gap windows dropped), in the windows table's order."""
         temp = self._open.pop(prediction.recording.id)
         final = self._final(prediction.recording.id)
-        array, index = prediction.attention, prediction.index
+        array, index = prediction.explanation, prediction.index
         if index is None or len(index) == len(array):
             array.flush()
             os.replace(temp, final)
@@ -98,3 +105,7 @@ class AttentionFiles:
         temp.unlink()
         os.replace(kept_temp, final)
         return final
+
+
+#: The name this had when attention was the only explanation.
+AttentionFiles = ExplanationFiles

@@ -34,7 +34,13 @@ from ..data.windows import (
 from ..device import autocast, memory_for
 from ..errors import BiosigError
 from ..plugin.contract import AGGREGATIONS, Plugin, Recording, RecordingError, describe
+from .gradients import IG_STEPS, integrated_gradients
 from .mismatch import InputMismatch
+
+#: What ``predict_recordings(explain=…, method=…)`` can attribute a window's class to:
+#: ``attention`` (the attention-pooling weights, free with the prediction) or ``gradient``
+#: (integrated gradients per input sample, :mod:`biosig.inference.gradients`).
+EXPLANATIONS: tuple[str, ...] = ("attention", "gradient")
 
 
 @dataclass
@@ -44,9 +50,11 @@ class RecordingPrediction:
     Windows that held missing samples (gaps) are not among them; ``n_skipped`` counts them,
     and ``index`` gives each kept window's position among all planned windows. ``lengths``
     are the windows' valid samples at the model rate (the window length, except for a
-    recording shorter than one window). With explanations, ``attention[index[i]]`` is
-    window ``i``'s attention per model-rate input sample (``[n_planned, window]``, each row
-    summing to 1 over the window's ``lengths[i]`` samples, zero past them).
+    recording shorter than one window). With explanations, ``explanation[index[i]]`` is
+    window ``i``'s explanation per model-rate input sample (``[n_planned, window]``, zero
+    past the window's ``lengths[i]`` samples), of the kind ``method`` names: attention
+    (each row summing to 1) or integrated gradients (signed, each row summing to about the
+    predicted class's logit minus the all-zero window's).
     """
 
     recording: Recording
@@ -54,9 +62,15 @@ class RecordingPrediction:
     ends: np.ndarray
     probabilities: np.ndarray  # [n_windows, K]
     n_skipped: int = 0
-    attention: np.ndarray | None = None
+    explanation: np.ndarray | None = None
     index: np.ndarray | None = None
     lengths: np.ndarray | None = None
+    method: str | None = None
+
+    @property
+    def attention(self) -> np.ndarray | None:
+        """The explanation under its older name (it was attention only)."""
+        return self.explanation
 
     def aggregate(self, method: str = "mean") -> np.ndarray:
         """One probability per class for the whole recording (see :data:`AGGREGATIONS`)."""
@@ -123,7 +137,7 @@ class _Pending:
     starts: np.ndarray
     ends: np.ndarray
     probabilities: np.ndarray
-    attention: np.ndarray | None = None
+    explanation: np.ndarray | None = None
     filled: int = 0
     read_done: bool = False
     skipped: list[np.ndarray] = field(default_factory=list)
@@ -132,7 +146,7 @@ class _Pending:
     def done(self) -> bool:
         return self.read_done and self.filled == len(self.starts)
 
-    def result(self) -> RecordingPrediction:
+    def result(self, method: str | None = None) -> RecordingPrediction:
         index = np.arange(len(self.starts))
         if self.skipped:
             keep = np.ones(len(self.starts), dtype=bool)
@@ -145,9 +159,10 @@ class _Pending:
             self.ends if full else self.ends[index],
             self.probabilities if full else self.probabilities[index],
             n_skipped=len(self.starts) - len(index),
-            attention=self.attention,
+            explanation=self.explanation,
             index=index,
             lengths=self.model_lengths if full else self.model_lengths[index],
+            method=method if self.explanation is not None else None,
         )
 
 
@@ -167,12 +182,13 @@ class _Batch:
         self.size = sum(len(index) for _, index in self.owners)
 
 
-class AttentionStore(Protocol):
-    """Where ``predict_recordings(explain=…)`` puts each recording's per-window attention.
+class ExplanationStore(Protocol):
+    """Where ``predict_recordings(explain=…)`` puts each recording's per-window explanation
+    (attention or gradients).
 
-    :class:`InMemoryAttention` keeps it in arrays; the CLI's
-    :class:`biosig.inference.explain.AttentionFiles` returns memory-mapped files, so a 24-hour
-    record's attention never sits in memory.
+    :class:`InMemoryExplanations` keeps it in arrays; the CLI's
+    :class:`biosig.inference.explain.ExplanationFiles` returns memory-mapped files, so a
+    24-hour record's explanation never sits in memory.
     """
 
     def allocate(self, recording: Recording, n_windows: int, window: int) -> np.ndarray:
@@ -184,14 +200,19 @@ class AttentionStore(Protocol):
         ...
 
 
-class InMemoryAttention:
-    """:class:`AttentionStore` in plain arrays."""
+class InMemoryExplanations:
+    """:class:`ExplanationStore` in plain arrays."""
 
     def allocate(self, recording: Recording, n_windows: int, window: int) -> np.ndarray:
         return np.zeros((n_windows, window), dtype=np.float32)
 
     def discard(self, recording: Recording) -> None:
         pass
+
+
+#: The names these had when attention was the only explanation.
+AttentionStore = ExplanationStore
+InMemoryAttention = InMemoryExplanations
 
 
 def attention_per_sample(weights: torch.Tensor, factor: int, lengths: np.ndarray, window: int):
@@ -220,23 +241,30 @@ def predict_recordings(
     on_damage: Callable[[RecordingError], None] | None = None,
     workers: int = 0,
     chunk_size: int | None = None,
-    explain: bool | AttentionStore = False,
+    explain: bool | ExplanationStore = False,
     fixed_shapes: bool = False,
+    method: str = "attention",
+    steps: int = IG_STEPS,
 ) -> Iterator[RecordingPrediction]:
     """Yield each recording's window probabilities, in input order, as it completes.
 
     ``workers`` reader threads read and preprocess recordings ahead of the model (0: on
     this thread, one recording at a time); ``chunk_size`` is the samples read per step.
     Neither changes the predictions. With ``explain`` (``True`` or an
-    :data:`AttentionStore`), each result also carries the per-sample attention of its
-    windows. ``fixed_shapes`` pads the last, partial batch to ``batch_size`` with blank
-    windows, so a compiled model (``torch.compile``, CUDA graphs) never sees a new shape and
-    never recompiles. A recording whose reading raises :class:`RecordingError` goes to ``on_damage``
-    (which may re-raise) and yields nothing; without ``on_damage`` the error propagates.
+    :class:`ExplanationStore`), each result also carries a per-sample explanation of its
+    windows, of the kind ``method`` names (see :data:`EXPLANATIONS`; ``gradient`` takes
+    ``steps`` forward and backward passes per batch). ``fixed_shapes`` pads the last,
+    partial batch to ``batch_size`` with blank windows, so a compiled model
+    (``torch.compile``, CUDA graphs) never sees a new shape and never recompiles. A
+    recording whose reading raises :class:`RecordingError` goes to ``on_damage`` (which may
+    re-raise) and yields nothing; without ``on_damage`` the error propagates.
     """
+    if method not in EXPLANATIONS:
+        raise BiosigError(f"unknown explanation {method!r}; choose from {', '.join(EXPLANATIONS)}")
     predictor = _Predictor(
-        model, meta, plugin, device, batch_size, hop, chunk_size, explain, fixed_shapes
-    )
+        model, meta, plugin, device, batch_size, hop, chunk_size, explain, fixed_shapes,
+        method, steps,
+    )  # fmt: skip
     yield from predictor.predict(recordings, on_damage, workers)
 
 
@@ -256,8 +284,10 @@ class _Predictor:
         batch_size: int,
         hop: int | None,
         chunk_size: int | None,
-        explain: bool | AttentionStore,
+        explain: bool | ExplanationStore,
         fixed_shapes: bool,
+        method: str = "attention",
+        steps: int = IG_STEPS,
     ) -> None:
         self.model, self.plugin, self.device = model, plugin, device
         self.batch_size, self.chunk_size, self.fixed_shapes = batch_size, chunk_size, fixed_shapes
@@ -268,9 +298,10 @@ class _Predictor:
         self.normalization = meta.normalization
         self.n_classes = len(meta.classes)
         self.mismatch = InputMismatch(meta)
-        self.store: AttentionStore | None = None
+        self.store: ExplanationStore | None = None
         if explain:
-            self.store = InMemoryAttention() if explain is True else explain
+            self.store = InMemoryExplanations() if explain is True else explain
+        self.method, self.steps = method, steps
         self.factor = _downsample_factor(model)
         model.eval()
         self.pending: deque[_Pending] = deque()
@@ -285,7 +316,7 @@ class _Predictor:
         plans = self._plans(recordings, on_damage)
         for state, blocks in read_ahead(plans, self._read, workers):
             if self.store is not None:
-                state.attention = self.store.allocate(
+                state.explanation = self.store.allocate(
                     state.recording, len(state.starts), self.window
                 )
             self.pending.append(state)
@@ -387,7 +418,7 @@ class _Predictor:
 
     def _score_batch(self) -> None:
         """Run the model on the assembled batch and hand each window's probabilities (and
-        attention) back to its recording."""
+        explanation) back to its recording."""
         batch = self.batch
         if not batch.size:
             return
@@ -398,13 +429,13 @@ class _Predictor:
         host_lengths = np.concatenate(batch.lengths)
         what = f"a batch of {len(host_lengths)} windows of {self.window} samples on {self.device}"
         with memory_for(what, "use a smaller --batch-size"):
-            probs, attention = self._forward(np.concatenate(batch.blocks), host_lengths)
+            probs, explanation = self._forward(np.concatenate(batch.blocks), host_lengths)
         offset = 0
         for owner, index in batch.owners:
             part = slice(offset, offset + len(index))
             owner.probabilities[index] = probs[part]
-            if attention is not None:
-                owner.attention[index] = attention[part]
+            if explanation is not None:
+                owner.explanation[index] = explanation[part]
             owner.filled += len(index)
             offset += len(index)
         self.batch = _Batch()
@@ -418,22 +449,28 @@ class _Predictor:
         x = x.to(self.device, non_blocking=True)
         lengths = lengths.to(self.device, non_blocking=True)
         weights = None
+        attention = self.store is not None and self.method == "attention"
         with torch.inference_mode(), autocast(self.device):
             x = normalize(x, lengths, self.normalization)
             # Called alike with and without explanations apart from the flag, so a compiled
             # model keeps one graph per mode.
-            if self.store is None:
+            if not attention:
                 logits = self.model(x, lengths)
             else:
                 logits, weights = self.model(x, lengths, return_attention=True)
         probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        if weights is None:
+        if weights is not None:
+            return probs, attention_per_sample(weights, self.factor, host_lengths, self.window)
+        if self.store is None:
             return probs, None
-        return probs, attention_per_sample(weights, self.factor, host_lengths, self.window)
+        # The class the tables report, explained: the argmax of these probabilities.
+        target = torch.from_numpy(probs.argmax(1)).to(self.device)
+        attribution = integrated_gradients(self.model, x, lengths, target, self.steps)
+        return probs, attribution.cpu().numpy().astype(np.float32)
 
     def _finished(self) -> Iterator[RecordingPrediction]:
         while self.pending and self.pending[0].done:
-            yield self.pending.popleft().result()
+            yield self.pending.popleft().result(self.method)
 
 
 def _downsample_factor(model: torch.nn.Module) -> int:
