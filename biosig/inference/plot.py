@@ -9,7 +9,7 @@ through ``pyplot``: no global figure registry, no window, safe to call from work
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..atomic import atomic_file
-from ..plugin.contract import Recording
+from ..plugin.contract import LabelledInterval, Recording
 from .stream import RecordingPrediction
 
 #: Samples per channel asked of ``Recording.chunks`` at once: large enough for fast numpy
@@ -95,6 +95,7 @@ def attention_trace(
     n_samples: int,
     n_bins: int,
     valid: np.ndarray | None = None,
+    relative: bool = False,
 ) -> np.ndarray:
     """Attention density per original sample, averaged over the bins of :func:`bin_edges`.
 
@@ -105,10 +106,16 @@ def attention_trace(
     sampling rates. Where windows overlap they are averaged: a bin's value is the attention
     mass all windows put in it over the number of (window, sample) pairs covering it. Bins
     no window covers are NaN; all-NaN rows (windows without data) are ignored.
+
+    With ``relative``, each row counts as the shares of its absolute values (so signed
+    attributions such as integrated gradients read as their magnitude), scaled so that a
+    window spreading its share evenly reads 1 everywhere: 2 is twice the uniform share, and
+    attention and gradients are read on one scale. An all-zero row then reads 0.
     """
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     ends = np.asarray(ends, dtype=np.int64).reshape(-1)
-    attention = np.asarray(attention, dtype=np.float64)
+    # Kept as given (a memory-mapped file stays on disk): rows are read group by group.
+    attention = attention if isinstance(attention, np.ndarray) else np.asarray(attention)
     if attention.ndim != 2 or attention.shape[0] != len(starts) or len(ends) != len(starts):
         raise ValueError(
             f"attention must be [n_windows, W] with n_windows = {len(starts)}, "
@@ -127,13 +134,22 @@ def attention_trace(
     # windows + (edges inside windows) instead of windows x bins.
     mass_at = np.zeros(n_edges)
     cover_at = np.zeros(n_edges)
-    keep = (lengths > 0) & ~np.all(np.isnan(attention), axis=1)
-    for group in np.array_split(np.flatnonzero(keep), max(1, -(-keep.sum() // _ATTENTION_ROWS))):
+    spanned = np.flatnonzero(lengths > 0)
+    for group in np.array_split(spanned, max(1, -(-len(spanned) // _ATTENTION_ROWS))):
+        if not len(group):
+            continue
+        rows = np.asarray(attention[group], dtype=np.float64)
+        group = group[~np.all(np.isnan(rows), axis=1)]  # windows without data: ignored
+        rows = rows[~np.all(np.isnan(rows), axis=1)]
         if not len(group):
             continue
         s, length, n_valid = starts[group], lengths[group], valid[group]
-        rows = np.nan_to_num(attention[group], nan=0.0)
+        rows = np.nan_to_num(rows, nan=0.0)
         rows[np.arange(width) >= n_valid[:, None]] = 0.0  # padding past the data: no weight
+        if relative:
+            rows = np.abs(rows)
+            total = rows.sum(axis=1, keepdims=True)
+            rows *= np.divide(length[:, None], total, out=np.zeros_like(total), where=total > 0)
         cum = np.cumsum(rows, axis=1)
         # Windows that end at or before an edge count whole at that edge and every later one.
         k_end = np.searchsorted(edges, s + length, side="left")
@@ -176,12 +192,132 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def truth_spans(
+    intervals: Iterable[LabelledInterval], n_samples: int
+) -> list[tuple[int, int, str]]:
+    """Labelled intervals as the truth track draws them: ``(start, stop, class)`` spans in
+    original samples, in order, clipped to the recording, never overlapping.
+
+    Where intervals overlap (events labelled by a window around each), the later one wins
+    from its start. A forecast (``label_end`` set) labels the decision at its ``stop``, so it
+    is drawn from the previous forecast's decision up to its own, as a step.
+    """
+    spans: list[tuple[int, int, str]] = []
+    ordered = sorted(intervals, key=lambda iv: iv.stop if iv.label_end is not None else iv.start)
+    last_decision: int | None = None
+    for iv in ordered:
+        start, stop = int(iv.start), int(iv.stop)
+        if iv.label_end is not None:
+            if last_decision is not None:
+                start = max(start, min(last_decision, stop - 1))
+            last_decision = stop
+        start, stop = max(0, start), min(int(n_samples), stop)
+        if stop <= start:
+            continue
+        while spans and spans[-1][1] > start:  # the later interval wins from its start
+            s0, _, k0 = spans.pop()
+            if s0 < start:
+                spans.append((s0, start, k0))
+        spans.append((start, stop, iv.label))
+    return spans
+
+
+#: Millivolts per unit of the units an ECG grid can be drawn in.
+_MILLIVOLTS = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
+
+#: ECG paper: 1 mm squares of 0.04 s by 0.1 mV, 5 mm squares of 0.2 s by 0.5 mV.
+ECG_MINOR = (0.04, 0.1)
+ECG_MAJOR = (0.2, 0.5)
+
+#: Closest grid lines are allowed to lie, in pixels; denser ones are left out (a minute of
+#: ECG has 1500 minor lines, which would paint the panel pink).
+_MIN_GRID_PX = 3.0
+
+
+def ecg_grid(
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    unit: str,
+    size_px: tuple[float, float],
+) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """The lines of ECG paper over an axis spanning ``x_range`` seconds and ``y_range`` in
+    ``unit`` (``mV``, ``uV``/``µV`` or ``V``), drawn ``size_px`` (width, height) pixels
+    large: ``{"major": (x, y), "minor": (x, y)}``, positions in seconds and in ``unit``, the
+    minor lines without those the major ones draw. Spacings are ECG paper's
+    (:data:`ECG_MINOR`, :data:`ECG_MAJOR`); a set of lines closer than a few pixels is left
+    empty on that axis. ``None`` when ``unit`` is no voltage."""
+    per_mv = _MILLIVOLTS.get(unit.strip().lower())
+    if per_mv is None:
+        return None
+    lines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, (dt, dv) in (("major", ECG_MAJOR), ("minor", ECG_MINOR)):
+        lines[name] = (
+            _grid_positions(x_range, dt, size_px[0]),
+            _grid_positions(y_range, dv / per_mv, size_px[1]),
+        )
+    (major_x, major_y), (minor_x, minor_y) = lines["major"], lines["minor"]
+    per_mv_minor = ECG_MINOR[1] / per_mv
+    lines["minor"] = (
+        _without(minor_x, major_x, ECG_MINOR[0]),
+        _without(minor_y, major_y, per_mv_minor),
+    )
+    return lines
+
+
+def _grid_positions(span: tuple[float, float], step: float, pixels: float) -> np.ndarray:
+    """Multiples of ``step`` inside ``span``; none when they would lie too close."""
+    lo, hi = span
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        return np.zeros(0)
+    if step * pixels / (hi - lo) < _MIN_GRID_PX:
+        return np.zeros(0)
+    first, last = np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9)
+    return np.arange(first, last + 1) * step
+
+
+def _without(lines: np.ndarray, drawn: np.ndarray, step: float) -> np.ndarray:
+    """``lines`` (``step`` apart) less those ``drawn`` already holds, to rounding."""
+    if not len(drawn) or not len(lines):
+        return lines
+    nearest = np.abs(lines[:, None] - drawn[None, :]).min(axis=1)
+    return lines[nearest > step / 2]
+
+
+def _draw_ecg_grid(ax, unit: str, lo: np.ndarray, hi: np.ndarray, x_range) -> None:
+    """ECG paper behind one channel: y limits set to the signal's range, then the lines."""
+    bottom, top = np.nanmin(lo, initial=np.inf), np.nanmax(hi, initial=-np.inf)
+    if not (np.isfinite(bottom) and np.isfinite(top)):
+        return
+    margin = max(0.05 * (top - bottom), 1e-6)
+    ax.set_ylim(bottom - margin, top + margin)
+    box = ax.get_window_extent()
+    lines = ecg_grid(x_range, ax.get_ylim(), unit, (box.width, box.height))
+    if lines is None:
+        return
+    for name, colour, width in (("minor", "#f6c9c9", 0.4), ("major", "#e88b8b", 0.8)):
+        xs, ys = lines[name]
+        style = {"colors": colour, "linewidth": width, "zorder": 0.5, "gid": f"ecg-{name}"}
+        if len(xs):
+            ax.vlines(xs, 0, 1, transform=ax.get_xaxis_transform(), **style)
+        if len(ys):
+            ax.hlines(ys, 0, 1, transform=ax.get_yaxis_transform(), **style)
+
+
+#: Labels of the explanation panel, by method.
+_EXPLANATION_LABELS = {"attention": "attention", "gradient": "|gradient|"}
+
+
 def prediction_figure(
     prediction: RecordingPrediction,
     classes: Sequence[str],
-    attention: np.ndarray | None = None,
+    explanation: np.ndarray | None = None,
     max_channels: int = 4,
     width_px: int = 2000,
+    *,
+    method: str = "attention",
+    truth: Sequence[LabelledInterval] | None = None,
+    units: Sequence[str] | None = None,
+    style: str = "plain",
 ) -> Figure:
     """Build the figure :func:`plot_prediction` writes (arguments as there), unsaved."""
     recording = prediction.recording
@@ -191,13 +327,22 @@ def prediction_figure(
     n_samples = int(recording.n_samples)
     edges, lo, hi = envelope(recording, width_px, shown)
     seconds = edges / fs
-    fig, axes = _figure(len(shown), attention is not None, width_px)
+    fig, axes = _figure(len(shown), truth is not None, explanation is not None, width_px)
     spans = [(seg.start, seg.end, seg.label) for seg in prediction.segments()]
-    present = sorted({label for _, _, label in spans})
-    for ax in axes:
-        _class_spans(ax, spans, present, fs, len(classes))
+    names = list(classes)
+    true_spans = []
+    for start, stop, label in truth_spans(truth or (), n_samples):
+        if label not in names:  # a class the model does not know: a colour of its own
+            names.append(label)
+        true_spans.append((start, stop, names.index(label)))
+    predicted = sorted({label for _, _, label in spans})
+    present = sorted(set(predicted) | {label for _, _, label in true_spans})
+    n_signal = max(1, len(shown))
+    for ax in axes[:n_signal]:
+        _class_spans(ax, spans, predicted, fs, len(names))
     one_per_bin = len(edges) - 1 == n_samples  # every bin a single sample: draw a line
     centres = seconds[:-1] if one_per_bin else (seconds[:-1] + seconds[1:]) / 2
+    x_range = (0.0, max(n_samples / fs, 1 / fs))
     for row, channel in enumerate(shown):
         ax = axes[row]
         if one_per_bin:
@@ -206,34 +351,71 @@ def prediction_figure(
             # The edge line keeps flat stretches (min == max) visible as a thin stroke; some
             # transparency lets the class colours show through a dense envelope.
             ax.fill_between(centres, lo[row], hi[row], color="black", alpha=0.75, linewidth=0.5)
-        ax.set_ylabel(str(recording.channels[channel]))
-    if attention is not None:
+        unit = str(units[channel]) if units is not None and channel < len(units) else ""
+        name = str(recording.channels[channel])
+        ax.set_ylabel(f"{name} ({unit})" if unit else name)
+        if style == "ecg":
+            ax.set_xlim(*x_range)
+            _draw_ecg_grid(ax, unit, lo[row], hi[row], x_range)
+    if truth is not None:
+        _truth_track(axes[n_signal], spans, true_spans, fs, len(names))
+    if explanation is not None:
         trace = attention_trace(
-            prediction.starts, prediction.ends, attention, n_samples, width_px,
-            prediction.lengths,
+            prediction.starts, prediction.ends, explanation, n_samples, width_px,
+            prediction.lengths, relative=True,
         )  # fmt: skip
+        ax = axes[-1]
         if len(trace):
-            axes[-1].fill_between(centres, 0, trace, color="tab:purple", alpha=0.7, linewidth=0)
-            axes[-1].set_ylim(bottom=0)
-        axes[-1].set_ylabel("attention")
-    axes[-1].set_xlim(0, max(n_samples / fs, 1 / fs))
+            ax.fill_between(centres, 0, trace, color="tab:purple", alpha=0.7, linewidth=0)
+        top = float(np.nanmax(trace, initial=0.0)) if len(trace) else 0.0
+        ax.set_ylim(0, max(1.5, 1.05 * top))  # the uniform line always in view
+        ax.axhline(1.0, color="0.3", linestyle="--", linewidth=0.8, gid="uniform")
+        ax.set_ylabel(f"{_EXPLANATION_LABELS.get(method, method)}\n(× uniform)")
+    axes[-1].set_xlim(*x_range)
     axes[-1].set_xlabel("time (s)")
     title = f"{recording.id} · {_duration(n_samples / fs)}"
     if n_channels > len(shown):
         title += f" (+{n_channels - len(shown)} more channels)"
     axes[0].set_title(title, loc="left")
     if present:
-        _legend(axes[0], present, classes)
+        _legend(axes[0], present, names)
     return fig
 
 
-def _figure(n_shown: int, with_attention: bool, width_px: int) -> tuple[Figure, np.ndarray]:
-    """A figure of one row per shown channel (and one for attention), sharing time."""
-    n_rows = max(1, n_shown) + with_attention
-    ratios = [1.5] * max(1, n_shown) + ([1.1] if with_attention else [])
+def _truth_track(ax, predicted: list, true: list, fs: float, n_classes: int) -> None:
+    """Two lanes of class colours: the predicted segments above, the truth below."""
+    for lane, spans in ((1, predicted), (0, true)):
+        for label in sorted({k for _, _, k in spans}):
+            boxes = [
+                [(s / fs, lane), (s / fs, lane + 1), (e / fs, lane + 1), (e / fs, lane)]
+                for s, e, k in spans
+                if k == label
+            ]
+            ax.add_collection(
+                PolyCollection(
+                    boxes,
+                    facecolors=[class_colour(label, n_classes)],
+                    edgecolors="none",
+                    alpha=0.8,
+                    gid="predicted" if lane else "truth",
+                ),
+                autolim=False,
+            )
+    ax.set_ylim(0, 2)
+    ax.set_yticks([0.5, 1.5], ["truth", "predicted"])
+    ax.axhline(1.0, color="white", linewidth=1.0)
+
+
+def _figure(
+    n_shown: int, with_truth: bool, with_explanation: bool, width_px: int
+) -> tuple[Figure, np.ndarray]:
+    """A figure of one row per shown channel, then the truth track and the explanation
+    where drawn, sharing time."""
+    ratios = [1.5] * max(1, n_shown) + ([0.45] if with_truth else [])
+    ratios += [1.1] if with_explanation else []
     fig = Figure(figsize=(width_px / _DPI, 0.95 + sum(ratios)), dpi=_DPI)  # inches
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, 1, sharex=True, squeeze=False, height_ratios=ratios)[:, 0]
+    axes = fig.subplots(len(ratios), 1, sharex=True, squeeze=False, height_ratios=ratios)[:, 0]
     height = fig.get_figheight()  # margins in inches, so labels fit at any size
     width = fig.get_figwidth()
     fig.subplots_adjust(
@@ -285,22 +467,36 @@ def plot_prediction(
     path: Path,
     prediction: RecordingPrediction,
     classes: Sequence[str],
-    attention: np.ndarray | None = None,
+    explanation: np.ndarray | None = None,
     max_channels: int = 4,
     width_px: int = 2000,
+    *,
+    method: str = "attention",
+    truth: Sequence[LabelledInterval] | None = None,
+    units: Sequence[str] | None = None,
+    style: str = "plain",
 ) -> Path:
     """Write a PNG of one recording's signal with its windows coloured by predicted class.
 
     The windows of ``prediction`` are shaded by class as its merged segments
-    (:meth:`~biosig.inference.stream.RecordingPrediction.segments`); ``classes`` names them. With
-    ``attention`` (``[n_windows, W]``, one row per window of ``prediction``, see
-    :func:`attention_trace`) a bottom panel shows attention over time. At most
-    ``max_channels`` channels are drawn, the signal reduced to one min/max bin per pixel of
-    ``width_px``, read lazily in bounded blocks. The file is written under a temporary name
-    and renamed into place; parent directories are created. Returns ``path``.
+    (:meth:`~biosig.inference.stream.RecordingPrediction.segments`); ``classes`` names them.
+    With ``truth`` (the recording's labelled intervals, as ``Plugin.labels`` gives them) a
+    track under the signal shows the predicted classes above the true ones (see
+    :func:`truth_spans`). With ``explanation`` (``[n_windows, W]``, one row per window of
+    ``prediction``: attention, or integrated gradients when ``method`` is ``"gradient"``) a
+    bottom panel shows it over time relative to uniform (see :func:`attention_trace`'s
+    ``relative``): 1, the dashed line, is a window spreading its weight evenly. ``units``
+    (one per channel, "" where unknown) label the y axes; ``style="ecg"`` draws each
+    channel on ECG paper's grid (see :func:`ecg_grid`). At most ``max_channels`` channels
+    are drawn, the signal reduced to one min/max bin per pixel of ``width_px``, read lazily
+    in bounded blocks. The file is written under a temporary name and renamed into place;
+    parent directories are created. Returns ``path``.
     """
     path = Path(path)
-    fig = prediction_figure(prediction, classes, attention, max_channels, width_px)
+    fig = prediction_figure(
+        prediction, classes, explanation, max_channels, width_px,
+        method=method, truth=truth, units=units, style=style,
+    )  # fmt: skip
     with atomic_file(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=_DPI)
     return path

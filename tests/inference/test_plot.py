@@ -15,12 +15,14 @@ from biosig.inference.plot import (
     attention_trace,
     bin_edges,
     class_colour,
+    ecg_grid,
     envelope,
     plot_prediction,
     prediction_figure,
+    truth_spans,
 )
 from biosig.inference.stream import RecordingPrediction
-from biosig.plugin.contract import Recording
+from biosig.plugin.contract import LabelledInterval, Recording
 
 CLASSES = ["normal", "artefact", "event"]
 
@@ -239,8 +241,14 @@ def test_plot_writes_a_png_with_classes_and_attention(tmp_path: Path) -> None:
     assert [top.get_ylabel(), second.get_ylabel(), bottom.get_ylabel()] == [
         "ch0",
         "ch1",
-        "attention",
+        "attention\n(× uniform)",
     ]
+    # Uniform attention reads 1, on the dashed reference line.
+    (uniform,) = [line for line in bottom.get_lines() if line.get_gid() == "uniform"]
+    assert list(uniform.get_ydata()) == [1.0, 1.0]
+    (area,) = bottom.collections
+    heights = area.get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose(heights[heights > 0], 1.0)
     assert top.get_title(loc="left").startswith("r01 · 50 s")
     legend = [t.get_text() for t in top.get_legend().get_texts()]
     assert legend == ["normal", "event"]  # only the classes that appear, in class order
@@ -291,3 +299,104 @@ def test_plot_replaces_an_existing_file(tmp_path: Path) -> None:
     plot_prediction(path, prediction(rec, [0], [1000], [0]), CLASSES)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_png(path)
+
+
+# --- explanations relative to uniform, truth, units, ECG paper ------------------------------
+
+
+def test_relative_trace_reads_one_for_an_even_spread_and_takes_magnitudes() -> None:
+    starts, ends = np.array([0, 100]), np.array([100, 200])
+    even = np.full((2, 10), 0.1)
+    np.testing.assert_allclose(attention_trace(starts, ends, even, 200, 20, relative=True), 1.0)
+    # Signed attributions: a window putting all its weight, negative, on its first tenth.
+    signed = np.zeros((2, 10))
+    signed[:, 0] = [-4.0, 2.0]
+    trace = attention_trace(starts, ends, signed, 200, 20, relative=True)
+    np.testing.assert_allclose(trace, np.tile([10.0] + [0.0] * 9, 2))
+    # The scale does not change the picture: attention and gradients read alike.
+    np.testing.assert_allclose(
+        attention_trace(starts, ends, signed * 1e-3, 200, 20, relative=True), trace
+    )
+
+
+def test_truth_spans_resolve_overlaps_and_forecasts() -> None:
+    intervals = [
+        LabelledInterval("r", 0, 100, "N"),
+        LabelledInterval("r", 80, 150, "V"),  # overlaps: wins from its start
+        LabelledInterval("r", 400, 900, "N"),  # runs past the end: clipped
+    ]
+    assert truth_spans(intervals, 600) == [(0, 80, "N"), (80, 150, "V"), (400, 600, "N")]
+    forecasts = [
+        LabelledInterval("r", 0, 50, "up", label_end=60),
+        LabelledInterval("r", 10, 60, "down", label_end=70),
+    ]
+    # Each forecast is drawn up to its decision, from the previous one's.
+    assert truth_spans(forecasts, 100) == [(0, 50, "up"), (50, 60, "down")]
+
+
+def test_plot_draws_the_truth_beside_the_prediction_and_units_on_the_axes() -> None:
+    rec = array_recording(sine(2, 3000))
+    pred = prediction(rec, [0, 1000, 2000], [1000, 2000, 3000], [0, 2, 2])
+    truth = [LabelledInterval("rec", 0, 2000, "normal"), LabelledInterval("rec", 2000, 3000, "odd")]
+    fig = prediction_figure(
+        pred, CLASSES, np.full((3, 8), 1 / 8), units=("mV", ""), truth=truth, method="gradient"
+    )
+    first, second, track, explained = fig.axes
+    assert [first.get_ylabel(), second.get_ylabel()] == ["ch0 (mV)", "ch1"]
+    assert explained.get_ylabel() == "|gradient|\n(× uniform)"
+    assert [t.get_text() for t in track.get_yticklabels()] == ["truth", "predicted"]
+    lanes: dict[str, list] = {"truth": [], "predicted": []}
+    for collection in track.collections:
+        for path in collection.get_paths():
+            xs = path.vertices[:, 0]
+            colour = tuple(collection.get_facecolor()[0][:3])
+            lanes[collection.get_gid()].append((xs.min(), xs.max(), colour))
+    colour = [tuple(class_colour(k, 4)[:3]) for k in range(4)]
+    assert sorted(lanes["truth"]) == [(0, 20, colour[0]), (20, 30, colour[3])]  # in seconds
+    assert sorted(lanes["predicted"]) == [(0, 10, colour[0]), (10, 30, colour[2])]
+    legend = [t.get_text() for t in first.get_legend().get_texts()]
+    assert legend == ["normal", "event", "odd"]  # a class the model does not know, too
+
+
+def grid_lines(ax, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ECG grid's vertical line positions (s) and horizontal ones (the y unit)."""
+    xs, ys = [], []
+    for collection in ax.collections:
+        if collection.get_gid() != f"ecg-{name}":
+            continue
+        for segment in collection.get_segments():
+            (x0, y0), (x1, y1) = segment
+            (xs if x0 == x1 else ys).append(x0 if x0 == x1 else y0)
+    return np.array(sorted(xs)), np.array(sorted(ys))
+
+
+def test_ecg_style_draws_ecg_paper_in_the_signal_unit() -> None:
+    data = np.sin(2 * np.pi * np.arange(1000) / 250)[None].astype(np.float32)  # +-1 mV
+    rec = array_recording(data, fs=250.0)  # 4 s
+    pred = prediction(rec, [0], [1000], [0])
+    fig = prediction_figure(pred, CLASSES, units=("mV",), style="ecg")
+    ax = fig.axes[0]
+    major_x, major_y = grid_lines(ax, "major")
+    minor_x, minor_y = grid_lines(ax, "minor")
+    np.testing.assert_allclose(np.diff(major_x), 0.2)
+    assert major_x[0] == 0 and major_x[-1] == pytest.approx(4.0)
+    np.testing.assert_allclose(np.diff(major_y), 0.5)
+    np.testing.assert_allclose(major_y, [-1.0, -0.5, 0.0, 0.5, 1.0], atol=1e-9)
+    # Minor lines every 0.04 s and 0.1 mV, those under a major line left out.
+    assert len(minor_x) == 4 * len(major_x[:-1]) and len(minor_y) == 4 * 4
+    np.testing.assert_allclose(np.unique(np.round(np.diff(minor_y), 9)), [0.1, 0.2])
+    # The same paper in microvolts; none for a unit that is no voltage, nor without style.
+    lines = ecg_grid((0, 4), (-1000, 1000), "uV", (1900, 150))
+    np.testing.assert_allclose(np.diff(lines["major"][1]), 500)
+    assert ecg_grid((0, 4), (-1, 1), "pA", (1900, 150)) is None
+    assert grid_lines(prediction_figure(pred, CLASSES, units=("mV",)).axes[0], "major")[0].size == 0
+
+
+def test_ecg_grid_leaves_out_lines_too_dense_to_see() -> None:
+    # A day on 1900 pixels: 0.2 s lines would be 0.004 px apart.
+    lines = ecg_grid((0, 86400), (-2, 2), "mV", (1900, 150))
+    assert len(lines["major"][0]) == len(lines["minor"][0]) == 0
+    assert len(lines["major"][1]) == 9  # the amplitude grid still fits
+    # Ten seconds: major lines 38 px apart, minor ones 7.6 px: both drawn.
+    ten = ecg_grid((0, 10), (-2, 2), "mV", (1900, 150))
+    assert len(ten["major"][0]) == 51 and len(ten["minor"][0]) == 200
