@@ -33,6 +33,10 @@ SPLITS: tuple[str, ...] = ("auto", "group", "time")
 #: a few confident windows outweigh many unsure ones, as for a nanopore read) or ``vote``
 #: (the fraction of windows predicting each class).
 AGGREGATIONS: tuple[str, ...] = ("mean", "geometric", "vote")
+#: How ``predict --plot`` draws a plugin's signal (``Plugin.plot_style``): ``plain`` axes,
+#: or ``ecg``, the grid of ECG paper (0.2 s by 0.5 mV squares of 0.04 s by 0.1 mV), for
+#: signals in volts, millivolts or microvolts.
+PLOT_STYLES: tuple[str, ...] = ("plain", "ecg")
 
 
 @dataclass(frozen=True)
@@ -258,6 +262,12 @@ class Plugin(ABC):
     unlabelled_hint: str = ""
     #: Settings particular to this plugin; see :class:`PluginOption`.
     options: tuple[PluginOption, ...] = ()
+    #: The unit of the samples ``Recording.chunks`` yields (``"mV"``, ``"pA"``, ``"g"``),
+    #: which plots put on their y axes; "" when not known. A recording carrying ``units``
+    #: (one per channel, as a WFDB header gives them) overrides it; see :func:`channel_units`.
+    signal_unit: str = ""
+    #: How ``predict --plot`` draws the signal: one of :data:`PLOT_STYLES`.
+    plot_style: str = "plain"
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -344,6 +354,17 @@ def recording_times(recording: Recording) -> np.ndarray | None:
             f"(got {len(seconds)} for {recording.n_samples} samples)"
         )
     return seconds
+
+
+def channel_units(plugin: Plugin, recording: Recording) -> tuple[str, ...]:
+    """The unit of each of ``recording``'s channels, "" where unknown: the recording's own
+    ``units`` where it carries them (and names one), else the plugin's ``signal_unit``."""
+    own = getattr(recording, "units", None)
+    default = str(getattr(plugin, "signal_unit", "") or "")
+    n = len(recording.channels)
+    if own is None or len(own) != n:
+        return (default,) * n
+    return tuple(str(unit or default) for unit in own)
 
 
 def describe(recording: Recording) -> str:

@@ -41,7 +41,7 @@ from biosig import (
     table_intervals,
 )
 
-from .features import FEATURES, compute_features, volatility
+from .features import FEATURE_UNITS, FEATURES, compute_features, volatility
 from .ohlcv import Bars, read_bars, sniff
 from .targets import barrier_targets, direction_targets
 
@@ -71,6 +71,7 @@ class PriceRecording(ArrayRecording):
         super().__init__(bars.source.stem, features, 1.0, FEATURES, source=bars.source)
         self.bars = bars
         self.times = bars.times
+        self.units = FEATURE_UNITS
 
 
 class FinancePlugin(Plugin):

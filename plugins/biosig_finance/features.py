@@ -28,6 +28,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 FEATURES = ("log_return", "return_z", "price_z", "vol_regime", "range_z", "volume_z")
+#: The unit of each feature, for plot axes: sigmas for the z-scores, none for the log return
+#: and the log ratio of volatilities.
+FEATURE_UNITS = ("", "σ", "σ", "", "σ", "σ")
 #: Ratio channels are clipped to +-CLIP.
 CLIP = 10.0
 #: A trailing spread this small relative to the level counts as none (rounding residue).

@@ -68,6 +68,7 @@ class NanoporePlugin(Plugin):
         normalization="recording",
     )
     label_formats = "labels.tsv: read_id<TAB>class (header optional; ids case-insensitive)"
+    signal_unit = "pA"  # reads are calibrated to picoamps as they are read
 
     def find(self, inputs: Sequence[str | Path]) -> list[Path]:
         files: list[Path] = []

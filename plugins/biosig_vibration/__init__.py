@@ -115,7 +115,17 @@ class VibrationPlugin(Plugin):
             "regex on the file's path whose first group is its run, for splits "
             "[the manifest's group, else the file]",
         ),
+        PluginOption(
+            "unit",
+            "g",
+            "unit of the samples, for plot axes (files do not say; CWRU's are in g)",
+        ),
     )
+
+    @property
+    def signal_unit(self) -> str:  # type: ignore[override]
+        """The ``--unit`` option: plots label the y axes with it."""
+        return str(self.settings["unit"] or "")
 
     # ------------------------------------------------------------------------ options
 

@@ -259,6 +259,8 @@ class EcgPlugin(WfdbPlugin):
 
     name = "ecg"
     summary = "ECG from WFDB records or EDF: beats (AAMI), rhythm segments, record labels"
+    # Plots draw leads on ECG paper; their units come from each record's header.
+    plot_style = "ecg"
     defaults = PluginDefaults(sample_rate=360.0, window=3600, hop=1800, normalization="window")
     options = (
         *_common_options("atr", "0.5,40"),
