@@ -144,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             terminated = isinstance(interrupt, _Terminated)
             click.echo("terminated" if terminated else "interrupted", err=True)
             return 143 if terminated else 130
+        hint = _install_hint(exc)
+        if hint is not None:
+            click.echo(f"error: {hint}", err=True)
+            return 2
         if os.environ.get("BIOSIG_DEBUG"):
             raise
         click.echo(
@@ -159,6 +163,17 @@ def run() -> None:
     _results_only_on_stdout()
     _terminate_as_interrupt()
     sys.exit(main())
+
+
+def _install_hint(exc: Exception) -> str | None:
+    """For a library left out of a lean install (plugins import theirs when they first read
+    a file), what is missing and the line that installs it; ``None`` for any other error."""
+    if not isinstance(exc, ModuleNotFoundError):
+        return None
+    from ..plugin.registry import module_install_hint
+
+    hint = module_install_hint(exc.name)
+    return None if hint is None else f"{exc.name} is not installed: {hint}"
 
 
 def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:

@@ -25,6 +25,7 @@ from importlib.metadata import EntryPoint, distributions
 
 from ..errors import BiosigError
 from .contract import SUPPORTED_API_VERSIONS, Plugin, PluginDefaults
+from .extras import install_hint, missing_extra
 
 GROUP = "biosig.plugins"
 #: Environment variable restricting discovery to the plugins it names.
@@ -171,6 +172,9 @@ def load_entry(entry: PluginEntry, isolate: bool = False) -> PluginEntry:
     """
     if entry.plugin is not None or entry.error is not None:
         return entry
+    entry.error = missing_extra(entry.entry_point)
+    if entry.error is not None:
+        return entry
     if isolate and _dist_key(entry.entry_point) != FIRST_PARTY:
         entry.error = probe_import(entry.entry_point)
         if entry.error is not None:
@@ -178,6 +182,13 @@ def load_entry(entry: PluginEntry, isolate: bool = False) -> PluginEntry:
     try:
         obj = entry.entry_point.load()
         plugin = obj() if isinstance(obj, type) else obj
+    except ModuleNotFoundError as exc:
+        hint = install_hint(entry.entry_point, exc.name)
+        if hint is None:
+            entry.error = f"import failed: {type(exc).__name__}: {exc}"
+        else:
+            entry.error = f"needs {exc.name}, which is not installed: {hint}"
+        return entry
     except (
         Exception,
         SystemExit,
@@ -263,6 +274,14 @@ def check_contract(plugin: object) -> str | None:
     if not isinstance(defaults, PluginDefaults):
         return f"its defaults are a {type(defaults).__name__}, not biosig.PluginDefaults"
     return None
+
+
+def module_install_hint(module: str | None) -> str | None:
+    """The ``pip install`` line for a module a plugin imported and did not find (see
+    :func:`biosig.plugin.extras.install_hint`), from the first plugin distribution that
+    requires it; ``None`` when none does."""
+    hints = (install_hint(ep, module) for ep in group_entry_points())
+    return next((hint for hint in hints if hint is not None), None)
 
 
 def get_plugin(name: str) -> Plugin:
