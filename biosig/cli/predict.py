@@ -1,5 +1,5 @@
 """``biosig predict``: stream recordings through a trained model and write per-window and
-per-recording tables, and optionally attention explanations and plots.
+per-recording tables, and optionally explanations (attention or gradients) and plots.
 
 Under ``torchrun --nproc-per-node N -m biosig predict …`` every rank predicts a contiguous
 share of the input files into ``OUT/.parts/rank-R/`` and rank 0 merges the parts, so the
@@ -15,7 +15,7 @@ import click
 
 from ..inference.output import FORMATS
 from ..inference.prediction import run_prediction
-from ..inference.stream import AGGREGATIONS
+from ..inference.stream import AGGREGATIONS, EXPLANATIONS
 from .common import (
     batch_option,
     device_option,
@@ -26,6 +26,17 @@ from .common import (
 )
 
 log = logging.getLogger("biosig")
+
+
+class ExplanationChoice(click.Choice):
+    """``--explain``'s value. A bare ``--explain`` before INPUTS takes the next word as its
+    value, so a word that is no method says so, rather than only listing the methods."""
+
+    def get_invalid_choice_message(self, value: object, ctx: click.Context | None) -> str:
+        return (
+            f"{value!r} is not one of {', '.join(EXPLANATIONS)} (a bare --explain takes the "
+            "next word as its method: write --explain attention, or give INPUTS first)"
+        )
 
 
 # Unknown `--flags` reach INPUTS, where the plugin's own options are picked out.
@@ -57,14 +68,24 @@ log = logging.getLogger("biosig")
 )
 @click.option(
     "--explain",
-    is_flag=True,
-    help="Also write each window's attention per input sample to OUT/attention/<id>.npy.",
+    type=ExplanationChoice(EXPLANATIONS),
+    is_flag=False,
+    flag_value="attention",
+    default=None,
+    help="Also write each window's explanation per input sample to OUT/METHOD/<id>.npy: "
+    "attention (alone, --explain: the attention pooling's weights) or gradient (integrated "
+    "gradients of the predicted class; some 20 times prediction's cost).",
 )
 @click.option(
     "--plot",
     is_flag=True,
-    help="Also draw each recording, its windows coloured by class (and the attention, with "
-    "--explain) to OUT/plots/<id>.png.",
+    help="Also draw each recording, its windows coloured by class (and the explanation "
+    "relative to uniform, with --explain) to OUT/plots/<id>.png.",
+)
+@click.option(
+    "--labels",
+    help="With --plot, draw the true classes beside the predicted ones: a labels file, or a "
+    "word the plugin takes, as for train and evaluate.",
 )
 @click.option(
     "--compile/--no-compile",
@@ -86,8 +107,9 @@ def predict(
     hop: int | None,
     workers: int,
     aggregation: str | None,
-    explain: bool,
+    explain: str | None,
     plot: bool,
+    labels: str | None,
     compile_model: bool,
     device: str,
     strict: bool,
@@ -118,4 +140,5 @@ def predict(
             plot=plot,
             compile_model=compile_model,
             plugin_options=plugin_options,
+            labels=labels,
         )

@@ -1,5 +1,5 @@
 """Predicting files with a trained model into tables (windows, recordings, segments), and
-optionally attention explanations and plots: what ``biosig predict`` runs.
+optionally explanations (attention or gradients) and plots: what ``biosig predict`` runs.
 
 Under ``torchrun --nproc-per-node N -m biosig predict …`` every rank predicts a contiguous
 share of the input files into ``OUT/.parts/rank-R/`` and rank 0 merges the parts, so the
@@ -26,8 +26,16 @@ import torch
 from ..atomic import atomic_directory
 from ..data.damaged import DamagePolicy
 from ..errors import BiosigError
-from ..loading import load_model_and_plugin, set_plugin_options
-from ..plugin.contract import Recording, describe, iter_recordings
+from ..loading import label_source, load_model_and_plugin, set_plugin_options
+from ..plugin.contract import (
+    LabelledInterval,
+    Plugin,
+    Recording,
+    channel_units,
+    describe,
+    iter_recordings,
+)
+from ..plugin.labels import warn_unlabelled
 from ..training.distributed import (
     PARTS_DIR,
     World,
@@ -41,9 +49,9 @@ from ..training.distributed import (
     total,
     world_from_env,
 )
-from .explain import AttentionFiles, safe_name
+from .explain import ExplanationFiles, safe_name
 from .output import FORMATS, prediction_tables
-from .stream import AGGREGATIONS, RecordingPrediction, predict_recordings
+from .stream import AGGREGATIONS, EXPLANATIONS, RecordingPrediction, predict_recordings
 
 log = logging.getLogger("biosig")
 
@@ -63,19 +71,31 @@ def run_prediction(
     strict: bool = False,
     workers: int = 1,
     aggregation: str | None = None,
-    explain: bool = False,
+    explain: bool | str | None = False,
     plot: bool = False,
     compile_model: bool = False,
     echo=click.echo,
     plugin_options: Mapping[str, Any] | None = None,
+    labels: str | Path | None = None,
 ) -> int:
     """Predict every recording of ``inputs``; returns the number of recordings (this rank's,
     under torchrun). ``plugin_options`` (by name) override those the model was trained
-    with."""
+    with.
+
+    ``explain`` writes each window's explanation to ``out/<method>/<id>.npy``: ``True`` or
+    ``"attention"`` the attention per input sample, ``"gradient"`` integrated gradients
+    (see :data:`~biosig.inference.stream.EXPLANATIONS`). ``plot`` draws each recording to
+    ``out/plots/<id>.png``; with ``labels`` (a labels file or keyword, as for ``train``
+    and ``evaluate``) the plots draw the true classes beside the predicted ones. Labels
+    list the recordings' metadata before the stream starts, as ``evaluate`` does.
+    """
     world = world_from_env()
-    if (explain or plot) and out is None:
-        flag = "--explain" if explain else "--plot"
+    method = explanation_method(explain)
+    if (method or plot) and out is None:
+        flag = "--explain" if method else "--plot"
         raise BiosigError(f"{flag} writes files: give --out DIRECTORY")
+    if labels is not None and not plot:
+        raise BiosigError("--labels draws the true classes on the plots: give --plot too")
     if world.world_size > 1 and out is None:
         raise BiosigError("under torchrun, give --out: each rank writes its part there")
     if out is not None:
@@ -101,8 +121,15 @@ def run_prediction(
     stream = functools.partial(
         predict_recordings, model, meta, plugin, device=device, batch_size=batch_size,
         hop=hop, on_damage=damage.handle, workers=workers, fixed_shapes=compile_model,
+        method=method or "attention",
     )  # fmt: skip
-    recordings = iter_recordings(plugin, shard(files, world), damage.handle)
+    recordings: Iterable[Recording] = iter_recordings(plugin, shard(files, world), damage.handle)
+    truth = None
+    if labels is not None:
+        # The plugin labels recordings together (a table names many), so their metadata are
+        # listed first; the same recordings then stream, each file opened once.
+        recordings = list(recordings)
+        truth = true_intervals(plugin, labels, recordings)
     with process_group(world):
         ok, count = False, 0
         try:
@@ -110,7 +137,7 @@ def run_prediction(
             found = ", ".join(map(str, inputs))
             empty = None if world.is_distributed else f"no recordings found in {found}"
             with _written_whole(out, stage) as directory:
-                outputs = _Outputs(directory, fmt, aggregation, explain, plot)
+                outputs = _Outputs(directory, fmt, aggregation, method, plot, plugin, truth)
                 count = _write_predictions(outputs, stream, recordings, list(meta.classes), empty)
             ok = True
         finally:
@@ -128,10 +155,39 @@ def run_prediction(
     return count
 
 
-#: What ``predict --out`` writes: the tables in any format, attention files, plots, and
+def explanation_method(explain: bool | str | None) -> str | None:
+    """``explain`` as a method of :data:`~biosig.inference.stream.EXPLANATIONS`, or
+    ``None`` for no explanation: ``True`` is ``attention``, as ``--explain`` alone."""
+    if explain is None or explain is False:
+        return None
+    if explain is True:
+        return "attention"
+    if explain not in EXPLANATIONS:
+        raise BiosigError(
+            f"--explain {explain}: unknown explanation; choose from {', '.join(EXPLANATIONS)}"
+        )
+    return str(explain)
+
+
+def true_intervals(
+    plugin: Plugin, labels: str | Path, recordings: Sequence[Recording]
+) -> dict[str, list[LabelledInterval]]:
+    """Each recording's labelled intervals (``predict --labels``), read as ``train`` and
+    ``evaluate`` read them; recordings without labels are absent (a keyword's are warned
+    about, naming them)."""
+    source = label_source(plugin, labels)
+    intervals = plugin.labels(source, recordings) if recordings else []
+    warn_unlabelled(source, recordings, intervals, plugin.unlabelled_hint)
+    by_recording: dict[str, list[LabelledInterval]] = {}
+    for interval in intervals:
+        by_recording.setdefault(interval.recording_id, []).append(interval)
+    return by_recording
+
+
+#: What ``predict --out`` writes: the tables in any format, explanation files, plots, and
 #: under torchrun the ranks' parts.
 PREDICTION_ENTRIES = frozenset(
-    {f"{table}.{fmt}" for table in TABLES for fmt in FORMATS} | {"attention", "plots", PARTS_DIR}
+    {f"{table}.{fmt}" for table in TABLES for fmt in FORMATS} | {*EXPLANATIONS, "plots", PARTS_DIR}
 )
 
 
@@ -167,14 +223,17 @@ def _written_whole(out: Path | None, stage: Path | None) -> Iterator[Path | None
 
 @dataclasses.dataclass
 class _Outputs:
-    """Where a prediction run writes its tables (and attention files, plots): a directory,
-    or without one the recordings table alone, on stdout."""
+    """Where a prediction run writes its tables (and explanation files, plots): a
+    directory, or without one the recordings table alone, on stdout. ``truth`` holds the
+    labelled intervals plots draw, by recording (``None``: no ``--labels``)."""
 
     directory: Path | None
     fmt: str
     aggregation: str
-    explain: bool
+    explain: str | None
     plot: bool
+    plugin: Plugin | None = None
+    truth: Mapping[str, list[LabelledInterval]] | None = None
 
 
 def _write_predictions(
@@ -184,7 +243,7 @@ def _write_predictions(
     classes: list[str],
     if_none: str | None,
 ) -> int:
-    """Each recording's rows (attention, plot) written as it completes; how many. With
+    """Each recording's rows (explanation, plot) written as it completes; how many. With
     none, ``if_none`` is the error, raised before any file is put in place."""
     count = 0
     directory = outputs.directory
@@ -192,15 +251,15 @@ def _write_predictions(
         tables = stack.enter_context(
             prediction_tables(directory, classes, outputs.fmt, outputs.aggregation)
         )
-        attention = None
+        explained = None
         if outputs.explain:
-            attention = stack.enter_context(AttentionFiles(directory / "attention"))
+            explained = stack.enter_context(ExplanationFiles(directory / outputs.explain))
         plots = directory / "plots" if outputs.plot else None
-        for pred in stream(recordings=recordings, explain=attention or False):
+        for pred in stream(recordings=recordings, explain=explained or False):
             tables.write(pred, classes)
-            attention_file = attention.save(pred) if attention else None
+            explanation_file = explained.save(pred) if explained else None
             if plots is not None:
-                _plot(plots, pred, classes, attention_file)
+                _plot(plots, pred, classes, explanation_file, outputs)
             _warn_skipped(pred)
             count += 1
         if count == 0 and if_none is not None:
@@ -209,7 +268,7 @@ def _write_predictions(
 
 
 def _join_parts(out: Path, world_size: int, fmt: str, count: int, inputs: Sequence[str]) -> None:
-    """Rank 0, once every rank succeeded: the parts' tables merged, their attention files
+    """Rank 0, once every rank succeeded: the parts' tables merged, their explanation files
     and plots gathered, and the parts removed."""
     try:
         if count == 0:
@@ -218,7 +277,7 @@ def _join_parts(out: Path, world_size: int, fmt: str, count: int, inputs: Sequen
         _check_unique_recordings(parts, fmt)
         # Joined into a directory that replaces ``out`` whole, the parts with it.
         with atomic_directory(out) as joined:
-            for name in ("attention", "plots"):
+            for name in (*EXPLANATIONS, "plots"):
                 for part in parts:
                     if (part / name).is_dir():
                         (joined / name).mkdir(exist_ok=True)
@@ -265,14 +324,23 @@ def _warn_skipped(pred: RecordingPrediction) -> None:
 
 
 def _plot(
-    directory: Path, pred: RecordingPrediction, classes: Sequence[str], attention: Path | None
+    directory: Path,
+    pred: RecordingPrediction,
+    classes: Sequence[str],
+    explanation: Path | None,
+    outputs: _Outputs,
 ) -> None:
     # Imported here: matplotlib costs a second of start-up that other commands never need.
     from .plot import plot_prediction
 
+    plugin, rec = outputs.plugin, pred.recording
     plot_prediction(
-        directory / f"{safe_name(pred.recording.id)}.png",
+        directory / f"{safe_name(rec.id)}.png",
         pred,
         classes,
-        attention=None if attention is None else np.load(attention, mmap_mode="r"),
+        None if explanation is None else np.load(explanation, mmap_mode="r"),
+        method=outputs.explain or "attention",
+        truth=None if outputs.truth is None else outputs.truth.get(rec.id, []),
+        units=None if plugin is None else channel_units(plugin, rec),
+        style="plain" if plugin is None else plugin.plot_style,
     )

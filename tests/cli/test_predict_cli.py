@@ -11,8 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.image import imread
 
-from biosig.inference.explain import attention_path
+from biosig.errors import BiosigError
+from biosig.inference.explain import attention_path, explanation_path
+from biosig.inference.prediction import true_intervals
+from biosig.plugin.contract import iter_recordings
+from biosig.plugin.registry import get_plugin
 
 CLASSES = ["background", "rhythm", "spikes"]
 WINDOW, HOP = 128, 64
@@ -131,6 +136,113 @@ def test_explain_writes_attention_rows_aligned_with_the_windows(
             assert attention[0, n:].sum() == 0
     names = sorted(p.name for p in (out / "attention").iterdir())
     assert names == sorted(f"r{i}.npy" for i in range(len(LENGTHS)))  # no temporaries
+
+
+def test_explain_gradient_writes_attributions_rows_aligned_with_the_windows(
+    trained: Path, reference: Path, run_cli
+) -> None:
+    out = trained / "gradients"
+    result = predict(run_cli, trained, out, "--explain", "gradient", "--batch-size", "16")
+    assert result.code == 0, result.err
+    assert_same_predictions(out, reference)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gradient", "recordings.tsv", "segments.tsv", "windows.tsv"
+    ]  # fmt: skip
+    windows = read_table(out / "windows.tsv")
+    for i, n in enumerate(LENGTHS):
+        rows = [row for row in windows if row["recording"] == f"r{i}"]
+        gradient = np.load(explanation_path(out, f"r{i}", "gradient"))
+        assert gradient.shape == (len(rows), WINDOW) and gradient.dtype == np.float32
+        assert np.isfinite(gradient).all() and (gradient != 0).any(axis=1).all()
+        assert (gradient < 0).any()  # signed: samples may speak against the class
+        if n < WINDOW:  # a short recording's window: nothing attributed to the padding
+            assert (gradient[0, n:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("saliency", "'saliency' is not one of attention, gradient"),
+        ("", "'' is not one of attention, gradient"),
+    ],
+)
+def test_an_unknown_explanation_is_one_error_line(
+    trained: Path, run_cli, value: str, message: str
+) -> None:
+    result = predict(run_cli, trained, trained / "unknown", "--explain", value)
+    assert result.code == 2
+    assert len(result.err_lines) == 1
+    assert result.err_lines[0].startswith("error: ") and message in result.err_lines[0]
+    assert not (trained / "unknown").exists()
+
+
+def test_a_bare_explain_before_the_inputs_says_what_it_took(trained: Path, run_cli) -> None:
+    recordings = trained / "recordings"
+    out = trained / "bare"
+    result = run_cli(
+        "predict", "--model", trained / "model", "--out", out, "--explain", recordings, cwd=trained
+    )
+    assert result.code == 2 and len(result.err_lines) == 1
+    assert f"{str(recordings)!r} is not one of attention, gradient" in result.err_lines[0]
+    assert "write --explain attention, or give INPUTS first" in result.err_lines[0]
+
+
+@pytest.fixture(scope="module")
+def labels_file(trained: Path) -> Path:
+    path = trained / "truth.tsv"
+    path.write_text("".join(f"r{i}\t{CLASSES[i % 3]}\n" for i in range(len(LENGTHS) - 1)))
+    return path  # r5 has no label
+
+
+def test_labels_draw_the_truth_track_on_the_plots(trained: Path, run_cli, labels_file) -> None:
+    plain, truthful = trained / "plain-plots", trained / "truth-plots"
+    assert predict(run_cli, trained, plain, "--plot").code == 0
+    result = predict(run_cli, trained, truthful, "--plot", "--labels", labels_file)
+    assert result.code == 0, result.err
+    assert "1 recordings have no label" in result.err  # r5: warned, as train warns
+    for i in range(len(LENGTHS)):
+        without = imread(plain / "plots" / f"r{i}.png")
+        with_truth = imread(truthful / "plots" / f"r{i}.png")
+        # The truth track adds its row (0.45 in at 100 dpi); the width is unchanged.
+        assert with_truth.shape[0] - without.shape[0] == 45
+        assert with_truth.shape[1] == without.shape[1]
+    # The tables do not depend on the labels.
+    for table in ("windows.tsv", "recordings.tsv"):
+        assert (plain / table).read_text() == (truthful / table).read_text()
+
+
+def test_true_intervals_are_read_as_train_reads_them(trained: Path, labels_file) -> None:
+    plugin = get_plugin("numpy")
+    files = plugin.find([trained / "recordings"])
+    recordings = list(iter_recordings(plugin, files))
+    truth = true_intervals(plugin, labels_file, recordings)
+    assert sorted(truth) == [f"r{i}" for i in range(len(LENGTHS) - 1)]
+    (interval,) = truth["r1"]
+    assert (interval.start, interval.stop, interval.label) == (0, LENGTHS[1], CLASSES[1])
+    with pytest.raises(BiosigError, match="labels file not found"):
+        true_intervals(plugin, trained / "nope.tsv", recordings)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ("--labels", "x.tsv"),
+            "error: --labels draws the true classes on the plots: give --plot too",
+        ),
+        (
+            ("--plot", "--labels", "x.tsv"),
+            "error: x.tsv: labels file not found; plugin 'numpy' reads",
+        ),
+    ],
+)
+def test_labels_without_a_plot_or_a_file_are_one_error_line(
+    trained: Path, run_cli, extra: tuple[str, ...], message: str
+) -> None:
+    result = predict(run_cli, trained, trained / "no-labels", *extra)
+    assert result.code == 2 and len(result.err_lines) == 1
+    assert result.err_lines[0].startswith(message)
+    assert not (trained / "no-labels").exists()
 
 
 def test_a_second_run_replaces_the_attention_of_the_first(trained: Path, run_cli) -> None:
