@@ -35,7 +35,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     meta = json.loads((run_dir / "best" / "biosig.json").read_text())
     training = meta.get("training", {})
     best_epoch = int(training["epoch"])
-    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    rows = list(csv.DictReader((run_dir / "history.tsv").open(), delimiter="\t"))
     best_val = float(rows[best_epoch - 1]["val_accuracy"]) if len(rows) >= best_epoch else None
     return {
         "epochs_run": len(rows),

@@ -61,7 +61,7 @@ exact architecture).
 Recorded per run: test accuracy (``evaluate --json``), train wall and CPU seconds (user +
 system of the ``biosig train`` process and its threads), the 1-minute load average before
 and after, and both commands; for pretraining its wall/CPU seconds and the first and last
-rows of its ``history.csv`` (reconstruction loss on the masked samples, train and
+rows of its ``history.tsv`` (reconstruction loss on the masked samples, train and
 held-out, and the held-out loss of predicting zeros). Prints a table and writes everything
 to ``--json-out``. Data and the pretraining run are reused when present (``--fresh``
 redoes them). ``--tag T`` keeps another configuration's pretraining and runs beside
@@ -213,7 +213,7 @@ def pretrain(biosig: list[str], args: argparse.Namespace, data: Path, out: Path)
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wall, cpu, load0, load1 = timed(command, out.parent / "pretrain.log", "biosig pretrain")
-    rows = list(csv.DictReader((out / "history.csv").open()))
+    rows = list(csv.DictReader((out / "history.tsv").open(), delimiter="\t"))
 
     def losses(row: dict) -> dict:
         return {k: float(row[k]) for k in ("epoch", "train_loss", "val_loss", "val_zero_loss")}
@@ -268,7 +268,7 @@ def train_and_evaluate(
         "train_cpu_seconds": round(cpu, 1),
         "load_before": load0,
         "load_after": load1,
-        "epochs_run": len(list(csv.DictReader((run_dir / "history.csv").open()))),
+        "epochs_run": len(list(csv.DictReader((run_dir / "history.tsv").open(), delimiter="\t"))),
         "ensemble": int(meta.get("ensemble", 1)),
         # the settings biosig chose for this training set, as the checkpoint records them
         "settings": {

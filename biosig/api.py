@@ -70,11 +70,11 @@ class Run:
     @classmethod
     def read(cls, directory: Path) -> Run:
         """The run written in ``directory``."""
-        from .report import HISTORY  # matplotlib: only when a run is read
+        from .report import history_frame  # matplotlib: only when a run is read
 
         directory = Path(directory)
         meta = read_meta(directory / "best")
-        return cls(directory, pd.read_csv(directory / HISTORY), dict(meta.metrics or {}))
+        return cls(directory, history_frame(directory), dict(meta.metrics or {}))
 
 
 def train(
@@ -132,8 +132,10 @@ def pretrain(
     """Pretrain a backbone on unlabelled recordings, as ``biosig pretrain`` does; options
     by name as for :func:`train` (``mask_ratio=0.3``, ``epochs=20``…)."""
     request = _request(PretrainRequest, PretrainConfig, plugin, inputs, options)
+    from .report import history_frame  # matplotlib: only when a run is read
+
     directory = run_pretraining(request, progress=progress)
-    return PretrainRun(directory, pd.read_csv(directory / "history.csv"))
+    return PretrainRun(directory, history_frame(directory))
 
 
 def _request(

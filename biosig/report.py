@@ -1,4 +1,4 @@
-"""Run reports: learning curves from ``history.csv`` and the confusion matrix, as PNGs.
+"""Run reports: learning curves from ``history.tsv`` and the confusion matrix, as PNGs.
 
 ``biosig train`` writes them into its run directory at the end (:func:`write_run_report`,
 with the best checkpoint's validation metrics); ``biosig evaluate --report DIR`` writes the
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -26,8 +27,11 @@ from .atomic import atomic_file
 from .errors import BiosigError
 from .inference.plot import class_colour
 
-#: File names in a run directory (and in ``biosig evaluate --report DIR``).
-HISTORY = "history.csv"
+#: File names in a run directory (and in ``biosig evaluate --report DIR``). Tables are
+#: tab-separated, as ``biosig predict`` writes its own by default.
+HISTORY = "history.tsv"
+#: The history of a run written before biosig 0.2, comma-separated; still read.
+HISTORY_CSV = "history.csv"
 LEARNING_CURVES = "learning_curves.png"
 CONFUSION = "confusion.png"
 
@@ -52,8 +56,29 @@ _F1_PREFIX = "val_f1_"
 # ---------------------------------------------------------------------------- history
 
 
+def history_path(run_dir: Path) -> Path | None:
+    """A run directory's per-epoch history: ``history.tsv``, or the ``history.csv`` of a
+    run written before biosig 0.2; ``None`` when it has neither."""
+    for name in (HISTORY, HISTORY_CSV):
+        if (Path(run_dir) / name).is_file():
+            return Path(run_dir) / name
+    return None
+
+
+def history_frame(run_dir: Path) -> pd.DataFrame:
+    """A run directory's history as a DataFrame, one row per epoch."""
+    path = history_path(run_dir)
+    if path is None:
+        raise BiosigError(f"{run_dir}: no {HISTORY} (not a training run, or no epoch finished)")
+    return pd.read_csv(path, sep=_separator(path))
+
+
+def _separator(path: Path) -> str:
+    return "," if Path(path).suffix == ".csv" else "\t"
+
+
 def read_history(path: Path) -> dict[str, np.ndarray]:
-    """The columns of a ``history.csv`` (as :func:`biosig.training.trainer.write_history` writes it)
+    """The columns of a ``history.tsv`` (as :func:`biosig.training.trainer.write_history` writes it)
     as float arrays, one entry per epoch; an empty cell is NaN.
 
     Raises :class:`~biosig.errors.BiosigError` for a file without an ``epoch`` column,
@@ -61,7 +86,7 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, delimiter=_separator(path))
         names = list(reader.fieldnames or [])
         if "epoch" not in names:
             raise BiosigError(f"{path}: not a training history (no 'epoch' column)")
@@ -83,7 +108,7 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
 def learning_curves_figure(history: Mapping[str, np.ndarray], title: str | None = None) -> Figure:
     """Build the figure :func:`learning_curves_png` writes, unsaved.
 
-    ``history`` maps ``history.csv`` column names to per-epoch values (see
+    ``history`` maps ``history.tsv`` column names to per-epoch values (see
     :func:`read_history`); columns it lacks are left out. Each line's ``gid`` is the column
     it draws, so the figure can be checked against the file.
     """
@@ -157,14 +182,14 @@ def learning_curves_figure(history: Mapping[str, np.ndarray], title: str | None 
     return fig
 
 
-def learning_curves_png(history_csv: Path, out: Path, title: str | None = None) -> Path:
-    """Write a PNG of a run's ``history.csv``: train and validation loss; validation
+def learning_curves_png(history_file: Path, out: Path, title: str | None = None) -> Path:
+    """Write a PNG of a run's ``history.tsv``: train and validation loss; validation
     accuracy, macro-F1 and (thin) per-class F1; the learning rate; over epochs, with the
     best epoch (highest validation macro-F1) marked. 900 x 800 pixels; the title defaults
     to the run directory's name. Returns ``out``."""
-    history_csv = Path(history_csv)
-    heading = title if title is not None else _run_name(history_csv)
-    fig = learning_curves_figure(read_history(history_csv), heading)
+    history_file = Path(history_file)
+    heading = title if title is not None else _run_name(history_file)
+    fig = learning_curves_figure(read_history(history_file), heading)
     return _save(fig, out)
 
 
@@ -276,18 +301,18 @@ def metrics_title(what: str, metrics: Mapping[str, Any]) -> str:
 def write_report(
     directory: Path,
     metrics: Mapping[str, Any],
-    history_csv: Path | None = None,
+    history_file: Path | None = None,
     classes: Sequence[str] | None = None,
     what: str = "validation",
 ) -> list[Path]:
     """Write ``directory/confusion.png`` from ``metrics`` (a
     :func:`~biosig.metrics.classification_report`) if it has a confusion matrix, and
-    ``directory/learning_curves.png`` from ``history_csv`` if given and present. ``what``
+    ``directory/learning_curves.png`` from ``history_file`` if given and present. ``what``
     names the data scored in the confusion figure's title. Returns the paths written."""
     directory = Path(directory)
     written = []
-    if history_csv is not None and Path(history_csv).is_file():
-        written.append(learning_curves_png(history_csv, directory / LEARNING_CURVES))
+    if history_file is not None and Path(history_file).is_file():
+        written.append(learning_curves_png(history_file, directory / LEARNING_CURVES))
     if metrics.get("confusion") is not None:
         names = list(classes if classes is not None else metrics["classes"])
         written.append(
@@ -305,7 +330,7 @@ def write_run_report(
     run_dir: Path, metrics: Mapping[str, Any], classes: Sequence[str] | None = None
 ) -> list[Path]:
     """Write a training run's report into ``run_dir``: ``learning_curves.png`` from
-    ``run_dir/history.csv`` (if present) and ``confusion.png`` from ``metrics``, the best
+    ``run_dir/history.tsv`` (if present) and ``confusion.png`` from ``metrics``, the best
     checkpoint's validation :func:`~biosig.metrics.classification_report` (skipped if it
     has no ``confusion``, as before the first epoch). ``classes`` default to
     ``metrics["classes"]``. Returns the paths written.
@@ -317,9 +342,9 @@ def write_run_report(
     return write_report(run_dir, metrics, run_dir / HISTORY, classes, what="validation")
 
 
-def _run_name(history_csv: Path) -> str:
+def _run_name(history_file: Path) -> str:
     """Learning-curves heading: the run directory's name (its timestamp by default)."""
-    parent = Path(history_csv).resolve().parent.name
+    parent = Path(history_file).resolve().parent.name
     return f"learning curves · {parent}" if parent else "learning curves"
 
 

@@ -53,7 +53,7 @@ log = logging.getLogger("biosig")
     type=click.Path(path_type=Path),
     metavar="DIR",
     help="Also write DIR/metrics.json (as --json prints it), DIR/confusion.png and, when "
-    "the model's run has a history.csv, DIR/learning_curves.png.",
+    "the model's run has a history.tsv, DIR/learning_curves.png.",
 )
 @strict_option
 @verbosity_options

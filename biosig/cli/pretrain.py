@@ -113,7 +113,7 @@ def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_
     Fine-tune it with `biosig train --init RUN`. A plugin's own options (`biosig plugins
     show NAME`) are given as further flags.
 
-    The run directory holds `pretrained/`, `history.csv` and `resume/`, from which
+    The run directory holds `pretrained/`, `history.tsv` and `resume/`, from which
     `--resume RUN` continues an interrupted run to the same end as if it had not stopped.
     `torchrun --nproc-per-node N -m biosig pretrain …` pretrains on N processes, as
     `biosig train` trains (--batch-size per process; a run resumes on as many).

@@ -241,7 +241,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
 
     A plugin's own options (`biosig plugins show NAME`) are given as further flags.
 
-    Each run directory holds `best/` and `last/` checkpoints, `history.csv` (per epoch:
+    Each run directory holds `best/` and `last/` checkpoints, `history.tsv` (per epoch:
     losses, validation accuracy, macro-F1 and each class's F1, learning rate),
     `learning_curves.png` and `confusion.png` (the best epoch's validation) and `resume/`,
     from which `--resume RUN` continues an interrupted run to the same end as if it had not

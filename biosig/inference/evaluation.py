@@ -133,14 +133,14 @@ def check_report_dir(directory: Path) -> None:
 
 
 def run_history(model_path: Path) -> Path | None:
-    """``history.csv`` of the training run a model path belongs to, if there is one.
+    """``history.tsv`` of the training run a model path belongs to, if there is one.
 
     A model path is a run directory (its ``best`` is loaded; ``runs/<plugin>/latest``
     links to one) or a checkpoint directory. A checkpoint named ``best`` or ``last`` is
     taken to sit in its run directory; one named otherwise (a model copied out of its run)
-    has no history, rather than picking up an unrelated ``history.csv`` beside it.
+    has no history, rather than picking up an unrelated ``history.tsv`` beside it.
     """
-    from ..report import HISTORY
+    from ..report import history_path
 
     model_path = Path(model_path)
     checkpoint = resolve_checkpoint(model_path)
@@ -150,8 +150,7 @@ def run_history(model_path: Path) -> Path | None:
         run_dir = model_path.resolve().parent
     else:
         return None
-    history = run_dir / HISTORY
-    return history if history.is_file() else None
+    return history_path(run_dir)
 
 
 def write_evaluation_report(directory: Path, report: dict, history: Path | None) -> list[Path]:

@@ -305,7 +305,7 @@ def pretrain(
     ``state`` resumes a run and ``world`` trains under torchrun, as there).
 
     After each epoch writes ``run_dir/pretrained`` (the latest weights, with ``meta`` and
-    the epoch's losses), ``run_dir/history.csv`` and the state to resume from.
+    the epoch's losses), ``run_dir/history.tsv`` and the state to resume from.
     """
     if len(train_idx) == 0 or len(val_idx) == 0:
         raise BiosigError("pretraining needs windows on both sides of the validation split")

@@ -278,7 +278,7 @@ def fit(
 
     Writes ``run_dir/best`` (highest validation macro-F1; at equal macro-F1, lowest
     validation loss), ``run_dir/last``,
-    ``run_dir/history.csv`` and ``run_dir/resume/state.pt`` (everything needed to continue
+    ``run_dir/history.tsv`` and ``run_dir/resume/state.pt`` (everything needed to continue
     after the epoch); ``meta`` is stored in each checkpoint with the metrics added. With
     EMA on, validation and both checkpoints use the averaged weights.
 
@@ -551,7 +551,7 @@ class Trainer:
         written = False
         try:
             if self.world.is_main:  # the others' echo is silent, and they write nothing
-                write_history(self.run_dir / "history.csv", self.history)
+                write_history(self.run_dir / "history.tsv", self.history)
                 self.objective.write(self, epoch, scores, improved)
                 save_training_state(self.run_dir, self._state(epoch, rng))
             written = True
@@ -778,9 +778,9 @@ def _silent(*_: Any, **__: Any) -> None:
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
-    """Per-epoch metrics as CSV, rewritten atomically after each epoch."""
+    """Per-epoch metrics as a tab-separated table, rewritten atomically after each epoch."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]), delimiter="\t")
     writer.writeheader()
     writer.writerows(history)
     with atomic_file(path) as handle:

@@ -89,8 +89,8 @@ def assert_prediction_row(row: dict[str, str]) -> None:
 
 
 def history(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "history.csv", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    with open(run_dir / "history.tsv", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 def meta(checkpoint: Path) -> dict:
@@ -119,7 +119,7 @@ def test_train_writes_a_timestamped_run_and_points_latest_at_it(workdir: Path) -
     assert {p.name for p in run.iterdir()} == {
         "best",
         "last",
-        "history.csv",
+        "history.tsv",
         "resume",
         "learning_curves.png",
         "confusion.png",
@@ -515,13 +515,13 @@ def test_runs_started_in_the_same_second_are_kept_apart(
     )
     earlier = in_tmp / "runs" / "numpy" / stamp
     earlier.mkdir(parents=True)
-    (earlier / "history.csv").write_text("an earlier run\n", encoding="utf-8")
+    (earlier / "history.tsv").write_text("an earlier run\n", encoding="utf-8")
 
     result = run_cli(
         *train_args(synthetic_npy / "signals.npy", synthetic_npy / "labels.npy", "--epochs", "1")
     )
     assert result.code == 0, result.err
-    assert (earlier / "history.csv").read_text(encoding="utf-8") == "an earlier run\n"
+    assert (earlier / "history.tsv").read_text(encoding="utf-8") == "an earlier run\n"
     latest = (in_tmp / "runs" / "numpy" / "latest").resolve()
     assert latest != earlier.resolve()
     assert latest.name.startswith(stamp)
@@ -535,7 +535,7 @@ def test_failed_training_leaves_no_empty_run(
     def interrupted_fit(*args, **kwargs):
         run_dir = args[7]
         if wrote_history:
-            (run_dir / "history.csv").write_text("epoch\n1\n", encoding="utf-8")
+            (run_dir / "history.tsv").write_text("epoch\n1\n", encoding="utf-8")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(importlib.import_module("biosig.training.runs"), "fit", interrupted_fit)
@@ -544,7 +544,7 @@ def test_failed_training_leaves_no_empty_run(
     runs = in_tmp / "runs" / "numpy"
     if wrote_history:  # a run with something in it is kept, but latest does not point at it
         assert not (runs / "latest").exists()
-        assert len(list(runs.glob("*/history.csv"))) == 1
+        assert len(list(runs.glob("*/history.tsv"))) == 1
     else:
         assert not (in_tmp / "runs").exists()
 

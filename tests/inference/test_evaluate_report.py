@@ -32,7 +32,7 @@ def work(tmp_path_factory: pytest.TempPathFactory, synthetic_npy: Path, run_cli)
         shutil.copy(synthetic_npy / name, work / name)
     trained = run_cli("train", "--plugin", "numpy", *DATA, *TINY, cwd=work)
     assert trained.code == 0, trained.err
-    assert (work / "runs" / "numpy" / "latest" / "history.csv").is_file()
+    assert (work / "runs" / "numpy" / "latest" / "history.tsv").is_file()
     return work
 
 
@@ -80,8 +80,8 @@ def model_paths(work: Path) -> dict[str, tuple[list[str], bool]]:
     copied = work / "copied-model"
     if not copied.exists():
         shutil.copytree(run / "best", copied)
-    # a history.csv beside a model copied out of its run is not taken for the model's
-    shutil.copy(run / "history.csv", work / "history.csv")
+    # a history.tsv beside a model copied out of its run is not taken for the model's
+    shutil.copy(run / "history.tsv", work / "history.tsv")
     return {
         "run-dir": (["--model", str(run)], True),
         "best-checkpoint": (["--model", str(run / "best")], True),

@@ -1,4 +1,4 @@
-"""Run reports: learning curves drawn from history.csv, the confusion matrix figure, and
+"""Run reports: learning curves drawn from history.tsv, the confusion matrix figure, and
 the files a run directory gets."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from biosig.report import (
     LEARNING_CURVES,
     confusion_figure,
     confusion_png,
+    history_frame,
+    history_path,
     learning_curves_figure,
     learning_curves_png,
     read_history,
@@ -49,9 +51,15 @@ def history_rows(n_epochs: int, classes=CLASSES) -> list[dict[str, float]]:
     ]
 
 
+def _separator(path: Path) -> str:
+    return "," if path.suffix == ".csv" else "\t"
+
+
 def write_csv(path: Path, rows: list[dict]) -> Path:
+    """A history table, tab-separated as biosig writes it, or comma-separated as a run
+    written before biosig 0.2 has it when ``path`` ends in .csv."""
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=_separator(path))
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -60,7 +68,7 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 def csv_columns(path: Path) -> dict[str, list[float]]:
     """The file's columns read independently of biosig.report."""
     with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(handle, delimiter=_separator(path)))
     return {name: [float(row[name]) for row in rows] for name in rows[0]}
 
 
@@ -77,7 +85,7 @@ def lines_by_gid(fig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def test_learning_curves_draw_every_column_of_the_csv(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "history.csv", history_rows(6))
+    path = write_csv(tmp_path / "history.tsv", history_rows(6))
     columns = csv_columns(path)
     fig = learning_curves_figure(read_history(path))
 
@@ -122,7 +130,7 @@ def test_learning_curves_png_has_a_fixed_size(tmp_path: Path) -> None:
 
 
 def test_one_epoch_is_drawn_as_points(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "history.csv", history_rows(1))
+    path = write_csv(tmp_path / "history.tsv", history_rows(1))
     fig = learning_curves_figure(read_history(path))
     for gid, (x, y) in lines_by_gid(fig).items():
         assert x.tolist() == [1.0], gid
@@ -152,14 +160,14 @@ def test_blank_cells_read_as_nan(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        ("epoch,train_loss\n", ["no epochs recorded"]),
+        ("epoch\ttrain_loss\n", ["no epochs recorded"]),
         ("", ["no 'epoch' column"]),
         ("loss\n0.5\n", ["no 'epoch' column"]),
-        ("epoch,train_loss\n1,0.5\n2,oops\n", ["line 3", "train_loss", "'oops'"]),
+        ("epoch\ttrain_loss\n1\t0.5\n2\toops\n", ["line 3", "train_loss", "'oops'"]),
     ],
 )
 def test_bad_history_is_a_biosig_error(tmp_path: Path, text: str, fragments: list[str]) -> None:
-    path = tmp_path / "history.csv"
+    path = tmp_path / "history.tsv"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(BiosigError) as caught:
         learning_curves_png(path, tmp_path / "curves.png")
@@ -245,24 +253,24 @@ def validation_metrics() -> dict:
 def test_write_run_report(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    write_csv(run / "history.csv", history_rows(4))
+    write_csv(run / "history.tsv", history_rows(4))
     metrics = validation_metrics()
     written = write_run_report(run, metrics)
     assert written == [run / LEARNING_CURVES, run / CONFUSION]
     assert imread(run / LEARNING_CURVES).shape == (*CURVES_PX, 4)
     assert imread(run / CONFUSION).shape == (*CONFUSION_PX, 4)
-    assert sorted(p.name for p in run.iterdir()) == [CONFUSION, "history.csv", LEARNING_CURVES]
+    assert sorted(p.name for p in run.iterdir()) == [CONFUSION, "history.tsv", LEARNING_CURVES]
     # the figure it drew holds the metrics' counts (rows true: 12, 20, 5 windows)
     fig = confusion_figure(np.asarray(metrics["confusion"]), CLASSES)
     assert cell_texts(fig) == ["10", "2", "0", "1", "15", "4", "0", "2", "3"]
 
 
 def test_run_report_without_history_or_metrics(tmp_path: Path) -> None:
-    # no history.csv: the confusion matrix alone
+    # no history.tsv: the confusion matrix alone
     assert write_run_report(tmp_path / "a", validation_metrics()) == [tmp_path / "a" / CONFUSION]
     # no metrics yet (no epoch finished): the curves alone
     (tmp_path / "b").mkdir()
-    write_csv(tmp_path / "b" / "history.csv", history_rows(1))
+    write_csv(tmp_path / "b" / "history.tsv", history_rows(1))
     assert write_run_report(tmp_path / "b", {}) == [tmp_path / "b" / LEARNING_CURVES]
 
 
@@ -272,3 +280,20 @@ def test_run_report_classes_override_the_metrics_names(tmp_path: Path) -> None:
     assert imread(tmp_path / CONFUSION).shape == (*CONFUSION_PX, 4)
     with pytest.raises(ValueError):
         write_run_report(tmp_path, metrics, classes=["x", "y"])
+
+
+def test_a_run_from_before_0_2_keeps_its_comma_separated_history(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    write_csv(old / "history.csv", history_rows(3))
+    write_csv(new / "history.tsv", history_rows(3))
+    write_csv(new / "history.csv", history_rows(1))  # left by a resumed older run
+    assert history_path(old) == old / "history.csv"
+    assert history_path(new) == new / "history.tsv"
+    assert history_path(tmp_path) is None
+    np.testing.assert_allclose(read_history(old / "history.csv")["val_loss"],
+                               read_history(new / "history.tsv")["val_loss"])  # fmt: skip
+    frame = history_frame(old)
+    assert list(frame["epoch"]) == [1, 2, 3]
+    assert list(frame.columns) == list(history_rows(3)[0])

@@ -237,8 +237,8 @@ def test_pretrain_command_writes_a_checkpoint_and_history(pretrained_run: Path) 
     assert settings["mask_value"] == "zero" and settings["epoch"] == 3
     assert settings["split"] == "group"
 
-    with (pretrained_run / "history.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    with (pretrained_run / "history.tsv").open() as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     val = [float(r["val_loss"]) for r in rows]
     zero = float(rows[-1]["val_zero_loss"])
@@ -399,5 +399,5 @@ def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_end(
 
 
 def history_rows(run: Path) -> list[dict[str, str]]:
-    with (run / "history.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    with (run / "history.tsv").open(newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))

@@ -86,7 +86,7 @@ def test_what_a_killed_run_left_aside_is_settled_by_the_next(
     aside = tmp_path / f".run.old-{dead_pid()}"
     (aside / "best").mkdir(parents=True)
     (aside / "best" / "biosig.json").write_text("old")
-    (aside / "history.csv").write_text("old")
+    (aside / "history.tsv").write_text("old")
     (run / "resume").mkdir(parents=True)
     (run / "resume" / "settings.json").write_text("new")
     if new_run_finished_an_epoch:
@@ -97,7 +97,7 @@ def test_what_a_killed_run_left_aside_is_settled_by_the_next(
     if new_run_finished_an_epoch:  # the new run is the one to resume
         assert sorted(p.name for p in run.iterdir()) == ["last", "resume"]
     else:  # the earlier run, whole, and nothing of the new one
-        assert sorted(p.name for p in run.iterdir()) == ["best", "history.csv"]
+        assert sorted(p.name for p in run.iterdir()) == ["best", "history.tsv"]
         assert (run / "best" / "biosig.json").read_text() == "old"
 
 

@@ -102,7 +102,7 @@ def run_fit(store, train_idx, val_idx, run_dir: Path, model=None, **config):
 
 def read_history(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 # ------------------------------------------------------------------------------ schedule
@@ -152,7 +152,7 @@ def test_fit_learns_separable_problem(separable_run) -> None:
 
 def test_fit_writes_history(separable_run) -> None:
     _, run_dir, _, result, messages, epochs = separable_run
-    rows = read_history(run_dir / "history.csv")
+    rows = read_history(run_dir / "history.tsv")
     assert list(rows[0]) == HISTORY_COLUMNS
     assert len(rows) == len(result.history) == epochs
     assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
@@ -162,13 +162,13 @@ def test_fit_writes_history(separable_run) -> None:
     # The schedule ends at 1 % of the peak learning rate.
     assert result.history[-1]["lr"] == pytest.approx(3e-3 * 0.01)
     assert len(messages) == epochs and messages[0].startswith("epoch   1")
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "history.csv", "last", "resume"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "history.tsv", "last", "resume"]
     assert [p.name for p in (run_dir / "resume").iterdir()] == ["state.pt"]
 
 
 def test_history_holds_each_class_f1_of_the_validated_model(separable_run) -> None:
     store, run_dir, _, result, _, epochs = separable_run
-    rows = read_history(run_dir / "history.csv")
+    rows = read_history(run_dir / "history.tsv")
     # The last epoch's columns are the per-class F1 of the last checkpoint's report...
     report = load_checkpoint(run_dir / "last")[1].metrics
     for name in store.classes:
@@ -319,7 +319,7 @@ def test_early_stopping_when_validation_cannot_improve(
         "early stop: no better validation macro-F1 (nor, at equal macro-F1, lower loss) "
         f"for {patience} epochs"
     )
-    assert len(read_history(tmp_path / "history.csv")) == patience + 1
+    assert len(read_history(tmp_path / "history.tsv")) == patience + 1
     assert load_checkpoint(tmp_path / "best")[1].training["epoch"] == 1
     assert load_checkpoint(tmp_path / "last")[1].training["epoch"] == patience + 1
 

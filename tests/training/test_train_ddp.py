@@ -243,8 +243,8 @@ def under(path: Path, directory: Path) -> bool:
 
 
 def history(run: Path) -> list[dict[str, str]]:
-    with (run / "history.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    with (run / "history.tsv").open(newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +302,7 @@ def test_every_epoch_the_shards_cover_the_training_windows_once(trained) -> None
 def test_rank_0_alone_writes_and_speaks(trained, work: Path) -> None:
     launch, run = trained
     assert sorted(p.name for p in run.iterdir()) == [
-        "best", "confusion.png", "history.csv", "last", "learning_curves.png", RESUME_DIR
+        "best", "confusion.png", "history.tsv", "last", "learning_curves.png", RESUME_DIR
     ]  # fmt: skip
     assert sorted(p.name for p in (run / RESUME_DIR).iterdir()) == ["settings.json", STATE_FILE]
     rows = history(run)
@@ -311,7 +311,7 @@ def test_rank_0_alone_writes_and_speaks(trained, work: Path) -> None:
     assert [p for _, p in launch.writes[1] if under(p, run)] == []
     written0 = {p.name for _, p in launch.writes[0] if under(p, run)}
     assert {"settings.json", "best", "last"} <= written0
-    assert any(name.startswith(".history.csv.tmp") for name in written0)
+    assert any(name.startswith(".history.tsv.tmp") for name in written0)
     # rank 1 printed nothing (no progress bars, no warnings); rank 0 every epoch once
     assert own_lines(launch.stdout[1]) == own_lines(launch.rank_stderr[1]) == []
     epoch_lines = [line for line in launch.stdout[0].splitlines() if line.startswith("epoch")]
@@ -341,7 +341,7 @@ def test_the_run_predicts(trained, work: Path, synthetic_npy: Path, run_cli) -> 
 
 def test_rank_0_failing_to_write_fails_both_ranks(work: Path, synthetic_npy: Path) -> None:
     run = work / "unwritable"
-    (run / "history.csv").mkdir(parents=True)  # rank 0's first write fails: it is a directory
+    (run / "history.tsv").mkdir(parents=True)  # rank 0's first write fails: it is a directory
     # torchrun looks at its workers only every 5 s here, so that it does not stop rank 1
     # before rank 1 exits by itself.
     launch = torchrun(work, "unwritable", *train_args(synthetic_npy, run), monitor=5)
@@ -349,7 +349,7 @@ def test_rank_0_failing_to_write_fails_both_ranks(work: Path, synthetic_npy: Pat
     # Both exit with biosig's error code: rank 0 with its own error, rank 1 told of it at
     # the agreement after the epoch's writes (neither waits for the other).
     assert launch.failed_ranks() == {0: 2, 1: 2}, launch.stderr
-    assert "history.csv" in launch.rank_stderr[0]
+    assert "history.tsv" in launch.rank_stderr[0]
     assert "another process of this run failed" in launch.rank_stderr[1]
     assert len(launch.epochs(1)) == 1  # rank 1 never started a second epoch
 

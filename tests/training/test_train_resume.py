@@ -125,8 +125,8 @@ def without_seconds(history) -> list[dict]:
 
 
 def history_csv(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "history.csv", newline="", encoding="utf-8") as handle:
-        return without_seconds(csv.DictReader(handle))
+    with open(run_dir / "history.tsv", newline="", encoding="utf-8") as handle:
+        return without_seconds(csv.DictReader(handle, delimiter="\t"))
 
 
 def assert_same_files(a: Path, b: Path) -> None:
@@ -585,7 +585,7 @@ def test_cli_resume_errors_are_one_line(
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == [
         "best",
         "confusion.png",
-        "history.csv",
+        "history.tsv",
         "last",
         "learning_curves.png",
         "resume",
