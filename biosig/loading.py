@@ -14,7 +14,6 @@ from .device import resolve_device
 from .errors import BiosigError
 from .plugin.contract import Plugin
 from .plugin.inputs import check_regular
-from .plugin.options import set_plugin_options  # noqa: F401  TODO remove once prediction.py imports it from biosig.plugin.options
 from .plugin.registry import get_plugin
 
 log = logging.getLogger("biosig")

@@ -8,7 +8,7 @@ import click
 
 from ..data.windows import MAX_WINDOW
 from ..nn.presets import KERNEL_FEATURES, PRESETS
-from .common import device_option, verbosity_options, workers_option
+from .common import device_option, quiet, verbosity_options, workers_option
 
 
 @click.command()
@@ -77,7 +77,7 @@ def bench(
 
     result = run_bench(
         plugin_name, inputs, preset, window, batch_size, device, seconds, workers, compile_model,
-        kernel_features,
+        kernel_features, progress=not quiet(),
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(result.as_dict()))

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import click
 
-from ..inference.output import FORMATS
-from ..inference.prediction import run_prediction
-from ..inference.stream import AGGREGATIONS, EXPLANATIONS
+from ..inference.choices import EXPLANATIONS, FORMATS
+from ..plugin.contract import AGGREGATIONS
 from .common import (
     batch_option,
     device_option,
     plugin_flags_checked,
+    quiet,
     split_plugin_flags,
     strict_option,
+    verbosity_options,
     workers_option,
 )
 
@@ -97,6 +98,7 @@ class ExplanationChoice(click.Choice):
 )
 @device_option
 @strict_option
+@verbosity_options
 def predict(
     inputs: tuple[str, ...],
     plugin: str | None,
@@ -122,6 +124,9 @@ def predict(
     --nproc-per-node N -m biosig predict …` the files are shared out among the ranks and
     the tables merged at the end.
     """
+    # Imported here, not above: torch takes seconds to import, which --help need not pay.
+    from ..inference.prediction import run_prediction
+
     paths, plugin_options = split_plugin_flags(inputs)
     with plugin_flags_checked():
         run_prediction(
@@ -141,4 +146,5 @@ def predict(
             compile_model=compile_model,
             plugin_options=plugin_options,
             labels=labels,
+            progress=not quiet(),
         )

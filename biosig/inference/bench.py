@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointMeta, plugin_stamp
 from ..data.normalize import NormalizationSpec, normalize
@@ -103,23 +104,30 @@ def end_to_end_throughput(
     min_windows: int = 0,
     workers: int = 1,
     fixed_shapes: bool = False,
+    progress: bool = False,
 ) -> Throughput:
     """Every window of ``recordings`` through :func:`biosig.inference.stream.predict_recordings`,
     from the files on disk to probabilities on the host, with ``workers`` reader threads;
     the recordings are read again, in one stream, until at least ``min_windows`` windows
     have passed, so that a small data set still fills the batches the model-only figure is
-    measured on."""
+    measured on. ``progress`` shows a bar of the windows through, on a terminal."""
     window, hop, fs = meta.window, meta.hop, meta.sample_rate
     per_pass = sum(len(plan_windows(r, fs, window, hop)[1]) for r in recordings)
     passes = max(1, math.ceil(min_windows / max(per_pass, 1)))
     stream = (rec for _ in range(passes) for rec in recordings)
     windows, started = 0, time.perf_counter()
-    predictions = predict_recordings(
-        model, meta, plugin, stream, device, batch_size, workers=workers, fixed_shapes=fixed_shapes
-    )
-    for prediction in predictions:
-        windows += len(prediction.starts)
-    _sync(device)
+    # None: shown on a terminal only; its updates, once a batch, cost nothing measurable
+    with tqdm(
+        total=passes * per_pass, desc="end to end", unit=" windows",
+        disable=None if progress else True,
+    ) as bar:  # fmt: skip
+        predictions = predict_recordings(
+            model, meta, plugin, stream, device, batch_size, workers=workers,
+            fixed_shapes=fixed_shapes, on_windows=bar.update,
+        )  # fmt: skip
+        for prediction in predictions:
+            windows += len(prediction.starts)
+        _sync(device)
     return Throughput(windows, time.perf_counter() - started)
 
 
@@ -199,6 +207,7 @@ def run_bench(
     workers: int = 1,
     compile_model: bool = False,
     kernel_features: int = KERNEL_FEATURES,
+    progress: bool = False,
 ) -> BenchResult:
     """Windows per second of an untrained ``preset`` model alone and end to end on
     ``inputs`` (the plugin's demo data when none), as ``biosig bench`` reports them.
@@ -241,7 +250,7 @@ def run_bench(
         # as many windows as the model-only figure ran, in full batches
         e2e = end_to_end_throughput(
             model, meta, plugin, recordings, torch_device, batch_size, alone.windows, workers,
-            fixed_shapes=compile_model,
+            fixed_shapes=compile_model, progress=progress,
         )  # fmt: skip
     mfu = peak_device = None
     if torch_device.type == "cuda":

@@ -1,10 +1,14 @@
-"""Prediction tables: one row per window and one per recording, as TSV, CSV or JSONL,
-each written under a temporary name and renamed into place when complete."""
+"""Prediction tables: one row per window and one per recording, as TSV, CSV, JSONL or
+Parquet, each written under a temporary name and renamed into place when complete.
+
+Every table biosig writes is tab-separated unless asked otherwise (``--format``): these,
+and a run's ``history.tsv``."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -13,11 +17,34 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+import pandas as pd
 
 from ..atomic import atomic_file
+from ..errors import BiosigError
+from .choices import TEXT_FORMATS
 from .stream import RecordingPrediction
 
-FORMATS = ("tsv", "csv", "jsonl")
+#: Rows a Parquet table holds in memory before writing them out as one row group.
+PARQUET_ROWS = 65536
+
+
+def check_format(fmt: str, out_dir: Path | None, distributed: bool = False) -> None:
+    """Refuse, before any work, a format that cannot be written where it is asked for:
+    Parquet is binary (files only, not a terminal), needs pyarrow, and is written by one
+    process (parts under torchrun are joined as text)."""
+    if fmt in TEXT_FORMATS:
+        return
+    if out_dir is None:
+        raise BiosigError(f"--format {fmt} writes files: give --out DIRECTORY")
+    if distributed:
+        raise BiosigError(
+            f"--format {fmt} is written by one process; under torchrun give "
+            f"{', '.join(TEXT_FORMATS)}"
+        )
+    if importlib.util.find_spec("pyarrow") is None:
+        raise BiosigError(
+            f"--format {fmt} needs pyarrow, which is not installed: pip install 'biosig[parquet]'"
+        )
 
 
 class Table:
@@ -36,6 +63,9 @@ class Table:
             sep = "\t" if fmt == "tsv" else ","
             self._writer = csv.writer(handle, delimiter=sep, lineterminator="\n")
 
+    def finish(self) -> None:
+        """Nothing to do: every row is written as it comes."""
+
     def write(self, values: Sequence[object]) -> None:
         if self._header_due:
             self._writer.writerow(self.columns)
@@ -44,6 +74,53 @@ class Table:
             self.handle.write(json.dumps(dict(zip(self.columns, values, strict=True))) + "\n")
         else:
             self._writer.writerow([_text(v) for v in values])
+
+
+class ParquetTable:
+    """Rows with fixed columns, written to a Parquet file in row groups of
+    :data:`PARQUET_ROWS`, so a day-long recording's windows never sit in memory at once.
+
+    Column types are those of the first row group's values (text, integers, floats); a
+    table without rows is written with its columns as text. :meth:`finish` writes the
+    rows still held and the file's footer.
+    """
+
+    def __init__(self, handle: IO[bytes], columns: Sequence[str]) -> None:
+        self.handle, self.columns = handle, list(columns)
+        self._rows: list[Sequence[object]] = []
+        self._writer = None
+
+    def write(self, values: Sequence[object]) -> None:
+        self._rows.append(values)
+        if len(self._rows) >= PARQUET_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {
+            name: [_plain(row[i]) for row in self._rows] for i, name in enumerate(self.columns)
+        }
+        if self._writer is None:
+            table = pa.table(columns) if self._rows else pa.table(
+                {name: pa.array([], pa.string()) for name in self.columns}
+            )
+            self._writer = pq.ParquetWriter(self.handle, table.schema)
+        else:
+            table = pa.table(columns).cast(self._writer.schema)
+        self._writer.write_table(table)
+        self._rows = []
+
+    def finish(self) -> None:
+        if self._rows or self._writer is None:
+            self._flush()
+        self._writer.close()
+
+
+def _plain(value: object) -> object:
+    """A Python value pyarrow types as the text tables do: NumPy scalars as numbers."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 class Seconds(float):
@@ -60,8 +137,10 @@ def _text(value: object) -> str:
 
 
 #: Where a row sits in its recording: original samples, the same in seconds from the
-#: recording's start, and the file it was read from.
-SPAN_COLUMNS = ["start", "end", "start_s", "end_s"]
+#: recording's start, and, for a recording with a calendar (``times`` of date-times, one per
+#: sample: price bars), the date-times of its first and last samples (for a forecast, the
+#: bar whose close it is made at); empty for a recording without one.
+SPAN_COLUMNS = ["start", "end", "start_s", "end_s", "start_time", "end_time"]
 
 
 def window_columns(classes: Sequence[str]) -> list[str]:
@@ -80,10 +159,30 @@ def _p(classes: Sequence[str]) -> list[str]:
     return [f"p_{c}" for c in classes]
 
 
-def _where(pred: RecordingPrediction, start: int, end: int) -> list[object]:
+def _where(
+    pred: RecordingPrediction, start: int, end: int, calendar: np.ndarray | None
+) -> list[object]:
     """The span columns of a row from ``start`` to ``end`` (original samples)."""
     fs = float(pred.recording.fs)
-    return [int(start), int(end), Seconds(start / fs), Seconds(end / fs)]
+    span: list[object] = [int(start), int(end), Seconds(start / fs), Seconds(end / fs)]
+    if calendar is None or not 0 <= start < end <= len(calendar):
+        return [*span, "", ""]
+    return [*span, _date_time(calendar[start]), _date_time(calendar[end - 1])]
+
+
+def _calendar(pred: RecordingPrediction) -> np.ndarray | None:
+    """The recording's date-time per sample, or ``None`` when its ``times`` (if any) are
+    not date-times."""
+    times = getattr(pred.recording, "times", None)
+    if times is None:
+        return None
+    times = np.asarray(times)
+    return times if np.issubdtype(times.dtype, np.datetime64) else None
+
+
+def _date_time(value: np.datetime64) -> str:
+    """ISO 8601 to the second, or finer where the value has it: ``2024-03-01T00:00:00``."""
+    return pd.Timestamp(value).isoformat()
 
 
 def _file(pred: RecordingPrediction) -> str:
@@ -92,23 +191,23 @@ def _file(pred: RecordingPrediction) -> str:
 
 
 def segment_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[list[object]]:
-    rec_id, file = pred.recording.id, _file(pred)
+    rec_id, file, calendar = pred.recording.id, _file(pred), _calendar(pred)
     for seg in pred.segments():
         yield [
-            rec_id, file, *_where(pred, seg.start, seg.end), classes[seg.label],
+            rec_id, file, *_where(pred, seg.start, seg.end, calendar), classes[seg.label],
             seg.confidence, len(seg.confidences),
         ]  # fmt: skip
 
 
 def window_rows(pred: RecordingPrediction, classes: Sequence[str]) -> Iterator[list[object]]:
     best = pred.probabilities.argmax(1)
-    rec_id, file = pred.recording.id, _file(pred)
+    rec_id, file, calendar = pred.recording.id, _file(pred), _calendar(pred)
     for i in range(len(pred.starts)):
         probs = pred.probabilities[i]
         yield [
             rec_id,
             file,
-            *_where(pred, pred.starts[i], pred.ends[i]),
+            *_where(pred, pred.starts[i], pred.ends[i], calendar),
             classes[best[i]],
             float(probs[best[i]]),
             *map(float, probs),
@@ -135,10 +234,16 @@ class PredictionTables:
     """Where predictions go: per window, per recording, and merged segments (the window
     and segment tables only when writing to a directory)."""
 
-    recordings: Table
-    windows: Table | None = None
-    segments: Table | None = None
+    recordings: Table | ParquetTable
+    windows: Table | ParquetTable | None = None
+    segments: Table | ParquetTable | None = None
     aggregation: str = "mean"
+
+    def finish(self) -> None:
+        """Complete every table (Parquet's last row group and footer)."""
+        for table in (self.recordings, self.windows, self.segments):
+            if table is not None:
+                table.finish()
 
     def write(self, pred: RecordingPrediction, classes: Sequence[str]) -> None:
         """Write one recording's rows to every table."""
@@ -163,14 +268,21 @@ def prediction_tables(
         )
         return
     out_dir = Path(out_dir)
+    mode = "w" if fmt in TEXT_FORMATS else "wb"
+
+    def table(handle: IO, columns: list[str]) -> Table | ParquetTable:
+        return Table(handle, columns, fmt) if fmt in TEXT_FORMATS else ParquetTable(handle, columns)
+
     with (
-        atomic_file(out_dir / f"windows.{fmt}") as wh,
-        atomic_file(out_dir / f"recordings.{fmt}") as rh,
-        atomic_file(out_dir / f"segments.{fmt}") as sh,
+        atomic_file(out_dir / f"windows.{fmt}", mode) as wh,
+        atomic_file(out_dir / f"recordings.{fmt}", mode) as rh,
+        atomic_file(out_dir / f"segments.{fmt}", mode) as sh,
     ):
-        yield PredictionTables(
-            Table(rh, recording_columns(classes), fmt),
-            Table(wh, window_columns(classes), fmt),
-            Table(sh, segment_columns(), fmt),
+        tables = PredictionTables(
+            table(rh, recording_columns(classes)),
+            table(wh, window_columns(classes)),
+            table(sh, segment_columns()),
             aggregation,
         )
+        yield tables
+        tables.finish()

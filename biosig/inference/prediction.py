@@ -22,11 +22,12 @@ from typing import Any
 import click
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..atomic import atomic_directory
 from ..data.damaged import DamagePolicy
 from ..errors import BiosigError
-from ..loading import label_source, load_model_and_plugin, set_plugin_options
+from ..loading import label_source, load_model_and_plugin
 from ..plugin.contract import (
     LabelledInterval,
     Plugin,
@@ -36,6 +37,7 @@ from ..plugin.contract import (
     iter_recordings,
 )
 from ..plugin.labels import warn_unlabelled
+from ..plugin.options import set_plugin_options
 from ..training.distributed import (
     PARTS_DIR,
     World,
@@ -49,9 +51,10 @@ from ..training.distributed import (
     total,
     world_from_env,
 )
+from .choices import EXPLANATIONS, FORMATS
 from .explain import ExplanationFiles, safe_name
-from .output import FORMATS, prediction_tables
-from .stream import AGGREGATIONS, EXPLANATIONS, RecordingPrediction, predict_recordings
+from .output import check_format, prediction_tables
+from .stream import AGGREGATIONS, RecordingPrediction, predict_recordings
 
 log = logging.getLogger("biosig")
 
@@ -77,6 +80,7 @@ def run_prediction(
     echo=click.echo,
     plugin_options: Mapping[str, Any] | None = None,
     labels: str | Path | None = None,
+    progress: bool = True,
 ) -> int:
     """Predict every recording of ``inputs``; returns the number of recordings (this rank's,
     under torchrun). ``plugin_options`` (by name) override those the model was trained
@@ -88,6 +92,8 @@ def run_prediction(
     ``out/plots/<id>.png``; with ``labels`` (a labels file or keyword, as for ``train``
     and ``evaluate``) the plots draw the true classes beside the predicted ones. Labels
     list the recordings' metadata before the stream starts, as ``evaluate`` does.
+    ``progress`` shows a bar of the windows predicted and recordings done on a terminal
+    (rank 0's alone under torchrun).
     """
     world = world_from_env()
     method = explanation_method(explain)
@@ -98,6 +104,7 @@ def run_prediction(
         raise BiosigError("--labels draws the true classes on the plots: give --plot too")
     if world.world_size > 1 and out is None:
         raise BiosigError("under torchrun, give --out: each rank writes its part there")
+    check_format(fmt, out, world.is_distributed)
     if out is not None:
         check_prediction_dir(Path(out))
     plugin, model, meta, device = load_model_and_plugin(
@@ -137,7 +144,10 @@ def run_prediction(
             found = ", ".join(map(str, inputs))
             empty = None if world.is_distributed else f"no recordings found in {found}"
             with _written_whole(out, stage) as directory:
-                outputs = _Outputs(directory, fmt, aggregation, method, plot, plugin, truth)
+                outputs = _Outputs(
+                    directory, fmt, aggregation, method, plot, plugin, truth,
+                    progress=progress and world.is_main,
+                )  # fmt: skip
                 count = _write_predictions(outputs, stream, recordings, list(meta.classes), empty)
             ok = True
         finally:
@@ -234,6 +244,7 @@ class _Outputs:
     plot: bool
     plugin: Plugin | None = None
     truth: Mapping[str, list[LabelledInterval]] | None = None
+    progress: bool = False
 
 
 def _write_predictions(
@@ -255,13 +266,19 @@ def _write_predictions(
         if outputs.explain:
             explained = stack.enter_context(ExplanationFiles(directory / outputs.explain))
         plots = directory / "plots" if outputs.plot else None
-        for pred in stream(recordings=recordings, explain=explained or False):
+        # None: shown on a terminal only, so logs and pipes get no carriage returns
+        bar = stack.enter_context(
+            tqdm(desc="predicting", unit=" windows", disable=None if outputs.progress else True)
+        )
+        explain = explained or False
+        for pred in stream(recordings=recordings, explain=explain, on_windows=bar.update):
             tables.write(pred, classes)
             explanation_file = explained.save(pred) if explained else None
             if plots is not None:
                 _plot(plots, pred, classes, explanation_file, outputs)
             _warn_skipped(pred)
             count += 1
+            bar.set_postfix(recordings=count, refresh=False)
         if count == 0 and if_none is not None:
             raise BiosigError(if_none)
     return count

@@ -34,13 +34,9 @@ from ..data.windows import (
 from ..device import autocast, memory_for
 from ..errors import BiosigError
 from ..plugin.contract import AGGREGATIONS, Plugin, Recording, RecordingError, describe
+from .choices import EXPLANATIONS
 from .gradients import IG_STEPS, integrated_gradients
 from .mismatch import InputMismatch
-
-#: What ``predict_recordings(explain=…, method=…)`` can attribute a window's class to:
-#: ``attention`` (the attention-pooling weights, free with the prediction) or ``gradient``
-#: (integrated gradients per input sample, :mod:`biosig.inference.gradients`).
-EXPLANATIONS: tuple[str, ...] = ("attention", "gradient")
 
 
 @dataclass
@@ -245,6 +241,7 @@ def predict_recordings(
     fixed_shapes: bool = False,
     method: str = "attention",
     steps: int = IG_STEPS,
+    on_windows: Callable[[int], None] | None = None,
 ) -> Iterator[RecordingPrediction]:
     """Yield each recording's window probabilities, in input order, as it completes.
 
@@ -258,12 +255,14 @@ def predict_recordings(
     (``torch.compile``, CUDA graphs) never sees a new shape and never recompiles. A
     recording whose reading raises :class:`RecordingError` goes to ``on_damage`` (which may
     re-raise) and yields nothing; without ``on_damage`` the error propagates.
+    ``on_windows`` is called with the number of windows in each batch scored (a progress
+    bar's update: a day-long recording completes only at its end).
     """
     if method not in EXPLANATIONS:
         raise BiosigError(f"unknown explanation {method!r}; choose from {', '.join(EXPLANATIONS)}")
     predictor = _Predictor(
         model, meta, plugin, device, batch_size, hop, chunk_size, explain, fixed_shapes,
-        method, steps,
+        method, steps, on_windows,
     )  # fmt: skip
     yield from predictor.predict(recordings, on_damage, workers)
 
@@ -288,8 +287,10 @@ class _Predictor:
         fixed_shapes: bool,
         method: str = "attention",
         steps: int = IG_STEPS,
+        on_windows: Callable[[int], None] | None = None,
     ) -> None:
         self.model, self.plugin, self.device = model, plugin, device
+        self.on_windows = on_windows
         self.batch_size, self.chunk_size, self.fixed_shapes = batch_size, chunk_size, fixed_shapes
         self.window = meta.window
         self.fs_out = meta.sample_rate
@@ -439,6 +440,8 @@ class _Predictor:
             owner.filled += len(index)
             offset += len(index)
         self.batch = _Batch()
+        if self.on_windows is not None:
+            self.on_windows(offset)
 
     def _forward(
         self, windows: np.ndarray, host_lengths: np.ndarray

@@ -20,6 +20,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from safetensors.numpy import load_file
 
@@ -28,7 +30,8 @@ from biosig.cli import main
 CLASSES = ["background", "rhythm", "spikes"]
 P_COLUMNS = [f"p_{c}" for c in CLASSES]
 WINDOW_COLUMNS = [
-    "recording", "file", "start", "end", "start_s", "end_s", "label", "confidence", *P_COLUMNS,
+    "recording", "file", "start", "end", "start_s", "end_s", "start_time", "end_time", "label",
+    "confidence", *P_COLUMNS,
 ]  # fmt: skip
 RECORDING_COLUMNS = ["recording", "file", "label", "confidence", "n_windows", *P_COLUMNS]
 N_RECORDINGS, LENGTH, WINDOW, HOP = 30, 256, 128, 64
@@ -61,7 +64,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, synthetic_npy: Path, run_c
 
 
 def read_table(path: Path) -> list[dict[str, str]]:
-    """Rows of a TSV, CSV or JSONL prediction table (JSONL values as text, for comparison)."""
+    """Rows of a TSV, CSV, JSONL or Parquet prediction table (JSONL and Parquet values as
+    text, for comparison)."""
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        return [{k: str(v) for k, v in row.items()} for row in frame.to_dict("records")]
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         return [{k: str(v) for k, v in json.loads(line).items()} for line in text.splitlines()]
@@ -69,7 +76,10 @@ def read_table(path: Path) -> list[dict[str, str]]:
 
 
 def table_columns(path: Path) -> list[str]:
-    """The header of a TSV or CSV table; the keys of a JSONL table's first row."""
+    """The header of a TSV or CSV table; the keys of a JSONL table's first row; a Parquet
+    table's columns."""
+    if path.suffix == ".parquet":
+        return list(pq.read_schema(path).names)
     first = path.read_text(encoding="utf-8").splitlines()[0]
     if path.suffix == ".jsonl":
         return list(json.loads(first))
@@ -199,7 +209,7 @@ def test_predict_out_writes_window_recording_and_segment_tables(
     assert printed.out == (out / "recordings.tsv").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_predict_formats(workdir: Path, tmp_path: Path, run_cli, fmt: str) -> None:
     out = tmp_path / fmt
     result = run_cli(
@@ -223,6 +233,40 @@ def test_predict_formats(workdir: Path, tmp_path: Path, run_cli, fmt: str) -> No
         first = json.loads((out / "windows.jsonl").read_text(encoding="utf-8").splitlines()[0])
         assert (first["recording"], first["start"], first["end"]) == ("0", 0, WINDOW)
         assert all(isinstance(first[c], float) for c in ["confidence", *P_COLUMNS])
+    if fmt == "parquet":
+        frame = pd.read_parquet(out / "windows.parquet")
+        assert frame["start"].dtype == np.int64 and frame["start_s"].dtype == np.float64
+        twin = run_cli(
+            "predict", "--plugin", "numpy", "signals.npy", "--out", tmp_path / "tsv", cwd=workdir
+        )
+        assert twin.code == 0, twin.err
+        tsv = pd.read_csv(tmp_path / "tsv" / "windows.tsv", sep="\t", keep_default_na=False)
+        assert frame[["recording", "label"]].astype(str).equals(
+            tsv[["recording", "label"]].astype(str)
+        )
+        np.testing.assert_allclose(frame[P_COLUMNS], tsv[P_COLUMNS], atol=TOLERANCE)
+
+
+def test_parquet_needs_a_directory_and_pyarrow(
+    workdir: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    predict = ("predict", "--plugin", "numpy", "signals.npy", "--format", "parquet")
+    to_stdout = run_cli(*predict, cwd=workdir)
+    assert (to_stdout.code, to_stdout.out) == (2, "")
+    assert to_stdout.err_lines == ["error: --format parquet writes files: give --out DIRECTORY"]
+    import biosig.inference.output as output
+
+    monkeypatch.setattr(output.importlib.util, "find_spec", lambda name: None)
+    lean = run_cli(
+        "predict", "--plugin", "numpy", "signals.npy", "--format", "parquet", "--out", "pq",
+        cwd=workdir,
+    )  # fmt: skip
+    assert lean.code == 2
+    assert lean.err_lines == [
+        "error: --format parquet needs pyarrow, which is not installed: "
+        "pip install 'biosig[parquet]'"
+    ]
+    assert not (workdir / "pq").exists()
 
 
 def test_evaluate_json(workdir: Path, run_cli) -> None:

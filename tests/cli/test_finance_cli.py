@@ -80,6 +80,17 @@ def test_a_random_walk_tail_is_not_predicted(run_cli, in_tmp: Path, one_torch_th
     assert windows["start"].tolist() == list(range(warm_up, N_BARS - window + 1))
     assert (windows["end"] - windows["start"] == window).all()
     assert np.allclose(windows[["p_down", "p_up"]].sum(axis=1), 1, atol=1e-5)
+    # each row's calendar: the dates of its first bar and of the bar it forecasts from
+    times = read_bars(path).times
+    assert windows["start_time"].tolist() == [
+        pd.Timestamp(times[s]).isoformat() for s in windows["start"]
+    ]
+    assert windows["end_time"].tolist() == [
+        pd.Timestamp(times[e - 1]).isoformat() for e in windows["end"]
+    ]
+    segments = pd.read_csv(in_tmp / "out" / "segments.tsv", sep="\t")
+    assert segments["start_time"].iloc[0] == windows["start_time"].iloc[0]
+    assert segments["end_time"].iloc[-1] == windows["end_time"].iloc[-1]
     recordings = pd.read_csv(in_tmp / "out" / "recordings.tsv", sep="\t")
     assert recordings["n_windows"].tolist() == [len(windows)]
 

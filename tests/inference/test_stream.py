@@ -127,6 +127,25 @@ def test_predictions_exact_whatever_the_batching(model_and_meta, batch_size: int
         np.testing.assert_allclose(pred.aggregate(), expected.mean(0), atol=1e-5)
 
 
+@pytest.mark.parametrize("fixed_shapes", [False, True])
+def test_progress_is_told_each_batch_of_real_windows(model_and_meta, fixed_shapes) -> None:
+    """A progress bar's updates: one per batch scored, together every window once, the
+    blank windows padding a fixed-shape batch not counted."""
+    model, meta = model_and_meta
+    recs = make_recordings()
+    told: list[int] = []
+    preds = list(
+        predict_recordings(
+            model, meta, ToyPlugin(), recs, CPU, batch_size=4, fixed_shapes=fixed_shapes,
+            on_windows=told.append,
+        )
+    )  # fmt: skip
+    n_windows = sum(len(p.starts) for p in preds)
+    assert sum(told) == n_windows
+    assert len(told) == -(-n_windows // 4)
+    assert all(0 < n <= 4 for n in told)
+
+
 def test_predictions_identical_across_batch_sizes(model_and_meta) -> None:
     model, meta = model_and_meta
     runs = [
@@ -204,7 +223,8 @@ def hand_prediction() -> RecordingPrediction:
 
 def test_columns() -> None:
     assert window_columns(CLASSES) == [
-        "recording", "file", "start", "end", "start_s", "end_s", "label", "confidence",
+        "recording", "file", "start", "end", "start_s", "end_s", "start_time", "end_time",
+        "label", "confidence",
         "p_n", "p_s", "p_v",
     ]  # fmt: skip
     assert recording_columns(CLASSES) == [
