@@ -1,5 +1,6 @@
 """Windows per second of the random-kernel feature pass alone (``RandomKernelFeatures``, 2
-channels, 9996 features, 64 windows, three passes, one thread), at 1024 and 3600 samples.
+channels, 9996 features, 64 windows, three passes, one thread), at 1024, 3600 and 4096
+samples.
 To compare two versions, run it with ``PYTHONPATH`` set to each tree:
 
     git worktree add /tmp/prev REV
@@ -20,7 +21,7 @@ import biosig.nn.layers.random_kernels as random_kernels
 def main() -> None:
     torch.set_num_threads(1)
     tree = random_kernels.__file__.split("/biosig/")[0]
-    for window in (1024, 3600):
+    for window in (1024, 3600, 4096):
         features = random_kernels.RandomKernelFeatures(2, window, 9996)
         x = torch.randn(64, 2, window)
         features(x)  # warm-up

@@ -40,11 +40,15 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
     from ..metrics import format_report
     from ..training.runs import TrainRequest, run_training
 
-    entries = [e for e in load_all() if e.plugin is not None and (not only or e.name in only)]
+    listed = [e for e in load_all() if not only or e.name in only]
+    for entry in listed:
+        if entry.plugin is None:  # its libraries not installed, say: the line that fixes it
+            click.echo(f"== {entry.name}: skipped, {entry.error}")
+    entries = [e for e in listed if e.plugin is not None]
     if only and not entries:
         raise BiosigError(f"no loadable plugin named {', '.join(only)}")
     ran = 0
-    for entry in entries:
+    for number, entry in enumerate(entries, start=1):
         plugin = entry.plugin
         base = workdir / plugin.name
         train_data = plugin.make_demo_data(base / "train", seed=0)
@@ -52,7 +56,7 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
             continue
         test_data = plugin.make_demo_data(base / "test", seed=1)
         started = time.perf_counter()
-        click.echo(f"== {plugin.name}: {train_data.description}")
+        click.echo(f"== [{number}/{len(entries)}] {plugin.name}: {train_data.description}")
         settings = train_data.settings
         n_epochs = epochs or int(settings.get("epochs", 10))
         model_dir = run_training(
@@ -65,6 +69,8 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
                 preset="tiny",
                 window=settings.get("window"),
                 hop=settings.get("hop"),
+                normalization=settings.get("normalization"),
+                kernel_features=settings.get("kernel_features"),
                 device=device,
                 config=TrainConfig(
                     epochs=n_epochs,

@@ -225,9 +225,10 @@ class DemoData:
     """Synthetic labelled files a plugin writes for ``biosig demo``.
 
     ``labels`` is a labels file or one of the plugin's label keywords. ``settings`` may
-    adjust the demo's training run (``epochs``, ``window``, ``hop``, ``batch_size``, and
-    ``options``: the plugin's own options by name) so every plugin's demo fits the demo's
-    few minutes on a laptop CPU.
+    adjust the demo's training run (``epochs``, ``window``, ``hop``, ``batch_size``,
+    ``normalization``, ``kernel_features``, and ``options``: the plugin's own options by
+    name) so that the whole demo, every plugin's, takes under three minutes on a 2-core
+    CPU; choose them on the demo's own held-out figures.
     """
 
     inputs: tuple[Path, ...]

@@ -138,8 +138,17 @@ class NanoporePlugin(Plugin):
             inputs=(Path(directory) / "reads",),
             labels=labels,
             description=f"80 synthetic reads in {len(files)} FAST5 (gzip, VBZ) and POD5 files",
-            # No overlap halves the windows an epoch; small batches give enough steps.
-            settings={"epochs": 8, "hop": 4096, "batch_size": 16},
+            # No overlap halves the windows an epoch; small batches give enough steps. The
+            # random-kernel branch is left out: at 4096 samples its features took 130 of the
+            # 165 s this demo took with it; without it, and with the training set's scaling
+            # (which biosig chose with it), 10 epochs reach the same held-out accuracy (0.994).
+            settings={
+                "epochs": 10,
+                "hop": 4096,
+                "batch_size": 16,
+                "kernel_features": 0,
+                "normalization": "dataset",
+            },
         )
 
 

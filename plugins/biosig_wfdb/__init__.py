@@ -300,9 +300,12 @@ class EcgPlugin(WfdbPlugin):
                 f"{len(headers)} synthetic 2-lead ECG WFDB records of 6 patients, rhythm AFIB vs N"
             ),
             # CPSC 2021's conventions: no rhythm mark in a sinus record; split by patient.
+            # The network alone tells these rhythms apart (held-out accuracy 1.0 with and
+            # without the random-kernel branch, whose features cost most of the time).
             settings={
                 "epochs": 6,
                 "batch_size": 16,
+                "kernel_features": 0,
                 "options": {"unannotated": "N", "group_pattern": r"p(\d+)_"},
             },
         )
@@ -326,10 +329,13 @@ class EegPlugin(WfdbPlugin):
             inputs=(Path(directory),),
             labels="events",
             description=f"{len(files)} synthetic 8-channel EEG EDF+ files, events T0/T1/T2",
+            # 2016 random-kernel features rather than 9996: held-out accuracy 0.78 against
+            # 0.73, in 25 s rather than 34.
             settings={
                 "epochs": 8,
                 "hop": 64,
                 "batch_size": 32,
+                "kernel_features": 2016,
                 "options": {"group_pattern": r"S(\d+)R"},
             },
         )
