@@ -183,6 +183,15 @@ class Predictions:
     segments: pd.DataFrame
 
 
+def _table(rows: list[list[object]], columns: list[str]) -> pd.DataFrame:
+    """Rows as the command writes them, the calendar columns as date-times (``NaT`` where
+    a recording has no calendar, as an empty cell reads back)."""
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column].replace("", None))
+    return frame
+
+
 class Model:
     """A trained model with the plugin that reads its inputs, configured as in training.
 
@@ -250,9 +259,9 @@ class Model:
         if not per_recording:
             raise BiosigError("no recordings to predict")
         return Predictions(
-            pd.DataFrame(windows, columns=window_columns(classes)),
+            _table(windows, window_columns(classes)),
             pd.DataFrame(per_recording, columns=recording_columns(classes)),
-            pd.DataFrame(segments, columns=segment_columns()),
+            _table(segments, segment_columns()),
         )
 
     def evaluate(

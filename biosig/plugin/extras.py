@@ -28,7 +28,7 @@ def install_hint(entry_point: EntryPoint, missing: str | None) -> str | None:
         return None
     wanted = _normalised(missing.split(".")[0])
     extras: list[str] = []
-    for line in dist.requires or ():
+    for line in getattr(dist, "requires", None) or ():
         name = _NAME.match(line)
         if name is None or _normalised(name.group(1)) != wanted:
             continue
@@ -63,7 +63,7 @@ def _requirements(dist) -> list[tuple[str, str | None]]:
     """``(name, extra)`` of each of ``dist``'s requirements that no marker but its extra
     conditions (one for another Python or platform is not this install's concern)."""
     found = []
-    for line in dist.requires or ():
+    for line in getattr(dist, "requires", None) or ():  # None: metadata without requirements
         name = _NAME.match(line)
         requirement, _, marker = line.partition(";")
         extra = _EXTRA.search(marker)

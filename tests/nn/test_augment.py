@@ -31,6 +31,7 @@ from biosig.nn.augment import (
     build_augmentation,
 )
 from biosig.nn.losses import FocalLoss, build_loss
+from biosig.training.config import AUGMENTATION_NAMES
 
 T = 96
 # Full, partial, very short and empty items: every transform must cope with each.
@@ -186,6 +187,8 @@ def test_registry_names_and_defaults() -> None:
         "baseline_wander",
     }
     assert set(MIXING) == {"mixup", "cutmix"}
+    # the names --help lists without importing torch are these, in this order
+    assert tuple(AUGMENTATIONS) == AUGMENTATION_NAMES
     for name, cls in AUGMENTATIONS.items():
         assert cls.name == name
         assert 0.0 < cls.default_strength <= cls.max_strength
