@@ -70,6 +70,7 @@ def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) 
                 window=settings.get("window"),
                 hop=settings.get("hop"),
                 normalization=settings.get("normalization"),
+                sample_rate=settings.get("sample_rate"),
                 kernel_features=settings.get("kernel_features"),
                 device=device,
                 config=TrainConfig(

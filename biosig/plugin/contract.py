@@ -226,9 +226,9 @@ class DemoData:
 
     ``labels`` is a labels file or one of the plugin's label keywords. ``settings`` may
     adjust the demo's training run (``epochs``, ``window``, ``hop``, ``batch_size``,
-    ``normalization``, ``kernel_features``, and ``options``: the plugin's own options by
-    name) so that the whole demo, every plugin's, takes under three minutes on a 2-core
-    CPU; choose them on the demo's own held-out figures.
+    ``sample_rate``, ``normalization``, ``kernel_features``, and ``options``: the plugin's
+    own options by name) so that the whole demo, every plugin's, takes under three minutes
+    on a 2-core CPU; choose them on the demo's own held-out figures.
     """
 
     inputs: tuple[Path, ...]

@@ -140,11 +140,14 @@ class NanoporePlugin(Plugin):
             description=f"80 synthetic reads in {len(files)} FAST5 (gzip, VBZ) and POD5 files",
             # No overlap halves the windows an epoch; small batches give enough steps. The
             # random-kernel branch is left out: at 4096 samples its features took 130 of the
-            # 165 s this demo took with it; without it, and with the training set's scaling
-            # (which biosig chose with it), 10 epochs reach the same held-out accuracy (0.994).
+            # 165 s this demo took with it. Without it, with the training set's scaling
+            # (which biosig chose with it), 10 epochs and the reads at 2500 Hz in windows of
+            # 2048 samples (the same 0.8 s), held-out accuracy is 0.997 (0.994 before) in 37 s.
             settings={
                 "epochs": 10,
-                "hop": 4096,
+                "sample_rate": 2500.0,
+                "window": 2048,
+                "hop": 2048,
                 "batch_size": 16,
                 "kernel_features": 0,
                 "normalization": "dataset",
