@@ -88,8 +88,9 @@ def run_evaluation(
         on_damage=damage.handle,
     )
     probs = predict_store(
-        model, store, np.arange(len(store)), meta.normalization, device, batch_size
-    )
+        model, store, np.arange(len(store)), meta.normalization, device, batch_size,
+        progress=progress,
+    )  # fmt: skip
     report = classification_report(store.y, probs.argmax(1), classes)
     y_rec, probs_rec = per_recording(store.recording_ids, store.y, probs)
     if len(y_rec):

@@ -204,18 +204,25 @@ def predict_store(
     device: torch.device,
     batch_size: int = 256,
     kernel_logits: KernelLogits | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Class probabilities ``[len(indices), K]`` for stored windows (their random-kernel
-    ridge logits taken from ``kernel_logits`` when given)."""
+    ridge logits taken from ``kernel_logits`` when given); ``progress`` shows a bar of the
+    windows scored, on a terminal."""
     model.eval()
     out = []
-    for start in range(0, len(indices), batch_size):
-        idx = indices[start : start + batch_size]
-        x, lengths = batch_to_device(store, idx, device)
-        ridge = kernel_logits[idx] if kernel_logits is not None else None
-        with autocast(device):
-            logits = model(normalize(x, lengths, normalization), lengths, kernel_logits=ridge)
-        out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+    with tqdm(
+        total=len(indices), desc="scoring", unit=" windows", leave=False,
+        disable=None if progress else True,
+    ) as bar:  # fmt: skip
+        for start in range(0, len(indices), batch_size):
+            idx = indices[start : start + batch_size]
+            x, lengths = batch_to_device(store, idx, device)
+            ridge = kernel_logits[idx] if kernel_logits is not None else None
+            with autocast(device):
+                logits = model(normalize(x, lengths, normalization), lengths, kernel_logits=ridge)
+            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+            bar.update(len(idx))
     return np.concatenate(out) if out else np.zeros((0, len(store.classes)), dtype=np.float32)
 
 
