@@ -386,21 +386,9 @@ def _truth_track(ax, predicted: list, true: list, fs: float, n_classes: int) -> 
     """Two lanes of class colours: the predicted segments above, the truth below."""
     for lane, spans in ((1, predicted), (0, true)):
         for label in sorted({k for _, _, k in spans}):
-            boxes = [
-                [(s / fs, lane), (s / fs, lane + 1), (e / fs, lane + 1), (e / fs, lane)]
-                for s, e, k in spans
-                if k == label
-            ]
-            ax.add_collection(
-                PolyCollection(
-                    boxes,
-                    facecolors=[class_colour(label, n_classes)],
-                    edgecolors="none",
-                    alpha=0.8,
-                    gid="predicted" if lane else "truth",
-                ),
-                autolim=False,
-            )
+            band = _class_band(spans, label, fs, n_classes, (lane, lane + 1))
+            band.set(alpha=0.8, gid="predicted" if lane else "truth")
+            ax.add_collection(band, autolim=False)
     ax.set_ylim(0, 2)
     ax.set_yticks([0.5, 1.5], ["truth", "predicted"])
     ax.axhline(1.0, color="white", linewidth=1.0)
@@ -426,23 +414,26 @@ def _figure(
 
 def _class_spans(ax, spans: list, present: list[int], fs: float, n_classes: int) -> None:
     """The predicted segments as coloured bands behind the signal."""
-    # One collection per class rather than one axvspan per span: a day of short windows
-    # can mean tens of thousands of spans, which separate patches draw slowly.
     for label in present:
-        boxes = [
-            [(s / fs, 0), (s / fs, 1), (e / fs, 1), (e / fs, 0)] for s, e, k in spans if k == label
-        ]
-        ax.add_collection(
-            PolyCollection(
-                boxes,
-                facecolors=[class_colour(label, n_classes)],
-                edgecolors="none",
-                alpha=0.2,
-                transform=ax.get_xaxis_transform(),  # x in seconds, y the full axis
-                zorder=0,
-            ),
-            autolim=False,
-        )
+        band = _class_band(spans, label, fs, n_classes, (0, 1))
+        # x in seconds, y the full axis
+        band.set(alpha=0.2, transform=ax.get_xaxis_transform(), zorder=0)
+        ax.add_collection(band, autolim=False)
+
+
+def _class_band(
+    spans: list, label: int, fs: float, n_classes: int, rows: tuple[float, float]
+) -> PolyCollection:
+    """One class's ``(start, end, class)`` spans (samples at ``fs``) as boxes from
+    ``rows[0]`` to ``rows[1]`` in its colour: one collection per class rather than one
+    patch per span, which a day of short windows makes slow to draw."""
+    bottom, top = rows
+    boxes = [
+        [(s / fs, bottom), (s / fs, top), (e / fs, top), (e / fs, bottom)]
+        for s, e, k in spans
+        if k == label
+    ]
+    return PolyCollection(boxes, facecolors=[class_colour(label, n_classes)], edgecolors="none")
 
 
 def _legend(ax, present: list[int], classes: Sequence[str]) -> None:
