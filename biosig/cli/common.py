@@ -307,8 +307,9 @@ def finished_run(run_dir: Path) -> None:
         click.echo(run_dir)
 
 
-def _no_echo(message: str) -> None:
-    pass
+def _no_echo(*_: object, **__: object) -> None:
+    """``echo`` under ``-q``: takes what ``click.echo`` takes (``err=True`` too) and says
+    nothing."""
 
 
 resume_option = click.option(

@@ -86,6 +86,10 @@ def test_quiet_training_prints_only_its_run_directory(arrays: Path, run_cli) -> 
     # a script can write run=$(biosig train -q …)
     assert quiet.out.splitlines() == ["quiet"]
     assert (arrays / "quiet" / "best").is_dir()
+    # replacing a run says so on stderr, which -q silences too
+    again = _train(run_cli, arrays, "quiet", "-q", "--force")
+    assert again.code == 0, again.err
+    assert again.out.splitlines() == ["quiet"]
     # the same training, whatever was printed
     assert json.loads((arrays / "quiet" / "best" / "biosig.json").read_text())["classes"] == (
         json.loads((arrays / "said" / "best" / "biosig.json").read_text())["classes"]
