@@ -139,8 +139,8 @@ def attention_trace(
         if not len(group):
             continue
         rows = np.asarray(attention[group], dtype=np.float64)
-        group = group[~np.all(np.isnan(rows), axis=1)]  # windows without data: ignored
-        rows = rows[~np.all(np.isnan(rows), axis=1)]
+        has_data = ~np.all(np.isnan(rows), axis=1)  # windows without data: ignored
+        group, rows = group[has_data], rows[has_data]
         if not len(group):
             continue
         s, length, n_valid = starts[group], lengths[group], valid[group]
@@ -155,26 +155,40 @@ def attention_trace(
         k_end = np.searchsorted(edges, s + length, side="left")
         mass_at += np.cumsum(np.bincount(k_end, cum[:, -1], minlength=n_edges + 1))[:n_edges]
         cover_at += np.cumsum(np.bincount(k_end, length, minlength=n_edges + 1))[:n_edges]
-        # Edges strictly inside a window take the part of its mass that lies before them.
-        k_first = np.searchsorted(edges, s, side="right")
-        counts = np.maximum(k_end - k_first, 0)
-        if not counts.sum():
-            continue
-        win = np.repeat(np.arange(len(group)), counts)
-        k = (
-            np.repeat(k_first, counts)
-            + np.arange(counts.sum())
-            - np.repeat(np.cumsum(counts) - counts, counts)
-        )
-        inside = edges[k] - s[win]
-        model_pos = inside * n_valid[win] / length[win]
-        j = np.minimum(np.floor(model_pos).astype(np.int64), n_valid[win] - 1)
-        before = cum[win, j] - rows[win, j] * (1.0 - (model_pos - j))
-        mass_at += np.bincount(k, before, minlength=n_edges)
-        cover_at += np.bincount(k, inside, minlength=n_edges)
+        _add_partial_windows(edges, s, length, n_valid, rows, cum, k_end, mass_at, cover_at)
     mass, cover = np.diff(mass_at), np.diff(cover_at)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cover > 0, mass / np.where(cover > 0, cover, 1), np.nan)
+
+
+def _add_partial_windows(
+    edges: np.ndarray,
+    s: np.ndarray,
+    length: np.ndarray,
+    n_valid: np.ndarray,
+    rows: np.ndarray,
+    cum: np.ndarray,
+    k_end: np.ndarray,
+    mass_at: np.ndarray,
+    cover_at: np.ndarray,
+) -> None:
+    """For :func:`attention_trace`: each edge strictly inside a window takes, into
+    ``mass_at`` and ``cover_at``, the part of the window's mass and span before it."""
+    n_edges = len(edges)
+    k_first = np.searchsorted(edges, s, side="right")
+    counts = np.maximum(k_end - k_first, 0)
+    if not counts.sum():
+        return
+    win = np.repeat(np.arange(len(s)), counts)
+    # the edges each window holds, window by window: k_first, k_first + 1, … < k_end
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    k = np.repeat(k_first, counts) + offsets
+    inside = edges[k] - s[win]
+    model_pos = inside * n_valid[win] / length[win]
+    j = np.minimum(np.floor(model_pos).astype(np.int64), n_valid[win] - 1)
+    before = cum[win, j] - rows[win, j] * (1.0 - (model_pos - j))
+    mass_at += np.bincount(k, before, minlength=n_edges)
+    cover_at += np.bincount(k, inside, minlength=n_edges)
 
 
 def class_colour(index: int, n_classes: int) -> tuple[float, float, float, float]:

@@ -88,7 +88,7 @@ def run_prediction(
 
     ``explain`` writes each window's explanation to ``out/<method>/<id>.npy``: ``True`` or
     ``"attention"`` the attention per input sample, ``"gradient"`` integrated gradients
-    (see :data:`~biosig.inference.stream.EXPLANATIONS`). ``plot`` draws each recording to
+    (see :data:`~biosig.inference.choices.EXPLANATIONS`). ``plot`` draws each recording to
     ``out/plots/<id>.png``; with ``labels`` (a labels file or keyword, as for ``train``
     and ``evaluate``) the plots draw the true classes beside the predicted ones. Labels
     list the recordings' metadata before the stream starts, as ``evaluate`` does.
@@ -97,16 +97,7 @@ def run_prediction(
     """
     world = world_from_env()
     method = explanation_method(explain)
-    if (method or plot) and out is None:
-        flag = "--explain" if method else "--plot"
-        raise BiosigError(f"{flag} writes files: give --out DIRECTORY")
-    if labels is not None and not plot:
-        raise BiosigError("--labels draws the true classes on the plots: give --plot too")
-    if world.world_size > 1 and out is None:
-        raise BiosigError("under torchrun, give --out: each rank writes its part there")
-    check_format(fmt, out, world.is_distributed)
-    if out is not None:
-        check_prediction_dir(Path(out))
+    _check_outputs(out, fmt, method, plot, labels, world)
     plugin, model, meta, device = load_model_and_plugin(
         plugin_name, model_path, rank_device(device_name, world)
     )
@@ -165,8 +156,24 @@ def run_prediction(
     return count
 
 
+def _check_outputs(
+    out: Path | None, fmt: str, method: str | None, plot: bool, labels: object, world: World
+) -> None:
+    """Refuse, before the model loads, outputs that cannot be written as asked."""
+    if (method or plot) and out is None:
+        flag = "--explain" if method else "--plot"
+        raise BiosigError(f"{flag} writes files: give --out DIRECTORY")
+    if labels is not None and not plot:
+        raise BiosigError("--labels draws the true classes on the plots: give --plot too")
+    if world.world_size > 1 and out is None:
+        raise BiosigError("under torchrun, give --out: each rank writes its part there")
+    check_format(fmt, out, world.is_distributed)
+    if out is not None:
+        check_prediction_dir(Path(out))
+
+
 def explanation_method(explain: bool | str | None) -> str | None:
-    """``explain`` as a method of :data:`~biosig.inference.stream.EXPLANATIONS`, or
+    """``explain`` as a method of :data:`~biosig.inference.choices.EXPLANATIONS`, or
     ``None`` for no explanation: ``True`` is ``attention``, as ``--explain`` alone."""
     if explain is None or explain is False:
         return None
