@@ -3,12 +3,12 @@ normalisation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from stub_plugins import InMemoryPlugin
 
 from biosig.data.normalize import EPS, NormalizationSpec, dataset_statistics, normalize
 from biosig.data.split import split_by_group
@@ -18,7 +18,6 @@ from biosig.errors import BiosigError
 from biosig.plugin.contract import (
     ArrayRecording,
     LabelledInterval,
-    Plugin,
     PluginDefaults,
     Recording,
 )
@@ -45,7 +44,7 @@ class Decimate:
         return np.zeros((0, 0), dtype=np.float32)
 
 
-class ToyPlugin(Plugin):
+class ToyPlugin(InMemoryPlugin):
     """Recordings given in memory; groups are the id's prefix before ``-``."""
 
     name = "toy"
@@ -53,15 +52,6 @@ class ToyPlugin(Plugin):
 
     def __init__(self, decimate: int = 1) -> None:
         self.decimate = decimate
-
-    def find(self, inputs: Sequence[str | Path]) -> list[Path]:
-        return [Path(p) for p in inputs]
-
-    def open(self, path: Path) -> Iterator[Recording]:
-        return iter(())
-
-    def labels(self, source: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
-        return []
 
     def preprocessor(self, recording: Recording, fs_out: float):
         if self.decimate == 1:

@@ -3,13 +3,11 @@ part of the window that decides the class."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from checkpoint_helpers import meta_for
+from stub_plugins import InMemoryPlugin
 
 from biosig.data.normalize import NormalizationSpec, normalize
 from biosig.errors import BiosigError
@@ -19,10 +17,7 @@ from biosig.inference.stream import predict_recordings
 from biosig.nn.model import SignalNet, model_config
 from biosig.plugin.contract import (
     ArrayRecording,
-    LabelledInterval,
-    Plugin,
     PluginDefaults,
-    Recording,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -34,18 +29,9 @@ CPU = torch.device("cpu")
 WINDOW_NORM = NormalizationSpec("window")
 
 
-class ArrayPlugin(Plugin):
+class ArrayPlugin(InMemoryPlugin):
     name = "arrays"
     defaults = PluginDefaults(sample_rate=1.0, window=WINDOW, hop=WINDOW)
-
-    def find(self, inputs: Sequence[str | Path]) -> list[Path]:
-        return [Path(p) for p in inputs]
-
-    def open(self, path: Path) -> Iterator[Recording]:
-        return iter(())
-
-    def labels(self, source: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
-        return []
 
 
 def planted(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from checkpoint_helpers import meta_for
+from stub_plugins import InMemoryPlugin
 
 from biosig.data.normalize import NormalizationSpec, normalize
 from biosig.data.windows import window_starts
@@ -29,8 +30,6 @@ from biosig.inference.stream import RecordingPrediction, attention_per_sample, p
 from biosig.nn.model import SignalNet, model_config
 from biosig.plugin.contract import (
     ArrayRecording,
-    LabelledInterval,
-    Plugin,
     PluginDefaults,
     Recording,
 )
@@ -40,18 +39,9 @@ CPU = torch.device("cpu")
 LENGTHS = [700, 300, 60, 128, 129, 1]
 
 
-class ToyPlugin(Plugin):
+class ToyPlugin(InMemoryPlugin):
     name = "toy"
     defaults = PluginDefaults(sample_rate=100.0, window=WINDOW, hop=HOP)
-
-    def find(self, inputs: Sequence[str | Path]) -> list[Path]:
-        return [Path(p) for p in inputs]
-
-    def open(self, path: Path) -> Iterator[Recording]:
-        return iter(())
-
-    def labels(self, source: Path, recordings: Sequence[Recording]) -> list[LabelledInterval]:
-        return []
 
 
 class Decimate:
