@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -249,6 +250,42 @@ force_option = click.option(
     default=False,
     help="Replace the run that --out already holds (kept until this run finishes an epoch).",
 )
+
+#: ``ctx.meta`` key where ``--threads`` leaves its value for :func:`compute_threads`.
+_THREADS = "biosig.threads"
+
+
+def _remember_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        ctx.meta[_THREADS] = value
+
+
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    expose_value=False,
+    callback=_remember_threads,
+    help="Threads to compute with [default: OMP_NUM_THREADS, else the cores free of other "
+    "work].",
+)
+
+
+def compute_threads(readers: int = 0) -> None:
+    """Apply ``--threads`` or biosig's thread policy (:func:`biosig.threads.use_threads`);
+    a command calls it before it imports torch, with its reader threads. Without
+    ``--threads``, a process that imported torch already keeps its own setting."""
+    from ..threads import use_threads
+
+    requested = click.get_current_context().meta.get(_THREADS)
+    if requested is None and "torch" in sys.modules:
+        return  # a process that loaded torch before the command (a notebook, tests) owns it
+    policy = use_threads(requested, readers)
+    log.info(
+        "%d compute thread%s (%s; %d usable cores, %d busy elsewhere)",
+        policy.threads, "" if policy.threads == 1 else "s", policy.reason, policy.usable,
+        policy.busy,
+    )  # fmt: skip
+
 
 #: ``ctx.meta`` keys the verbosity flags leave for the command to read.
 _QUIET, _VERBOSE = "biosig.quiet", "biosig.verbose"

@@ -11,7 +11,7 @@ import click
 from ..errors import BiosigError
 from ..plugin.registry import load_all
 from ..training.config import TrainConfig
-from .common import verbosity_options
+from .common import compute_threads, threads_option, verbosity_options
 
 
 @click.command()
@@ -30,9 +30,11 @@ from .common import verbosity_options
     help="Training epochs [default: each plugin's demo setting].",
 )
 @click.option("--device", default="auto", show_default=True)
+@threads_option
 @verbosity_options
 def demo(workdir: Path, only: tuple[str, ...], epochs: int | None, device: str) -> None:
     """Train, predict and evaluate on synthetic data for every plugin that ships some."""
+    compute_threads()  # before torch loads OpenMP
     # Imported here, not above: torch and scikit-learn take seconds to import, which
     # `biosig demo --help` need not pay.
     from ..inference.evaluation import run_evaluation

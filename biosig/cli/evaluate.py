@@ -10,12 +10,14 @@ import click
 
 from .common import (
     batch_option,
+    compute_threads,
     device_option,
     more_inputs_argument,
     plugin_flags_checked,
     quiet,
     split_plugin_flags,
     strict_option,
+    threads_option,
     verbosity_options,
 )
 
@@ -56,6 +58,7 @@ log = logging.getLogger("biosig")
     "the model's run has a history.tsv, DIR/learning_curves.png.",
 )
 @strict_option
+@threads_option
 @verbosity_options
 @more_inputs_argument
 def evaluate(
@@ -73,6 +76,7 @@ def evaluate(
     more_inputs: tuple[str, ...],
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class scores and the confusion matrix."""
+    compute_threads()  # before torch loads OpenMP
     # Imported here, not above: torch and scikit-learn take seconds to import, which
     # `biosig evaluate --help` need not pay.
     from ..inference.evaluation import (

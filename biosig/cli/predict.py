@@ -17,11 +17,13 @@ from ..inference.choices import EXPLANATIONS, FORMATS
 from ..plugin.contract import AGGREGATIONS
 from .common import (
     batch_option,
+    compute_threads,
     device_option,
     plugin_flags_checked,
     quiet,
     split_plugin_flags,
     strict_option,
+    threads_option,
     verbosity_options,
     workers_option,
 )
@@ -98,6 +100,7 @@ class ExplanationChoice(click.Choice):
 )
 @device_option
 @strict_option
+@threads_option
 @verbosity_options
 def predict(
     inputs: tuple[str, ...],
@@ -124,6 +127,7 @@ def predict(
     --nproc-per-node N -m biosig predict …` the files are shared out among the ranks and
     the tables merged at the end.
     """
+    compute_threads(workers)  # before torch loads OpenMP
     # Imported here, not above: torch takes seconds to import, which --help need not pay.
     from ..inference.prediction import run_prediction
 

@@ -18,6 +18,7 @@ from .common import (
     Options,
     as_list,
     batch_option,
+    compute_threads,
     device_option,
     epochs_to_resume_with,
     finished_run,
@@ -32,6 +33,7 @@ from .common import (
     sample_rate_option,
     seed_option,
     strict_option,
+    threads_option,
     verbosity_options,
     window_option,
 )
@@ -104,6 +106,7 @@ DEFAULTS = PretrainConfig()
 @strict_option
 @force_option
 @resume_option
+@threads_option
 @verbosity_options
 @more_inputs_argument
 @click.pass_context
@@ -118,6 +121,7 @@ def pretrain(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_
     `torchrun --nproc-per-node N -m biosig pretrain …` pretrains on N processes, as
     `biosig train` trains (--batch-size per process; a run resumes on as many).
     """
+    compute_threads()  # before torch loads OpenMP
     # Imported here, not above: torch takes seconds to import, which --help need not pay.
     from ..training.pretrain_runs import PretrainRequest, resume_pretraining, run_pretraining
 

@@ -32,6 +32,7 @@ from ..training.config import (
 from .common import (
     Options,
     as_list,
+    compute_threads,
     device_option,
     epochs_to_resume_with,
     finished_run,
@@ -46,6 +47,7 @@ from .common import (
     sample_rate_option,
     seed_option,
     strict_option,
+    threads_option,
     verbosity_options,
 )
 
@@ -233,6 +235,7 @@ DEFAULTS = TrainConfig()
     "when there are few training windows.",
 )
 @resume_option
+@threads_option
 @verbosity_options
 @more_inputs_argument
 @click.pass_context
@@ -252,6 +255,7 @@ def train(ctx: click.Context, pipeline: Path | None, resume: Path | None, **_: A
     N times it; --lr is not scaled), rank 0 prints and writes the run, and a run started on
     N processes resumes on N.
     """
+    compute_threads()  # before torch loads OpenMP
     # Imported here, not above: torch and scikit-learn take seconds to import, which
     # `biosig train --help` need not pay.
     from ..training.runs import TrainRequest, resume_training, run_training

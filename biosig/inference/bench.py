@@ -1,20 +1,24 @@
-"""Throughput and memory of prediction: the model alone, and files through a plugin.
+"""Throughput and memory of prediction (the model alone, and files through a plugin) and
+of training steps.
 
 ``model_throughput`` times the model on random windows already on the device (the ceiling);
 ``end_to_end_throughput`` times the whole prediction path (reading, preprocessing,
 windowing, batching, copies, model) on real files, so their ratio says how much of the
-ceiling the input pipeline leaves. On CUDA the model's FLOPs per window over the device's
-measured bf16 matrix rate give the model FLOPs utilisation (MFU).
+ceiling the input pipeline leaves. The model's FLOPs per window over the device's
+measured matrix rate give the model FLOPs utilisation (MFU), on a CPU as on CUDA: against
+the float32 rate and the bf16 rate, both measured in the same run. ``training_figures``
+times the optimiser steps ``biosig train`` takes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,8 @@ from ..nn.model import SignalNet, count_parameters, model_config
 from ..nn.presets import KERNEL_FEATURES, MIN_KERNEL_FEATURES
 from ..plugin.contract import Plugin, Recording, iter_recordings
 from ..plugin.registry import get_plugin
+from ..training.config import BATCH_SIZE
+from ..training.throughput import training_flops_per_window, training_step
 from .stream import predict_recordings
 
 #: Each measurement runs at least this long (after a warm-up), so timer noise stays small.
@@ -80,6 +86,14 @@ def model_throughput(
         ):
             model(normalize(x, lengths, normalization), lengths)
 
+    return timed(step, batch_size, device, min_seconds)
+
+
+def timed(
+    step: Callable[[], None], batch_size: int, device: torch.device, min_seconds: float
+) -> Throughput:
+    """``step`` (one batch of ``batch_size`` windows) run after three uncounted warm-up
+    steps, until at least three steps and ``min_seconds`` have passed."""
     for _ in range(3):
         step()
     _sync(device)
@@ -144,19 +158,15 @@ def flops_per_window(model: torch.nn.Module, n_channels: int, window: int) -> fl
     return float(counter.get_total_flops())
 
 
-def bf16_matmul_rate(device: torch.device, n: int = 8192, repeats: int = 20) -> float:
-    """The device's measured bf16 matrix-multiply rate in FLOP/s (CUDA only): the
-    denominator of MFU, measured rather than taken from a data sheet."""
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    _sync(device)
-    return 2 * n**3 * repeats / (time.perf_counter() - started)
+def matmul_rate(device: torch.device, dtype: torch.dtype, min_seconds: float = 1.0) -> float:
+    """The device's measured square matrix-multiply rate in FLOP/s for ``dtype``: the
+    denominator of MFU, measured rather than taken from a data sheet (8192² on CUDA, 2048²
+    on a CPU, where a larger product takes seconds)."""
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    products = timed(lambda: a @ b, 1, device, min_seconds)
+    return 2 * n**3 * products.per_second
 
 
 def peak_host_mb() -> float:
@@ -186,14 +196,83 @@ class BenchResult:
     e2e_windows: int = 0
     parameters: int = 0
     kernel_features: int = 0
+    #: the measured matrix-multiply rates MFU is taken against, in GFLOP/s
+    matmul_fp32_gflops: float = 0.0
+    matmul_bf16_gflops: float = 0.0
+    #: model-only FLOP/s over the bf16 rate (``mfu`` is over the rate of the precision the
+    #: model runs in: bf16 on CUDA, where the two are the same, float32 on a CPU)
+    mfu_bf16: float | None = None
+    training: TrainingFigures | None = None
 
     def as_dict(self) -> dict[str, Any]:
         keys = (
             "device", "preset", "window", "batch_size", "workers", "compile",
             "model_windows_per_s", "e2e_windows_per_s", "e2e_over_model", "peak_host_mb",
-            "peak_device_mb", "mfu", "kernel_features",
+            "peak_device_mb", "mfu", "mfu_bf16", "matmul_fp32_gflops", "matmul_bf16_gflops",
+            "kernel_features",
         )  # fmt: skip
-        return {k: getattr(self, k) for k in keys}
+        figures = {k: getattr(self, k) for k in keys}
+        if self.training is not None:
+            figures.update({f"train_{k}": v for k, v in dataclasses.asdict(self.training).items()})
+        return figures
+
+
+@dataclass
+class TrainingFigures:
+    """``bench --train``: optimiser steps per second as ``train`` takes them, and their MFU
+    (forward and backward FLOPs over the measured float32 and bf16 matrix rates)."""
+
+    windows_per_s: float
+    batch_size: int
+    mfu: float
+    mfu_bf16: float
+
+
+@dataclass
+class MatmulRates:
+    """The device's measured matrix-multiply rates in FLOP/s, and the one its models run at."""
+
+    fp32: float
+    bf16: float
+    device: torch.device
+
+    @property
+    def native(self) -> float:
+        """The rate of the precision the models run in (:func:`biosig.device.autocast`)."""
+        return self.bf16 if self.device.type == "cuda" else self.fp32
+
+
+def measure_matmul_rates(device: torch.device, seconds: float) -> MatmulRates:
+    """float32 and bf16 rates, each measured for about half of ``seconds``."""
+    return MatmulRates(
+        matmul_rate(device, torch.float32, seconds / 2),
+        matmul_rate(device, torch.bfloat16, seconds / 2),
+        device,
+    )
+
+
+def training_figures(
+    preset: str,
+    n_channels: int,
+    window: int,
+    batch_size: int,
+    device: torch.device,
+    rates: MatmulRates,
+    seconds: float,
+    compile_model: bool = False,
+) -> TrainingFigures:
+    """Training windows per second of an untrained ``preset`` network (the random-kernel
+    branch left out: its features are computed once per window before training, not per
+    step) in batches of ``batch_size``, and its MFU."""
+    network = SignalNet(model_config(preset, n_channels, 2)).to(device)
+    flops = training_flops_per_window(network, n_channels, window)
+    model = torch.compile(network) if compile_model else network
+    step = training_step(model, n_channels, window, batch_size, device, NormalizationSpec("window"))
+    throughput = timed(step, batch_size, device, seconds)
+    achieved = throughput.per_second * flops
+    return TrainingFigures(
+        throughput.per_second, batch_size, achieved / rates.native, achieved / rates.bf16
+    )
 
 
 def run_bench(
@@ -208,13 +287,17 @@ def run_bench(
     compile_model: bool = False,
     kernel_features: int = KERNEL_FEATURES,
     progress: bool = False,
+    train: bool = False,
+    train_batch_size: int = BATCH_SIZE,
 ) -> BenchResult:
     """Windows per second of an untrained ``preset`` model alone and end to end on
     ``inputs`` (the plugin's demo data when none), as ``biosig bench`` reports them.
 
     The model has the random-kernel branch that training gives a model of up to
     :data:`~biosig.training.config.RIDGE_WINDOWS` windows (``kernel_features`` features;
-    0: none), since its feature pass is part of every prediction's cost."""
+    0: none), since its feature pass is part of every prediction's cost. MFU is measured on
+    every device, against the matrix rates measured in the same run. ``train`` adds the
+    training steps' speed (:func:`training_figures`) in batches of ``train_batch_size``."""
     if 0 < kernel_features < MIN_KERNEL_FEATURES:
         raise BiosigError(
             f"--kernel-features {kernel_features}: give 0 (none) or at least {MIN_KERNEL_FEATURES}"
@@ -252,17 +335,24 @@ def run_bench(
             model, meta, plugin, recordings, torch_device, batch_size, alone.windows, workers,
             fixed_shapes=compile_model, progress=progress,
         )  # fmt: skip
-    mfu = peak_device = None
+    peak_device = None
     if torch_device.type == "cuda":
         peak_device = torch.cuda.max_memory_allocated(torch_device) / 2**20
-        flops = flops_per_window(classifier, n_channels, window)
-        mfu = alone.per_second * flops / bf16_matmul_rate(torch_device)
+    rates = measure_matmul_rates(torch_device, seconds)
+    achieved = alone.per_second * flops_per_window(classifier, n_channels, window)
+    trained = None
+    if train:
+        trained = training_figures(
+            preset, n_channels, window, train_batch_size, torch_device, rates, seconds,
+            compile_model,
+        )  # fmt: skip
     return BenchResult(
         str(torch_device), preset, window, batch_size, workers, compile_model,
         alone.per_second, e2e.per_second,
         e2e.per_second / alone.per_second if alone.per_second else None,
-        peak_host_mb(), peak_device, mfu, plugin.name, len(recordings), e2e.windows,
-        count_parameters(classifier), classifier.config.kernel_features,
+        peak_host_mb(), peak_device, achieved / rates.native, plugin.name, len(recordings),
+        e2e.windows, count_parameters(classifier), classifier.config.kernel_features,
+        rates.fp32 / 1e9, rates.bf16 / 1e9, achieved / rates.bf16, trained,
     )  # fmt: skip
 
 

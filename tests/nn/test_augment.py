@@ -602,6 +602,7 @@ def test_bad_arguments_raise() -> None:
         TimeWarp(p=1.0)(torch.zeros(2, 1, T), torch.tensor([T]), gen())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("gen_device", ["cpu", "cuda"])
 @pytest.mark.parametrize("dtype", DTYPES)
