@@ -265,8 +265,7 @@ threads_option = click.option(
     type=click.IntRange(min=1),
     expose_value=False,
     callback=_remember_threads,
-    help="Threads to compute with [default: OMP_NUM_THREADS, else the cores free of other "
-    "work].",
+    help="Threads to compute with [default: OMP_NUM_THREADS, else the cores free of other work].",
 )
 
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import CheckpointMeta, plugin_stamp
 from ..data.normalize import NormalizationSpec, normalize
 from ..data.windows import plan_windows
-from ..device import autocast, memory_for, resolve_device
+from ..device import autocast, cpu_bf16, memory_for, resolve_device
 from ..errors import BiosigError
 from ..nn.model import SignalNet, count_parameters, model_config
 from ..nn.presets import KERNEL_FEATURES, MIN_KERNEL_FEATURES
@@ -200,7 +200,7 @@ class BenchResult:
     matmul_fp32_gflops: float = 0.0
     matmul_bf16_gflops: float = 0.0
     #: model-only FLOP/s over the bf16 rate (``mfu`` is over the rate of the precision the
-    #: model runs in: bf16 on CUDA, where the two are the same, float32 on a CPU)
+    #: model runs in: bf16 on CUDA and on a CPU with AMX, where the two are the same)
     mfu_bf16: float | None = None
     training: TrainingFigures | None = None
 
@@ -239,7 +239,8 @@ class MatmulRates:
     @property
     def native(self) -> float:
         """The rate of the precision the models run in (:func:`biosig.device.autocast`)."""
-        return self.bf16 if self.device.type == "cuda" else self.fp32
+        in_bf16 = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_bf16())
+        return self.bf16 if in_bf16 else self.fp32
 
 
 def measure_matmul_rates(device: torch.device, seconds: float) -> MatmulRates:

@@ -103,8 +103,10 @@ class ParquetTable:
             name: [_plain(row[i]) for row in self._rows] for i, name in enumerate(self.columns)
         }
         if self._writer is None:
-            table = pa.table(columns) if self._rows else pa.table(
-                {name: pa.array([], pa.string()) for name in self.columns}
+            table = (
+                pa.table(columns)
+                if self._rows
+                else pa.table({name: pa.array([], pa.string()) for name in self.columns})
             )
             self._writer = pq.ParquetWriter(self.handle, table.schema)
         else:
