@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import biosig
+from biosig.device import CPU_BF16_ENV
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("checkpoint-*"))
 
@@ -23,12 +24,23 @@ def test_there_is_a_fixture_of_this_version() -> None:
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
-def test_an_old_checkpoint_predicts_what_it_did(fixture: Path) -> None:
+@pytest.mark.parametrize(
+    ("cpu_bf16", "atol"),
+    # the fixtures' probabilities were computed in float32: equal in float32, and within
+    # bf16's precision where the CPU computes in bf16
+    [("0", 1e-6), ("1", 1e-3)],
+    ids=["float32", "bf16"],
+)
+def test_an_old_checkpoint_predicts_what_it_did(
+    fixture: Path, cpu_bf16: str, atol: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CPU_BF16_ENV, cpu_bf16)
     model = biosig.load_model(fixture / "model")
     scores = model.predict(np.load(fixture / "input.npy")).recordings
     expected = np.load(fixture / "probabilities.npy")
     columns = [f"p_{c}" for c in model.classes]
-    np.testing.assert_allclose(scores[columns].to_numpy(), expected, rtol=1e-4, atol=1e-6)
+    rtol = 1e-4 if cpu_bf16 == "0" else 0
+    np.testing.assert_allclose(scores[columns].to_numpy(), expected, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)

@@ -1,4 +1,5 @@
-"""Running out of memory: one line saying what needed it and what to change."""
+"""Device choice, the precision a CPU computes in, and running out of memory: one line
+saying what needed it and what to change."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from biosig import BiosigError
-from biosig.device import memory_for, out_of_memory
+from biosig.device import CPU_BF16_ENV, autocast, cpu_bf16, memory_for, out_of_memory
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,26 @@ def test_auto_picks_cuda_then_mps_then_the_cpu(monkeypatch: pytest.MonkeyPatch) 
         resolve_device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
+
+
+def test_cpu_bf16_follows_amx_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CPU_BF16_ENV, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert cpu_bf16()
+    monkeypatch.setenv(CPU_BF16_ENV, "0")
+    assert not cpu_bf16()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.delenv(CPU_BF16_ENV)
+    assert not cpu_bf16()
+    monkeypatch.setenv(CPU_BF16_ENV, "1")
+    assert cpu_bf16()
+
+
+@pytest.mark.parametrize(("told", "dtype"), [("1", torch.bfloat16), ("0", torch.float32)])
+def test_autocast_on_the_cpu_computes_in_the_chosen_precision(
+    told: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CPU_BF16_ENV, told)
+    layer = torch.nn.Linear(4, 2)
+    with autocast(torch.device("cpu")):
+        assert layer(torch.randn(3, 4)).dtype == dtype

@@ -17,6 +17,7 @@ from stub_plugins import InMemoryPlugin
 
 from biosig.data.normalize import NormalizationSpec, normalize
 from biosig.data.windows import window_starts
+from biosig.device import autocast
 from biosig.errors import BiosigError
 from biosig.inference.output import (
     Table,
@@ -83,7 +84,8 @@ def make_recordings(lengths: Sequence[int] = LENGTHS, seed: int = 0) -> list[Arr
 
 
 def direct_probabilities(model: torch.nn.Module, data: np.ndarray, starts: np.ndarray):
-    """The model run on each recording's windows, sliced and padded by hand, one batch."""
+    """The model run on each recording's windows, sliced and padded by hand, one batch, in
+    the precision prediction computes in (bf16 on a CPU with AMX)."""
     x = np.zeros((len(starts), data.shape[0], WINDOW), dtype=np.float32)
     lengths = np.zeros(len(starts), dtype=np.int64)
     for i, s in enumerate(starts):
@@ -91,9 +93,9 @@ def direct_probabilities(model: torch.nn.Module, data: np.ndarray, starts: np.nd
         x[i, :, : part.shape[1]] = part
         lengths[i] = part.shape[1]
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(CPU):
         logits = model(normalize(xt, lt, NormalizationSpec("window")), lt)
-    return torch.softmax(logits, -1).numpy()
+    return torch.softmax(logits.float(), -1).numpy()
 
 
 # ------------------------------------------------------------------------ predict_recordings
@@ -435,9 +437,9 @@ def test_attention_per_window_sums_to_one_and_matches_the_model(model_and_meta) 
         # the first window's weights, token by token, are the model's pooling weights
         x = torch.from_numpy(rec._data[None, :, :WINDOW].copy())
         lengths = torch.tensor([x.shape[-1]])
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(CPU):  # as prediction runs it
             _, weights = model(normalize(x, lengths, NormalizationSpec("window")), lengths, True)
-        per_token = weights.mean(1)[0].numpy()
+        per_token = weights.float().mean(1)[0].numpy()
         n = x.shape[-1]
         samples_of_token = np.minimum(8, n - 8 * np.arange(len(per_token)))  # last: n % 8
         np.testing.assert_allclose(
