@@ -29,6 +29,7 @@ from .plugin.labels import (
     whole_recording_intervals,
 )
 from .plugin.limits import check_claim, memory_budget
+from .threads import use_threads
 
 __version__ = "0.1.0"
 
@@ -93,5 +94,6 @@ __all__ = [
     "segment_intervals",
     "table_intervals",
     "train",
+    "use_threads",
     "whole_recording_intervals",
 ]
