@@ -41,8 +41,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    print("| what | precision | windows/s per repeat | MFU (of its precision's rate) |")
-    print("| --- | --- | --- | --- |")
+    print("| what | precision | windows/s per repeat | MFU (of its precision's rate) | threads |")
+    print("| --- | --- | --- | --- | --- |")
     for name, case in CASES.items():
         key = "train_windows_per_s" if "--train" in case else "model_windows_per_s"
         mfu_key = "train_mfu" if "--train" in case else "mfu"
@@ -53,7 +53,8 @@ def main() -> None:
         for precision, figures in runs.items():
             speeds = ", ".join(f"{f[key]:.1f}" for f in figures)
             mfus = ", ".join(f"{f[mfu_key]:.3f}" for f in figures)
-            print(f"| {name} | {precision} | {speeds} | {mfus} |", flush=True)
+            threads = ", ".join(str(f["threads"]) for f in figures)
+            print(f"| {name} | {precision} | {speeds} | {mfus} | {threads} |", flush=True)
 
 
 if __name__ == "__main__":

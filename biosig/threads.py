@@ -30,7 +30,7 @@ from pathlib import Path
 #: larger than the cores, and 1 000 when oversubscribed; ~10 000 spins are a few µs).
 SPIN_COUNT = "10000"
 #: Samples of the run queue taken to see whether other processes are busy, and the pause
-#: between them (the median is used, so a blip does not count).
+#: between them (the least is used, so a blip does not count).
 RUN_QUEUE_SAMPLES, RUN_QUEUE_PAUSE_S = 5, 0.01
 #: Where a container's CPU quota lives: cgroup v2, then v1 (quota and period files).
 CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -76,9 +76,10 @@ def usable_cores() -> int:
 
 
 def busy_elsewhere(stat: Path = Path("/proc/stat")) -> int:
-    """How many other threads want a CPU right now: the kernel's count of runnable threads
-    (``procs_running``) less this one, the median of a few samples. 0 where there is no
-    ``/proc`` (not Linux)."""
+    """How many other threads keep a CPU busy: the kernel's count of runnable threads
+    (``procs_running``) less this one, the least of a few samples, since a busy process is
+    runnable in every sample and a passing one (a kernel thread, a shell) is not. 0 where
+    there is no ``/proc`` (not Linux)."""
     counts = []
     for sample in range(RUN_QUEUE_SAMPLES):
         try:
@@ -91,7 +92,7 @@ def busy_elsewhere(stat: Path = Path("/proc/stat")) -> int:
         counts.append(int(running.split()[1]) - 1)
         if sample + 1 < RUN_QUEUE_SAMPLES:
             time.sleep(RUN_QUEUE_PAUSE_S)
-    return max(0, sorted(counts)[len(counts) // 2])
+    return max(0, min(counts))
 
 
 def choose_threads(requested: int | None = None, readers: int = 0) -> ThreadPolicy:

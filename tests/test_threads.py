@@ -74,6 +74,23 @@ def test_busy_count_is_the_run_queue_less_this_thread(
     assert busy_elsewhere(tmp_path / "absent") == 0
 
 
+class Samples:
+    """A ``/proc/stat`` whose run queue changes from one read to the next."""
+
+    def __init__(self, *running: int) -> None:
+        self.running = list(running)
+
+    def read_text(self) -> str:
+        return f"cpu  1 2 3\nprocs_running {self.running.pop(0)}\n"
+
+
+def test_a_passing_thread_is_not_a_busy_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "RUN_QUEUE_PAUSE_S", 0.0)
+    # a kernel thread or a shell runnable in some samples; two busy processes in every one
+    assert busy_elsewhere(Samples(3, 4, 3, 3, 5)) == 2
+    assert busy_elsewhere(Samples(2, 1, 1, 2, 1)) == 0
+
+
 def test_free_cores_less_busy_ones_and_extra_readers(machine) -> None:
     machine(8, 3)
     assert choose_threads() == ThreadPolicy(5, "free cores", 8, 3)

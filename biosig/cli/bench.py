@@ -127,6 +127,7 @@ def _report(result: BenchResult) -> list[str]:
         f"window              {result.window}",
         f"batch size          {result.batch_size}",
         f"reader threads      {result.workers}",
+        f"compute threads     {result.threads}",
         f"model only          {result.model_windows_per_s:,.1f} windows/s",
         f"end to end          {result.e2e_windows_per_s:,.1f} windows/s",
         f"end to end / model  {result.e2e_over_model:.3f}",

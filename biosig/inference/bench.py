@@ -203,13 +203,15 @@ class BenchResult:
     #: model runs in: bf16 on CUDA and on a CPU with AMX, where the two are the same)
     mfu_bf16: float | None = None
     training: TrainingFigures | None = None
+    #: torch's intra-op threads during the measurement (biosig's thread policy, --threads)
+    threads: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         keys = (
             "device", "preset", "window", "batch_size", "workers", "compile",
             "model_windows_per_s", "e2e_windows_per_s", "e2e_over_model", "peak_host_mb",
             "peak_device_mb", "mfu", "mfu_bf16", "matmul_fp32_gflops", "matmul_bf16_gflops",
-            "kernel_features",
+            "kernel_features", "threads",
         )  # fmt: skip
         figures = {k: getattr(self, k) for k in keys}
         if self.training is not None:
@@ -354,6 +356,7 @@ def run_bench(
         peak_host_mb(), peak_device, achieved / rates.native, plugin.name, len(recordings),
         e2e.windows, count_parameters(classifier), classifier.config.kernel_features,
         rates.fp32 / 1e9, rates.bf16 / 1e9, achieved / rates.bf16, trained,
+        torch.get_num_threads(),
     )  # fmt: skip
 
 

@@ -241,8 +241,10 @@ def test_predict_formats(workdir: Path, tmp_path: Path, run_cli, fmt: str) -> No
         )
         assert twin.code == 0, twin.err
         tsv = pd.read_csv(tmp_path / "tsv" / "windows.tsv", sep="\t", keep_default_na=False)
-        assert frame[["recording", "label"]].astype(str).equals(
-            tsv[["recording", "label"]].astype(str)
+        assert (
+            frame[["recording", "label"]]
+            .astype(str)
+            .equals(tsv[["recording", "label"]].astype(str))
         )
         np.testing.assert_allclose(frame[P_COLUMNS], tsv[P_COLUMNS], atol=TOLERANCE)
 

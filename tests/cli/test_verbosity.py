@@ -91,8 +91,9 @@ def test_quiet_training_prints_only_its_run_directory(arrays: Path, run_cli) -> 
     assert again.code == 0, again.err
     assert again.out.splitlines() == ["quiet"]
     # the same training, whatever was printed
-    assert json.loads((arrays / "quiet" / "best" / "biosig.json").read_text())["classes"] == (
-        json.loads((arrays / "said" / "best" / "biosig.json").read_text())["classes"]
+    assert (
+        json.loads((arrays / "quiet" / "best" / "biosig.json").read_text())["classes"]
+        == (json.loads((arrays / "said" / "best" / "biosig.json").read_text())["classes"])
     )
 
 

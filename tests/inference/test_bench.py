@@ -20,6 +20,7 @@ KEYS = {
     "workers", "compile",  # the settings measured, beside the figures the issue names
     "kernel_features",  # the random-kernel branch a default training run gives the model
     "mfu_bf16", "matmul_fp32_gflops", "matmul_bf16_gflops",  # MFU's denominators, measured
+    "threads",  # torch's intra-op threads while measuring
 }  # fmt: skip
 TRAIN_KEYS = {"train_windows_per_s", "train_batch_size", "train_mfu", "train_mfu_bf16"}
 QUICK = ("--preset", "tiny", "--window", "64", "--batch-size", "32", "--seconds", "0.2")
@@ -35,6 +36,7 @@ def test_json_holds_every_figure(synthetic_npy: Path, run_cli) -> None:
     assert (figures["device"], figures["preset"], figures["window"]) == ("cpu", "tiny", 64)
     assert figures["batch_size"] == 32
     assert (figures["workers"], figures["compile"]) == (1, False)
+    assert figures["threads"] == torch.get_num_threads()  # in-process: the test's own
     assert figures["kernel_features"] == 9996
     assert figures["model_windows_per_s"] > 0 and figures["e2e_windows_per_s"] > 0
     ratio = figures["e2e_windows_per_s"] / figures["model_windows_per_s"]
