@@ -43,14 +43,17 @@ def cpu_bf16() -> bool:
     return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
+def computes_in_bf16(device: torch.device) -> bool:
+    """Whether models on ``device`` run under bf16 autocast: on CUDA (no loss scaling
+    needed, unlike fp16) and on a CPU with native bf16 matrix units (:func:`cpu_bf16`)."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16())
+
+
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (no loss scaling needed, unlike fp16) and on a CPU with native
-    bf16 matrix units (:func:`cpu_bf16`); full precision otherwise. Losses, the
+    """bf16 autocast where :func:`computes_in_bf16`, full precision otherwise. Losses, the
     random-kernel features and the ridge logits stay in float32 either way."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and cpu_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if computes_in_bf16(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

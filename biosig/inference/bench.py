@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import CheckpointMeta, plugin_stamp
 from ..data.normalize import NormalizationSpec, normalize
 from ..data.windows import plan_windows
-from ..device import autocast, cpu_bf16, memory_for, resolve_device
+from ..device import autocast, computes_in_bf16, memory_for, resolve_device
 from ..errors import BiosigError
 from ..nn.model import SignalNet, count_parameters, model_config
 from ..nn.presets import KERNEL_FEATURES, MIN_KERNEL_FEATURES
@@ -241,8 +241,7 @@ class MatmulRates:
     @property
     def native(self) -> float:
         """The rate of the precision the models run in (:func:`biosig.device.autocast`)."""
-        in_bf16 = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_bf16())
-        return self.bf16 if in_bf16 else self.fp32
+        return self.bf16 if computes_in_bf16(self.device) else self.fp32
 
 
 def measure_matmul_rates(device: torch.device, seconds: float) -> MatmulRates:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from biosig.data.normalize import NormalizationSpec
-from biosig.device import cpu_bf16
+from biosig.device import computes_in_bf16
 from biosig.inference.bench import flops_per_window, model_throughput
 from biosig.nn.model import SignalNet, model_config
 from biosig.training.throughput import training_flops_per_window, training_step
@@ -23,6 +23,7 @@ KEYS = {
     "threads",  # torch's intra-op threads while measuring
 }  # fmt: skip
 TRAIN_KEYS = {"train_windows_per_s", "train_batch_size", "train_mfu", "train_mfu_bf16"}
+CPU = torch.device("cpu")
 QUICK = ("--preset", "tiny", "--window", "64", "--batch-size", "32", "--seconds", "0.2")
 
 
@@ -51,7 +52,7 @@ def test_json_holds_every_figure(synthetic_npy: Path, run_cli) -> None:
 
 def bf16_over_native(figures: dict) -> float:
     """The bf16 matrix rate over the rate of the precision the model ran in."""
-    native = "matmul_bf16_gflops" if cpu_bf16() else "matmul_fp32_gflops"
+    native = "matmul_bf16_gflops" if computes_in_bf16(CPU) else "matmul_fp32_gflops"
     return figures["matmul_bf16_gflops"] / figures[native]
 
 
