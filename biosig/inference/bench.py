@@ -12,6 +12,7 @@ times the optimiser steps ``biosig train`` takes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import resource
@@ -37,7 +38,7 @@ from ..nn.presets import KERNEL_FEATURES, MIN_KERNEL_FEATURES
 from ..plugin.contract import Plugin, Recording, iter_recordings
 from ..plugin.registry import get_plugin
 from ..training.config import BATCH_SIZE
-from ..training.throughput import training_flops_per_window, training_step
+from ..training.throughput import training_step
 from .stream import predict_recordings
 
 #: Each measurement runs at least this long (after a warm-up), so timer noise stays small.
@@ -145,15 +146,23 @@ def end_to_end_throughput(
     return Throughput(windows, time.perf_counter() - started)
 
 
-def flops_per_window(model: torch.nn.Module, n_channels: int, window: int) -> float:
-    """Floating-point operations of one forward pass on one window (a multiply-add counts
-    two), counted by ``torch.utils.flop_counter`` on the CPU."""
+def flops_per_window(
+    model: torch.nn.Module, n_channels: int, window: int, backward: bool = False
+) -> float:
+    """Floating-point operations on one window (a multiply-add counts two) of the forward
+    pass, or with ``backward`` of the forward and backward passes as training takes them
+    (the optimiser's few operations per parameter left out, as MFU conventionally does),
+    counted by ``torch.utils.flop_counter`` on the CPU."""
     was = next(model.parameters()).device
-    model = model.to("cpu").eval()
+    model = model.to("cpu").train(backward)
     x = torch.randn(1, n_channels, window)
     lengths = torch.full((1,), window)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(x, lengths)
+    grad = contextlib.nullcontext() if backward else torch.inference_mode()
+    with grad, FlopCounterMode(display=False) as counter:
+        logits = model(x, lengths)
+        if backward:
+            logits.sum().backward()
+    model.zero_grad(set_to_none=True)
     model.to(was)
     return float(counter.get_total_flops())
 
@@ -267,7 +276,7 @@ def training_figures(
     branch left out: its features are computed once per window before training, not per
     step) in batches of ``batch_size``, and its MFU."""
     network = SignalNet(model_config(preset, n_channels, 2)).to(device)
-    flops = training_flops_per_window(network, n_channels, window)
+    flops = flops_per_window(network, n_channels, window, backward=True)
     model = torch.compile(network) if compile_model else network
     step = training_step(model, n_channels, window, batch_size, device, NormalizationSpec("window"))
     throughput = timed(step, batch_size, device, seconds)

@@ -1,12 +1,11 @@
-"""Training speed: windows per second through the steps ``biosig train`` takes, and the
-floating-point operations each window costs there."""
+"""Training speed: the optimiser step ``biosig train`` takes, on random windows, for
+``bench --train`` to time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..data.normalize import NormalizationSpec, normalize
 from ..device import autocast, memory_for
@@ -52,18 +51,3 @@ def training_step(
             optimizer.step()
 
     return step
-
-
-def training_flops_per_window(model: torch.nn.Module, n_channels: int, window: int) -> float:
-    """Floating-point operations of the forward and backward pass on one window (a
-    multiply-add counts two), counted by ``torch.utils.flop_counter`` on the CPU; the
-    optimiser's few operations per parameter are left out, as MFU conventionally does."""
-    was = next(model.parameters()).device
-    model = model.to("cpu").train()
-    x = torch.randn(1, n_channels, window)
-    lengths = torch.full((1,), window)
-    with FlopCounterMode(display=False) as counter:
-        model(x, lengths).sum().backward()
-    model.zero_grad(set_to_none=True)
-    model.to(was)
-    return float(counter.get_total_flops())

@@ -12,7 +12,7 @@ from biosig.data.normalize import NormalizationSpec
 from biosig.device import computes_in_bf16
 from biosig.inference.bench import flops_per_window, model_throughput
 from biosig.nn.model import SignalNet, model_config
-from biosig.training.throughput import training_flops_per_window, training_step
+from biosig.training.throughput import training_step
 
 KEYS = {
     "device", "preset", "window", "batch_size", "model_windows_per_s", "e2e_windows_per_s",
@@ -109,7 +109,7 @@ def test_training_flops_are_forward_and_backward() -> None:
     model = SignalNet(model_config("tiny", 1, 2))
     forward = flops_per_window(model, 1, 512)
     # the backward pass costs about twice the forward: gradients of inputs and of weights
-    assert 2.5 < training_flops_per_window(model, 1, 512) / forward < 3.5
+    assert 2.5 < flops_per_window(model, 1, 512, backward=True) / forward < 3.5
     assert all(p.grad is None for p in model.parameters())  # counting leaves no gradients
 
 
