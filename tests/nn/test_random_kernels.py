@@ -85,6 +85,28 @@ def test_a_padded_window_has_the_features_of_the_window_alone() -> None:
     assert torch.allclose(together[1], alone[0], atol=1e-6)
 
 
+def test_features_are_the_proportion_of_valid_positions_above_each_bias() -> None:
+    # A plain reference: one convolution per dilation, every bias compared over the valid
+    # positions only; 300 samples is not a whole number of the branch's count groups, and
+    # rounded values put outputs exactly on biases, where "above" must stay strict.
+    branch = _fitted(channels=2, window=300)
+    x = torch.round(3 * torch.randn(3, 2, 300, generator=torch.Generator().manual_seed(2)))
+    lengths = torch.tensor([300, 211, 5])
+    x[1, :, 211:] = 0.0
+    x[2, :, 5:] = 0.0
+    expected = []
+    for d, biases in enumerate(branch._bias_slices()):
+        out = branch._convolve(x, d)  # [3, 84, 300]
+        for i, length in enumerate(lengths.tolist()):
+            valid = out[i, :, :length, None]  # [84, length, 1]
+            above = (valid > branch.biases[None, :, biases].transpose(0, 1)).float().mean(1)
+            expected.append((i, above.flatten()))
+    reference = torch.stack([torch.cat([e for j, e in expected if j == i]) for i in range(3)])
+    branch.mean.zero_()
+    branch.scale.fill_(1.0)  # the raw proportions
+    assert torch.allclose(branch(x, lengths), reference, atol=1e-6)
+
+
 def test_biases_come_from_the_training_windows_and_the_seed() -> None:
     a, b = _fitted(), _fitted()
     assert torch.equal(a.biases, b.biases) and a.biases.abs().sum() > 0
