@@ -45,6 +45,12 @@ def bench(case: tuple[str, ...], env: dict[str, str], seconds: float) -> dict:
     return json.loads(done.stdout)
 
 
+def _figure(value: float | None) -> str:
+    """Three decimals, or n/a where a version's ``bench`` did not report it (an older
+    version gave no MFU on a CPU)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=2)
@@ -65,7 +71,7 @@ def main() -> None:
                 runs[variant].append(bench(case, env, args.seconds))
         for precision, figures in runs.items():
             speeds = ", ".join(f"{f[key]:.1f}" for f in figures)
-            mfus = ", ".join(f"{f.get(mfu_key, float('nan')):.3f}" for f in figures)
+            mfus = ", ".join(_figure(f.get(mfu_key)) for f in figures)
             threads = ", ".join(str(f.get("threads", "?")) for f in figures)
             print(f"| {name} | {precision} | {speeds} | {mfus} | {threads} |", flush=True)
 
