@@ -407,15 +407,22 @@ def fresh_plugin(name: str) -> Any:
 
 def pipeline_reading(pipeline: str) -> Reading:
     """The reading a pipeline file sets up (its values over the plugin's defaults)."""
-    from biosig.pipeline import load_pipeline
+    from biosig.pipeline import load_pipeline, relative_to_pipeline
 
     flat = load_pipeline(REPO / pipeline)
     plugin = fresh_plugin(flat["plugin"])
-    known = {o.name for o in plugin.options}
+    # A path option (the vibration manifest) is read from the pipeline's folder, as `train
+    # --pipeline` reads it.
+    paths = {o.name for o in plugin.options if o.path}
+    options = {
+        k: relative_to_pipeline(REPO / pipeline, v) if k in paths else v
+        for k, v in flat.items()
+        if k in {o.name for o in plugin.options}
+    }
     defaults = plugin.defaults
     return Reading(
         plugin=plugin.name,
-        options={k: v for k, v in flat.items() if k in known},
+        options=options,
         labels=str(flat["labels"]),
         window=int(flat.get("window") or defaults.window),
         hop=int(flat.get("hop") or defaults.hop),
