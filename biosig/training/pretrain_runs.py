@@ -147,7 +147,7 @@ def _backbone_meta(
         preprocessing=dataclasses.asdict(plugin.defaults),
         pretraining={
             **pretrain_meta(request.config),
-            "inputs": [str(i) for i in request.inputs],
+            "inputs": [os.path.abspath(i) for i in request.inputs],
             "val_fraction": request.val_fraction,
             "split": split_used,
             "n_train_windows": int(len(train_idx)),

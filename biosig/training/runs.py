@@ -231,7 +231,9 @@ def _run_training(
         plugin_options=plugin.settings,
         normalization_scores=scores,
     )
-    meta = _checkpoint_meta(request, plugin, model, choices, data, norm_spec, scores, device, world)
+    meta = _checkpoint_meta(
+        resolved, plugin, model, choices, data, norm_spec, scores, device, world
+    )  # the absolute inputs: evaluate compares them with files scored from anywhere
     _announce(meta, model, data, device, world, echo)
     try:
         if world.is_main:

@@ -337,7 +337,7 @@ def test_paths_after_input_are_inputs_too(workdir: Path, tmp_path: Path, run_cli
     )
     assert trained.code == 0, trained.err
     meta = json.loads((tmp_path / "model" / "best" / "biosig.json").read_text())
-    assert meta["training"]["inputs"] == ["a.npy", "b.npy"]
+    assert meta["training"]["inputs"] == [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
     assert meta["training"]["n_recordings"] == len(signals)
     evaluated = run_cli(
         "evaluate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,28 @@ def test_evaluate_on_the_training_file_warns_and_the_checkpoint_keeps_its_rates(
     scored = run_cli("evaluate", "--model", "m", "--input", signals, "--labels", labels)
     assert scored.code == 0, scored.err
     assert "1 of the 1 files scored were among the model's training inputs" in scored.err
+
+
+def test_a_file_of_the_same_relative_name_elsewhere_is_not_taken_for_a_training_input(
+    in_tmp: Path, synthetic_npy: Path, run_cli, monkeypatch
+) -> None:
+    # Trained from one folder on data/signals.npy, scored from another on its own
+    # data/signals.npy: the checkpoint keeps where the training inputs were, not the
+    # relative name as typed.
+    for side in ("train", "test"):
+        (in_tmp / side / "data").mkdir(parents=True)
+        for name in ("signals.npy", "labels.npy"):
+            shutil.copy(synthetic_npy / name, in_tmp / side / "data" / name)
+    monkeypatch.chdir(in_tmp / "train")
+    trained = run_cli(
+        "train", "--plugin", "numpy", "--input", "data/signals.npy",
+        "--labels", "data/labels.npy", "--preset", "tiny", "--epochs", "1", "--out", "../m",
+    )  # fmt: skip
+    assert trained.code == 0, trained.err
+    info = json.loads((in_tmp / "m" / "best" / "biosig.json").read_text())
+    assert info["training"]["inputs"] == [str(in_tmp / "train" / "data" / "signals.npy")]
+    monkeypatch.chdir(in_tmp / "test")
+    args = ("--model", "../m", "--input", "data/signals.npy", "--labels", "data/labels.npy")
+    scored = run_cli("evaluate", *args)
+    assert scored.code == 0, scored.err
+    assert "training inputs" not in scored.err
