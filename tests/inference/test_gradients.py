@@ -45,14 +45,16 @@ def planted(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def planted_model() -> SignalNet:
-    """A tiny model trained (30 steps, a few seconds) to tell the bump from the dip."""
+    """A tiny model trained (60 steps, a few seconds) to tell the bump from the dip. After
+    30 steps it already told them apart, but its gradients peaked inside the segment in 27
+    of 32 windows on one machine and 23 on another: too close to the bar below."""
     torch.manual_seed(0)
     x, y = planted(256, np.random.default_rng(0))
     model = SignalNet(model_config("tiny", 1, 2))
     optimiser = torch.optim.AdamW(model.parameters(), 3e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     lengths = torch.full((len(x),), WINDOW)
-    for _ in range(30):
+    for _ in range(60):
         batch = torch.randint(0, len(x), (64,))
         logits = model(normalize(xt[batch], lengths[batch], WINDOW_NORM), lengths[batch])
         loss = torch.nn.functional.cross_entropy(logits, yt[batch])
@@ -75,7 +77,7 @@ def test_gradients_peak_inside_the_planted_segment(planted_model: SignalNet) -> 
     attribution = np.abs(pred.explanation)
     assert attribution.shape == (32, WINDOW) and attribution.dtype == np.float32
     # Most windows peak inside it, each on its own (a large noise sample elsewhere can
-    # outweigh it in a few: 27 of 32 when measured); their mean peaks there always.
+    # outweigh it in a few: 32 of 32 when measured); their mean peaks there always.
     peaks = attribution.argmax(1)
     assert ((peaks >= SEGMENT.start) & (peaks < SEGMENT.stop)).mean() >= 0.75
     share = attribution[:, SEGMENT].sum(1) / attribution.sum(1)
