@@ -21,7 +21,7 @@ from ..data.split import choose_split
 from ..data.store import ExampleStore
 from ..nn.layers.random_kernels import RandomKernelFeatures
 from .config import RIDGE_WINDOWS
-from .ridge import fit_ridge
+from .ridge import RidgeFit, fit_ridge
 
 #: Training windows that the biases and feature statistics are drawn from, at most.
 FIT_WINDOWS = 512
@@ -135,16 +135,7 @@ def fit_random_kernels(
     for member in members[1:]:
         member.random_kernels.load_state_dict(branch.state_dict())
     ridge_idx = np.sort(rng.permutation(train_idx)[:RIDGE_WINDOWS])
-    fitted = fit_ridge(
-        _features(branch, store, ridge_idx, normalization),
-        store.y[ridge_idx],
-        len(store.classes),
-        label_smoothing,
-        held_out_groups(store, ridge_idx),
-    )
-    for member in members:
-        member.ridge_weight.copy_(fitted.weight)
-        member.ridge_bias.copy_(fitted.bias)
+    fitted = _fit_ridge_of(members, store, ridge_idx, normalization, label_smoothing)
     echo(
         f"random-kernel ridge model: {branch.n_features} features, alpha {fitted.alpha:.3g}, "
         f"held-out accuracy {fitted.loo_accuracy:.4f} on {len(ridge_idx)} training windows"
@@ -155,6 +146,53 @@ def fit_random_kernels(
     other_logits = members[0].ridge_logits_of(_features(branch, store, others, normalization))
     indices = np.concatenate([ridge_idx, others])
     return KernelLogits(len(store), indices, torch.cat([fitted.loo_logits, other_logits]))
+
+
+def refit_ridge(
+    model: torch.nn.Module,
+    store: ExampleStore,
+    labelled_idx: np.ndarray,
+    normalization: NormalizationSpec,
+    seed: int,
+    label_smoothing: float = 0.0,
+) -> RidgeFit | None:
+    """Fit ``model``'s ridge classifier again (in every network of an ensemble), on
+    ``labelled_idx``: the training and the validation windows, once validation has chosen
+    the epoch. The branch's biases and statistics stay as training drew them. ``None`` for
+    a model without the branch.
+
+    Validation windows are labelled data the closed-form model has not learnt from; with
+    them it learns from a quarter more (a fifth held out), as MiniRocket, which selects
+    nothing, learns from every training series. The network was trained on the ridge
+    model's held-out logits, which stand for its logits on windows it has not seen."""
+    members = _branch_of(model)
+    if not members:
+        return None
+    rng = np.random.default_rng(seed)
+    ridge_idx = np.sort(rng.permutation(np.asarray(labelled_idx))[:RIDGE_WINDOWS])
+    return _fit_ridge_of(members, store, ridge_idx, normalization, label_smoothing)
+
+
+def _fit_ridge_of(
+    members: list[torch.nn.Module],
+    store: ExampleStore,
+    ridge_idx: np.ndarray,
+    normalization: NormalizationSpec,
+    label_smoothing: float,
+) -> RidgeFit:
+    """The ridge model of windows ``ridge_idx``' random-kernel features, copied into every
+    network of ``members``."""
+    fitted = fit_ridge(
+        _features(members[0].random_kernels, store, ridge_idx, normalization),
+        store.y[ridge_idx],
+        len(store.classes),
+        label_smoothing,
+        held_out_groups(store, ridge_idx),
+    )
+    for member in members:
+        member.ridge_weight.copy_(fitted.weight)
+        member.ridge_bias.copy_(fitted.bias)
+    return fitted
 
 
 def normalization_spec(mode: str, store: ExampleStore, train_idx: np.ndarray) -> NormalizationSpec:

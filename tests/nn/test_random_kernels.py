@@ -22,6 +22,7 @@ from biosig.training.kernel_features import (
     choose_normalization,
     fit_random_kernels,
     held_out_groups,
+    refit_ridge,
 )
 from biosig.training.ridge import fit_ridge
 from biosig.training.trainer import mix_batch
@@ -159,6 +160,30 @@ def test_training_windows_get_leave_one_out_logits_and_the_rest_predicted_ones()
         KernelLogits(4, np.array([0, 2]), torch.zeros(2, 2))[np.array([1])]
     plain = build_classifier(model_config("tiny", 2, 2))
     assert fit_random_kernels(plain, store, train, val, NORM, seed=0, echo=_quiet) is None
+
+
+def test_the_ridge_model_is_refitted_on_the_validation_windows_too() -> None:
+    config = model_config("tiny", 2, 2, kernel_features=168, kernel_window=96)
+    model = build_classifier(config, n_members=2)
+    store = _store()
+    train, val = np.arange(16), np.arange(16, 24)
+    fit_random_kernels(model, store, train, val, NORM, seed=0, echo=_quiet)
+    first, second = model.members
+    biases, on_train = first.random_kernels.biases.clone(), first.ridge_weight.clone()
+    fitted = refit_ridge(model, store, np.union1d(train, val), NORM, seed=0)
+    assert fitted is not None and len(fitted.loo_logits) == 24
+    # the ridge model of all 24 windows' features, in both networks; the branch unchanged
+    features = first.random_kernels(
+        normalize(torch.from_numpy(store.x), torch.from_numpy(store.lengths), NORM),
+        torch.from_numpy(store.lengths),
+    )
+    expected = fit_ridge(features, store.y, 2, groups=held_out_groups(store, np.arange(24)))
+    assert torch.allclose(first.ridge_weight, expected.weight, atol=1e-5)
+    assert torch.equal(first.ridge_weight, second.ridge_weight)
+    assert not torch.allclose(first.ridge_weight, on_train, atol=1e-4)
+    assert torch.equal(first.random_kernels.biases, biases)
+    plain = build_classifier(model_config("tiny", 2, 2))
+    assert refit_ridge(plain, store, np.arange(24), NORM, seed=0) is None
 
 
 def test_ridge_leave_one_out_is_the_refit_without_each_window() -> None:

@@ -184,3 +184,21 @@ def test_training_that_learnt_nothing_says_so(tmp_path: Path, run_cli) -> None:
     warning = [line for line in result.err_lines if "has not learnt" in line]
     assert len(warning) == 1, result.err
     assert "for every window" in warning[0] and "--epochs" in warning[0]
+
+
+def test_the_saved_ridge_model_learns_from_the_validation_windows_too(
+    tmp_path: Path, run_cli, synthetic_npy: Path
+) -> None:
+    result = train(run_cli, synthetic_npy, tmp_path / "r", "--val-fraction", "0.3")
+    assert result.code == 0, result.err
+    info = meta(tmp_path / "r")
+    labelled = info["training"]["n_train_windows"] + info["training"]["n_val_windows"]
+    assert info["training"]["n_val_windows"] > 0
+    assert info["training"]["ridge_windows"] == labelled
+    last = json.loads((tmp_path / "r" / "last" / "biosig.json").read_text())
+    assert last["training"]["ridge_windows"] == labelled
+    assert f"ridge model refitted on the {labelled} training and validation windows" in result.out
+    # nothing held out, nothing to add: the ridge model already learnt from every window
+    plain = train(run_cli, synthetic_npy, tmp_path / "p", "--val-fraction", "0")
+    assert plain.code == 0, plain.err
+    assert "ridge_windows" not in meta(tmp_path / "p")["training"]
