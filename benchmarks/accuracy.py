@@ -413,11 +413,11 @@ def pipeline_reading(pipeline: str) -> Reading:
     plugin = fresh_plugin(flat["plugin"])
     # A path option (the vibration manifest) is read from the pipeline's folder, as `train
     # --pipeline` reads it.
-    paths = {o.name for o in plugin.options if o.path}
+    known = {o.name: o for o in plugin.options}
     options = {
-        k: relative_to_pipeline(REPO / pipeline, v) if k in paths else v
+        k: relative_to_pipeline(REPO / pipeline, v) if known[k].path and v else v
         for k, v in flat.items()
-        if k in {o.name for o in plugin.options}
+        if k in known
     }
     defaults = plugin.defaults
     return Reading(

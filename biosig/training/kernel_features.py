@@ -149,23 +149,24 @@ def fit_random_kernels(
 
 
 def refit_ridge(
-    model: torch.nn.Module,
+    models: list[torch.nn.Module],
     store: ExampleStore,
     labelled_idx: np.ndarray,
     normalization: NormalizationSpec,
     seed: int,
     label_smoothing: float = 0.0,
 ) -> RidgeFit | None:
-    """Fit ``model``'s ridge classifier again (in every network of an ensemble), on
-    ``labelled_idx``: the training and the validation windows, once validation has chosen
-    the epoch. The branch's biases and statistics stay as training drew them. ``None`` for
-    a model without the branch.
+    """Fit the ridge classifier of ``models`` (saved states of one training run, whose
+    random-kernel branches are the same frozen features) again, once, on ``labelled_idx``:
+    the training and the validation windows, once validation has chosen the epoch; copied
+    into every network of each. The branch's biases and statistics stay as training drew
+    them. ``None`` for models without the branch.
 
     Validation windows are labelled data the closed-form model has not learnt from; with
     them it learns from a quarter more (a fifth held out), as MiniRocket, which selects
     nothing, learns from every training series. The network was trained on the ridge
     model's held-out logits, which stand for its logits on windows it has not seen."""
-    members = _branch_of(model)
+    members = [member for model in models for member in _branch_of(model)]
     if not members:
         return None
     rng = np.random.default_rng(seed)

@@ -267,28 +267,28 @@ def _run_training(
 def _refit_ridge_on_validation(
     run_dir: Path, data: _Data, norm_spec: NormalizationSpec, config: TrainConfig, echo
 ) -> None:
-    """Once validation has chosen the epoch, the saved models' ridge classifiers learn from
-    the validation windows too (:func:`refit_ridge`); their recorded validation scores are
-    those the epoch was chosen by."""
+    """Once validation has chosen the epoch, the saved models' ridge classifier learns from
+    the validation windows too (:func:`refit_ridge`, one fit for ``best/`` and ``last/``);
+    their recorded validation scores are those the epoch was chosen by."""
     if not len(data.val_idx):
         return
+    saved = [run_dir / name for name in ("best", "last") if (run_dir / name).is_dir()]
+    loaded = [load_checkpoint(directory) for directory in saved]
     labelled = np.union1d(data.train_idx, data.val_idx)
-    for name in ("best", "last"):
-        if not (run_dir / name).is_dir():
-            continue
-        model, meta = load_checkpoint(run_dir / name)
-        fitted = refit_ridge(
-            model, data.store, labelled, norm_spec, config.seed, config.label_smoothing
-        )
-        if fitted is None:
-            return
-        training = {**(meta.training or {}), "ridge_windows": int(len(fitted.loo_logits))}
-        save_checkpoint(run_dir / name, model, dataclasses.replace(meta, training=training))
-        if name == "best":
-            echo(
-                f"ridge model refitted on the {len(fitted.loo_logits)} training and validation "
-                f"windows (alpha {fitted.alpha:.3g}, held-out accuracy {fitted.loo_accuracy:.4f})"
-            )
+    fitted = refit_ridge(
+        [model for model, _ in loaded], data.store, labelled, norm_spec, config.seed,
+        config.label_smoothing,
+    )  # fmt: skip
+    if fitted is None:
+        return
+    windows = len(fitted.loo_logits)
+    for directory, (model, meta) in zip(saved, loaded, strict=True):
+        training = {**(meta.training or {}), "ridge_windows": windows}
+        save_checkpoint(directory, model, dataclasses.replace(meta, training=training))
+    echo(
+        f"ridge model refitted on the {windows} training and validation windows "
+        f"(alpha {fitted.alpha:.3g}, held-out accuracy {fitted.loo_accuracy:.4f})"
+    )
 
 
 def _resolve_choices(request: TrainRequest, plugin: Plugin) -> _Choices:

@@ -5,6 +5,8 @@ training fits them and stacks the network on their leave-one-out logits
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -170,7 +172,8 @@ def test_the_ridge_model_is_refitted_on_the_validation_windows_too() -> None:
     fit_random_kernels(model, store, train, val, NORM, seed=0, echo=_quiet)
     first, second = model.members
     biases, on_train = first.random_kernels.biases.clone(), first.ridge_weight.clone()
-    fitted = refit_ridge(model, store, np.union1d(train, val), NORM, seed=0)
+    later = copy.deepcopy(model)  # another saved state of the run (last/ beside best/)
+    fitted = refit_ridge([model, later], store, np.union1d(train, val), NORM, seed=0)
     assert fitted is not None and len(fitted.loo_logits) == 24
     # the ridge model of all 24 windows' features, in both networks; the branch unchanged
     features = first.random_kernels(
@@ -180,10 +183,11 @@ def test_the_ridge_model_is_refitted_on_the_validation_windows_too() -> None:
     expected = fit_ridge(features, store.y, 2, groups=held_out_groups(store, np.arange(24)))
     assert torch.allclose(first.ridge_weight, expected.weight, atol=1e-5)
     assert torch.equal(first.ridge_weight, second.ridge_weight)
+    assert all(torch.equal(m.ridge_weight, first.ridge_weight) for m in later.members)
     assert not torch.allclose(first.ridge_weight, on_train, atol=1e-4)
     assert torch.equal(first.random_kernels.biases, biases)
     plain = build_classifier(model_config("tiny", 2, 2))
-    assert refit_ridge(plain, store, np.arange(24), NORM, seed=0) is None
+    assert refit_ridge([plain], store, np.arange(24), NORM, seed=0) is None
 
 
 def test_ridge_leave_one_out_is_the_refit_without_each_window() -> None:
